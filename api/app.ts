@@ -1,0 +1,76 @@
+/** `buildApp(deps)`: the Fastify application without `listen`, so tests drive it with `app.inject`. */
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { AppConfig } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import { VERSION } from '../core/version.js';
+import type { Pool } from '../db/pool.js';
+import { ErrorResponse, registerErrorHandlers } from './errors.js';
+import { createMetricsRegistry, registerHttpMetrics } from './metrics.js';
+import type { TokenVerifier } from './plugins/auth.js';
+import { selfCheckRoutes } from './routes/self-checks.js';
+import { systemRoutes } from './routes/system.js';
+import type { TemporalFacade } from './temporal/facade.js';
+
+/** Everything the API needs; the server wires real ones, tests wire real ones too. */
+export interface AppDeps {
+  config: AppConfig;
+  logger: Logger;
+  pool: Pool;
+  temporal: TemporalFacade;
+  verifyToken: TokenVerifier;
+  metrics: Registry;
+  /** Prefix of task queue names (tests isolate runs with it). */
+  taskQueuePrefix?: string;
+}
+
+/** Builds the API. The caller owns (and closes) the pool and the Temporal facade. */
+export async function buildApp(deps: Omit<AppDeps, 'metrics'> & { metrics?: Registry }): Promise<FastifyInstance> {
+  const full: AppDeps = { ...deps, metrics: deps.metrics ?? createMetricsRegistry() };
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    genReqId: (req) => {
+      const header = req.headers['x-request-id'];
+      return typeof header === 'string' && /^[\w.-]{1,128}$/.test(header) ? header : randomUUID();
+    },
+    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
+    bodyLimit: 1024 * 1024,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addSchema(ErrorResponse);
+  registerErrorHandlers(app);
+  registerHttpMetrics(app, full.metrics);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'StellaOps Workflows API', version: VERSION },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get(
+    '/openapi.json',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'OpenAPI document',
+        response: { 200: Type.Object({}, { additionalProperties: true }) },
+      },
+    },
+    async () => app.swagger(),
+  );
+
+  await app.register(systemRoutes, { deps: full });
+  await app.register(selfCheckRoutes, { deps: full });
+  return app;
+}

@@ -1,0 +1,102 @@
+/**
+ * Bearer-token authentication: JWTs verified with a JWKS, a configured public key, or the local key, carrying
+ * a `tenant` claim and scopes (`scope` string or `scp` array). A `X-StellaOps-Tenant` header, when sent, must
+ * equal the token's tenant.
+ */
+import { createPublicKey } from 'node:crypto';
+import {
+  createRemoteJWKSet,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type KeyObject,
+  type CryptoKey,
+} from 'jose';
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import { forbidden, unauthorized } from '../errors.js';
+
+/** Header that names the tenant of a request. */
+export const TENANT_HEADER = 'x-stellaops-tenant';
+
+/** The authenticated caller. */
+export interface Principal {
+  subject: string;
+  tenantId: string;
+  scopes: ReadonlySet<string>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+/** Verifies a bearer token and returns its principal. */
+export type TokenVerifier = (token: string) => Promise<Principal>;
+
+/** Where verification keys come from. */
+export type VerificationKey = { jwksUrl: string } | { publicKeyPem: string } | { key: CryptoKey | KeyObject };
+
+const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Creates a verifier for tokens of `issuer`/`audience` signed with `source`. */
+export function createTokenVerifier(
+  source: VerificationKey,
+  options: { issuer: string; audience: string },
+): TokenVerifier {
+  let key: JWTVerifyGetKey | CryptoKey | KeyObject;
+  if ('jwksUrl' in source) key = createRemoteJWKSet(new URL(source.jwksUrl));
+  else if ('publicKeyPem' in source) key = createPublicKey(source.publicKeyPem);
+  else key = source.key;
+
+  return async (token) => {
+    let payload: JWTPayload;
+    try {
+      ({ payload } =
+        typeof key === 'function'
+          ? await jwtVerify(token, key, { issuer: options.issuer, audience: options.audience })
+          : await jwtVerify(token, key, { issuer: options.issuer, audience: options.audience }));
+    } catch (error) {
+      throw unauthorized(`Invalid bearer token: ${(error as Error).message}`);
+    }
+    const tenant = payload.tenant;
+    if (typeof tenant !== 'string' || !TENANT_PATTERN.test(tenant))
+      throw unauthorized('Token has no valid tenant claim');
+    const scopes = new Set<string>();
+    if (typeof payload.scope === 'string')
+      payload.scope
+        .split(' ')
+        .filter(Boolean)
+        .forEach((s) => scopes.add(s));
+    if (Array.isArray(payload.scp))
+      payload.scp.filter((s): s is string => typeof s === 'string').forEach((s) => scopes.add(s));
+    return { subject: payload.sub ?? 'unknown', tenantId: tenant, scopes };
+  };
+}
+
+/**
+ * A pre-handler that authenticates the request and requires at least one of `anyOfScopes`.
+ * 401 without a valid token; 403 for a missing scope or a tenant header that differs from the token's tenant.
+ */
+export function requireScopes(verify: TokenVerifier, anyOfScopes: readonly string[]): preHandlerAsyncHookHandler {
+  return async (request: FastifyRequest, _reply: FastifyReply) => {
+    const header = request.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+    if (!match) throw unauthorized('Missing bearer token (Authorization: Bearer <token>)');
+    const principal = await verify(match[1]!);
+    const tenantHeader = request.headers[TENANT_HEADER];
+    if (tenantHeader !== undefined && tenantHeader !== principal.tenantId) {
+      throw forbidden(`Tenant header '${String(tenantHeader)}' does not match the token's tenant`);
+    }
+    if (anyOfScopes.length > 0 && !anyOfScopes.some((scope) => principal.scopes.has(scope))) {
+      throw forbidden(`Missing scope: one of ${anyOfScopes.join(', ')} is required`);
+    }
+    request.principal = principal;
+  };
+}
+
+/** The principal of an authenticated request (routes behind {@link requireScopes} always have one). */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw unauthorized('Not authenticated');
+  return request.principal;
+}

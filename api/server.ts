@@ -1,0 +1,63 @@
+/** Wires the API to real dependencies and listens; `npm run api` runs it standalone. */
+import { pathToFileURL } from 'node:url';
+import closeWithGrace from 'close-with-grace';
+import type { FastifyInstance } from 'fastify';
+import { databaseUrlOf, loadConfig, temporalAddressOf, type AppConfig } from '../core/config.js';
+import { loadOrCreateLocalKey } from '../core/local-keys.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { createPool, type Pool } from '../db/pool.js';
+import { buildApp } from './app.js';
+import { createTokenVerifier, type TokenVerifier } from './plugins/auth.js';
+import { createTemporalFacade, type TemporalFacade } from './temporal/facade.js';
+
+/** Builds the token verifier the configuration asks for (JWKS, public key, or the local key). */
+export async function createVerifierFromConfig(config: AppConfig): Promise<TokenVerifier> {
+  const { issuer, audience } = config.auth;
+  if (config.auth.jwksUrl) return createTokenVerifier({ jwksUrl: config.auth.jwksUrl }, { issuer, audience });
+  if (config.auth.publicKeyPem)
+    return createTokenVerifier({ publicKeyPem: config.auth.publicKeyPem }, { issuer, audience });
+  const local = await loadOrCreateLocalKey(config.dataDir);
+  return createTokenVerifier({ key: local.publicKey }, { issuer, audience });
+}
+
+/** A listening API with the dependencies it owns. */
+export interface ApiServer {
+  app: FastifyInstance;
+  url: string;
+  pool: Pool;
+  temporal: TemporalFacade;
+  close(): Promise<void>;
+}
+
+/** Starts the API on the configured host/port. */
+export async function startApiServer(config: AppConfig, logger: Logger): Promise<ApiServer> {
+  const pool = createPool({
+    connectionString: databaseUrlOf(config),
+    applicationName: 'stellaops-api',
+    max: config.database.poolMax,
+    logger,
+  });
+  const temporal = createTemporalFacade({ address: temporalAddressOf(config), namespace: config.temporal.namespace });
+  const app = await buildApp({ config, logger, pool, temporal, verifyToken: await createVerifierFromConfig(config) });
+  const address = await app.listen({ host: config.api.host, port: config.api.port });
+  return {
+    app,
+    url: address.replace('0.0.0.0', '127.0.0.1'),
+    pool,
+    temporal,
+    async close() {
+      await app.close();
+      await Promise.allSettled([pool.end(), temporal.close()]);
+    },
+  };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel, name: 'stellaops-api' });
+  const server = await startApiServer(config, logger);
+  closeWithGrace({ delay: 15_000, logger }, async ({ err }) => {
+    if (err) logger.error({ err }, 'api stopping after an error');
+    await server.close();
+  });
+}

@@ -1,0 +1,42 @@
+/**
+ * The API's one long-lived Temporal client. The connection is lazy: the API starts (and answers 503) while
+ * Temporal is down, and the gRPC channel reconnects by itself when it is back.
+ */
+import { Client, Connection } from '@temporalio/client';
+
+/** Deadline of an API-initiated Temporal call; past it the request answers 503. */
+export const TEMPORAL_CALL_DEADLINE_MS = 5_000;
+
+/** What the API needs from Temporal. */
+export interface TemporalFacade {
+  client: Client;
+  connection: Connection;
+  namespace: string;
+  address: string;
+  /** Runs `fn` with a deadline so an unreachable server fails fast instead of hanging the request. */
+  withDeadline<T>(fn: () => Promise<T>, ms?: number): Promise<T>;
+  /** Resolves when the frontend answers within `ms`. */
+  ping(ms?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Creates the facade over a lazy connection to `address`. */
+export function createTemporalFacade(options: { address: string; namespace: string }): TemporalFacade {
+  const connection = Connection.lazy({ address: options.address });
+  const client = new Client({ connection, namespace: options.namespace });
+  const withDeadline = <T>(fn: () => Promise<T>, ms = TEMPORAL_CALL_DEADLINE_MS) =>
+    connection.withDeadline(Date.now() + ms, fn);
+  return {
+    client,
+    connection,
+    namespace: options.namespace,
+    address: options.address,
+    withDeadline,
+    async ping(ms = 2_000) {
+      await withDeadline(() => connection.workflowService.getSystemInfo({}), ms);
+    },
+    async close() {
+      await connection.close();
+    },
+  };
+}

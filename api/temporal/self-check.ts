@@ -1,0 +1,103 @@
+/** Starting and reading self-check workflows from the API. */
+import { randomUUID } from 'node:crypto';
+import { WorkflowIdReusePolicy } from '@temporalio/client';
+import { TENANT_ID } from '../../workflows/shared/search-attributes.js';
+import {
+  SELF_CHECK_WORKFLOW_TYPE,
+  selfCheckWorkflowId,
+  type SelfCheckInput,
+  type SelfCheckResult,
+} from '../../workflows/self-check/definitions.js';
+import type { selfCheckWorkflow } from '../../workflows/self-check/workflow.js';
+import type { TemporalFacade } from './facade.js';
+
+/** Options of one self-check run. */
+export interface StartSelfCheckOptions {
+  tenantId: string;
+  checkId?: string;
+  taskQueue: string;
+  activityCount: number;
+  activityTaskQueue?: string;
+  /** Closes the run by itself if no worker serves the queue. */
+  executionTimeoutSeconds?: number;
+}
+
+/** Starts a self-check; with an existing `checkId` (running or closed) it throws `WorkflowExecutionAlreadyStartedError`. */
+export async function startSelfCheck(temporal: TemporalFacade, options: StartSelfCheckOptions) {
+  const checkId = options.checkId ?? randomUUID();
+  const input: SelfCheckInput = {
+    tenantId: options.tenantId,
+    activityCount: options.activityCount,
+    ...(options.activityTaskQueue ? { activityTaskQueue: options.activityTaskQueue } : {}),
+  };
+  const handle = await temporal.withDeadline(() =>
+    temporal.client.workflow.start<typeof selfCheckWorkflow>(SELF_CHECK_WORKFLOW_TYPE, {
+      workflowId: selfCheckWorkflowId(options.tenantId, checkId),
+      taskQueue: options.taskQueue,
+      args: [input],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      workflowExecutionTimeout: `${options.executionTimeoutSeconds ?? 300}s`,
+      typedSearchAttributes: [{ key: TENANT_ID, value: options.tenantId }],
+      staticSummary: `Self-check of ${options.taskQueue}: ${options.activityCount} activities on ${options.activityTaskQueue ?? options.taskQueue}`,
+    }),
+  );
+  return { checkId, handle };
+}
+
+/** Outcome of one queue's readiness self-check. */
+export interface QueueCheck {
+  status: 'up' | 'down';
+  latencyMs: number;
+  error?: string;
+}
+
+/**
+ * Proves the round trip API → Temporal → worker → activity on each queue: one self-check per workflow queue,
+ * plus one whose activities run on `effects` when that queue is served.
+ */
+export async function runReadinessSelfChecks(
+  temporal: TemporalFacade,
+  options: { tenantId: string; workflowQueues: string[]; effectsQueue?: string; timeoutMs: number; prefix?: string },
+): Promise<Record<string, QueueCheck>> {
+  const prefix = options.prefix ?? '';
+  const targets = options.workflowQueues.map((queue) => ({ name: queue, taskQueue: queue, activityQueue: queue }));
+  if (options.effectsQueue && options.workflowQueues[0]) {
+    targets.push({
+      name: options.effectsQueue,
+      taskQueue: options.workflowQueues[0],
+      activityQueue: options.effectsQueue,
+    });
+  }
+  const entries = await Promise.all(
+    targets.map(async (target): Promise<[string, QueueCheck]> => {
+      const started = Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const { handle } = await startSelfCheck(temporal, {
+          tenantId: options.tenantId,
+          checkId: `ready-${target.name}-${randomUUID()}`,
+          taskQueue: `${prefix}${target.taskQueue}`,
+          activityCount: 1,
+          activityTaskQueue: `${prefix}${target.activityQueue}`,
+          executionTimeoutSeconds: Math.ceil(options.timeoutMs / 1000) + 30,
+        });
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no worker answered within ${options.timeoutMs} ms`)),
+            options.timeoutMs,
+          );
+        });
+        const result: SelfCheckResult = await Promise.race([handle.result(), timeout]);
+        if (!result.activityTaskQueues.includes(`${prefix}${target.activityQueue}`)) {
+          throw new Error(`activity ran on ${result.activityTaskQueues.join(',')}`);
+        }
+        return [target.name, { status: 'up', latencyMs: Date.now() - started }];
+      } catch (error) {
+        return [target.name, { status: 'down', latencyMs: Date.now() - started, error: (error as Error).message }];
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+  );
+  return Object.fromEntries(entries);
+}

@@ -1,0 +1,178 @@
+/**
+ * Configuration: environment variables validated once at start-up, with messages that name the variable.
+ * Every variable is documented in the README's configuration table.
+ */
+import { resolve } from 'node:path';
+
+/** The task queues of the product (DESIGN.md §3). */
+export const TASK_QUEUES = ['policy-simulation', 'pack-approval', 'saga', 'effects'] as const;
+export type TaskQueueName = (typeof TASK_QUEUES)[number];
+/** Queues that host workflows (the `effects` queue hosts effect activities only). */
+export const WORKFLOW_TASK_QUEUES = ['policy-simulation', 'pack-approval', 'saga'] as const satisfies TaskQueueName[];
+
+/** Validated configuration of one process. */
+export interface AppConfig {
+  env: 'development' | 'test' | 'production';
+  logLevel: string;
+  dataDir: string;
+  temporal: {
+    /** External server address; undefined means "start the embedded dev server". */
+    address: string | undefined;
+    namespace: string;
+    devPort: number;
+    uiPort: number;
+    /** Bind address of the embedded dev server (and its UI). */
+    devIp: string;
+  };
+  database: {
+    /** External connection string; undefined means "start embedded Postgres". */
+    url: string | undefined;
+    embeddedPort: number;
+    poolMax: number;
+  };
+  api: { host: string; port: number };
+  worker: { queues: TaskQueueName[] };
+  auth: {
+    issuer: string;
+    audience: string;
+    /** PEM (SPKI) public key used to verify tokens. */
+    publicKeyPem: string | undefined;
+    /** JWKS URL used to verify tokens. */
+    jwksUrl: string | undefined;
+    /** Use the key pair generated under `dataDir` (local runs only). */
+    useLocalKey: boolean;
+  };
+  selfCheck: { tenantId: string; activityCount: number };
+}
+
+/** A configuration error; the message lists every invalid variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+const PORT_MAX = 65535;
+
+/**
+ * Reads and validates the configuration from environment variables.
+ * @throws ConfigError listing every invalid variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const problems: string[] = [];
+
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be an integer between ${min} and ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  };
+  const str = (name: string, fallback: string): string => {
+    const raw = env[name]?.trim();
+    return raw ? raw : fallback;
+  };
+  const optional = (name: string): string | undefined => env[name]?.trim() || undefined;
+
+  const nodeEnv = str('NODE_ENV', 'development');
+  if (!['development', 'test', 'production'].includes(nodeEnv)) {
+    problems.push(`NODE_ENV must be development, test or production (got "${nodeEnv}")`);
+  }
+
+  const rawQueues = str('WORKER_QUEUES', 'all');
+  let queues: TaskQueueName[] = [...TASK_QUEUES];
+  if (rawQueues !== 'all') {
+    const requested = rawQueues
+      .split(',')
+      .map((q) => q.trim())
+      .filter(Boolean);
+    const unknown = requested.filter((q) => !(TASK_QUEUES as readonly string[]).includes(q));
+    if (unknown.length > 0 || requested.length === 0) {
+      problems.push(
+        `WORKER_QUEUES must be "all" or a comma-separated list of ${TASK_QUEUES.join(', ')} (got "${rawQueues}")`,
+      );
+    } else {
+      queues = [...new Set(requested)] as TaskQueueName[];
+    }
+  }
+
+  const databaseUrl = optional('DATABASE_URL');
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL must be a postgres:// or postgresql:// connection string');
+  }
+  const temporalAddress = optional('TEMPORAL_ADDRESS');
+  if (temporalAddress && !/^[^\s:/]+:\d+$/.test(temporalAddress)) {
+    problems.push(`TEMPORAL_ADDRESS must be host:port (got "${temporalAddress}")`);
+  }
+
+  const publicKeyPem = optional('AUTH_JWT_PUBLIC_KEY');
+  const jwksUrl = optional('AUTH_JWKS_URL');
+  if (jwksUrl && !/^https?:\/\//.test(jwksUrl)) problems.push('AUTH_JWKS_URL must be an http(s) URL');
+  if (publicKeyPem && !publicKeyPem.includes('BEGIN PUBLIC KEY')) {
+    problems.push('AUTH_JWT_PUBLIC_KEY must be a PEM-encoded SPKI public key (-----BEGIN PUBLIC KEY-----)');
+  }
+  const useLocalKey = !publicKeyPem && !jwksUrl;
+  if (useLocalKey && nodeEnv === 'production') {
+    problems.push(
+      'NODE_ENV=production needs AUTH_JWKS_URL or AUTH_JWT_PUBLIC_KEY: the generated local key is for local runs only',
+    );
+  }
+
+  const config: AppConfig = {
+    env: nodeEnv as AppConfig['env'],
+    logLevel: str('LOG_LEVEL', 'info'),
+    dataDir: resolve(str('DATA_DIR', '.data')),
+    temporal: {
+      address: temporalAddress,
+      namespace: str('TEMPORAL_NAMESPACE', 'default'),
+      devPort: int('TEMPORAL_DEV_PORT', 7233, 1, PORT_MAX),
+      uiPort: int('TEMPORAL_UI_PORT', 8233, 1, PORT_MAX),
+      devIp: str('TEMPORAL_DEV_IP', '127.0.0.1'),
+    },
+    database: {
+      url: databaseUrl,
+      embeddedPort: int('PG_EMBEDDED_PORT', 5433, 1, PORT_MAX),
+      poolMax: int('PG_POOL_MAX', 10, 1, 1000),
+    },
+    api: { host: str('API_HOST', '127.0.0.1'), port: int('API_PORT', 3000, 0, PORT_MAX) },
+    worker: { queues },
+    auth: {
+      issuer: str('AUTH_JWT_ISSUER', 'stellaops-local'),
+      audience: str('AUTH_JWT_AUDIENCE', 'stellaops-workflows'),
+      publicKeyPem,
+      jwksUrl,
+      useLocalKey,
+    },
+    selfCheck: {
+      tenantId: str('SELF_CHECK_TENANT', 'local'),
+      activityCount: int('SELF_CHECK_ACTIVITIES', 1, 0, 1000),
+    },
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** Local-only credentials of the embedded Postgres (it listens on loopback). */
+export const EMBEDDED_PG = { user: 'postgres', password: 'stellaops', database: 'stellaops' } as const;
+
+/** Connection string of the embedded Postgres on `port`. */
+export function embeddedDatabaseUrl(port: number, database: string = EMBEDDED_PG.database): string {
+  return `postgres://${EMBEDDED_PG.user}:${EMBEDDED_PG.password}@127.0.0.1:${port}/${database}`;
+}
+
+/** The Postgres the process talks to: `DATABASE_URL`, else the embedded server. */
+export function databaseUrlOf(config: AppConfig): string {
+  return config.database.url ?? embeddedDatabaseUrl(config.database.embeddedPort);
+}
+
+/** The Temporal frontend the process talks to: `TEMPORAL_ADDRESS`, else the embedded dev server. */
+export function temporalAddressOf(config: AppConfig): string {
+  return (
+    config.temporal.address ??
+    `${config.temporal.devIp === '0.0.0.0' ? '127.0.0.1' : config.temporal.devIp}:${config.temporal.devPort}`
+  );
+}

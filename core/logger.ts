@@ -1,0 +1,16 @@
+/** Structured JSON logging (pino) shared by every process. */
+import { pino, type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Creates the process logger; secrets in well-known fields are redacted. */
+export function createLogger(options: { level?: string; name?: string } = {}): Logger {
+  return pino({
+    name: options.name ?? 'stellaops-workflows',
+    level: options.level ?? process.env.LOG_LEVEL ?? 'info',
+    redact: {
+      paths: ['req.headers.authorization', 'headers.authorization', '*.password', '*.token', '*.secret'],
+      censor: '[redacted]',
+    },
+  });
+}

@@ -1,0 +1,253 @@
+/**
+ * Provisioning of the Temporal server binaries the SDK cannot download on every machine.
+ *
+ * Resolution order, for both the Temporal CLI (dev server + Web UI) and the time-skipping test server:
+ * 1. an explicit path from the environment (`TEMPORAL_CLI_PATH`, `TEMPORAL_TEST_SERVER_PATH`);
+ * 2. a binary on `PATH` (`temporal`, `temporal-test-server`);
+ * 3. a cache outside the repository keyed by version;
+ * 4. a local build (`go install` for the CLI, Maven for the Java test server) into that cache;
+ * 5. nothing: the caller falls back to the SDK's own download, which works on machines with internet.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { access, chmod, constants, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import type { EphemeralServerExecutable } from '@temporalio/testing';
+
+/** Temporal CLI release built with `go install` (the newest whose go.mod has no `replace` directive). */
+export const TEMPORAL_CLI_VERSION = '1.5.1';
+/** Maven version of `io.temporal:temporal-test-server`. */
+export const TEMPORAL_TEST_SERVER_VERSION = '1.38.0';
+
+/** Where a binary came from, for logs and error messages. */
+export type BinarySource = 'env' | 'path' | 'cache' | 'built' | 'sdk-download';
+
+/** A resolved server binary. */
+export interface ResolvedBinary {
+  source: BinarySource;
+  /** What to hand to `@temporalio/testing`. */
+  executable: EphemeralServerExecutable;
+  /** Absolute path when the binary is local. */
+  path?: string;
+}
+
+/** Options shared by both resolvers. */
+export interface ResolveOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Build the binary when it is not found (default true). */
+  build?: boolean;
+  /** Fall back to the SDK download when nothing else works (default true). */
+  allowDownload?: boolean;
+  /** Progress messages (builds take minutes on a cold machine). */
+  log?: (message: string) => void;
+}
+
+/** Thrown when no binary can be provisioned; the message says how to provide one. */
+export class BinaryUnavailableError extends Error {
+  override name = 'BinaryUnavailableError';
+}
+
+/** Root of the version-keyed binary cache; never inside the repository. */
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.STELLAOPS_CACHE_DIR) return env.STELLAOPS_CACHE_DIR;
+  return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'stellaops-workflows');
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function findOnPath(name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    if (await isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new Error(`${command} ${args.join(' ')} exited with ${code}:\n${output.slice(-4000)}`));
+    });
+  });
+}
+
+function commandExists(command: string, env: NodeJS.ProcessEnv): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile(command, ['-version'], { env }, (error) =>
+      resolve(!error || (error as { code?: unknown }).code !== 'ENOENT'),
+    );
+  });
+}
+
+/** Directory of the cached Temporal CLI for {@link TEMPORAL_CLI_VERSION}. */
+export function temporalCliCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(cacheRoot(env), `temporal-cli-${TEMPORAL_CLI_VERSION}`);
+}
+
+/** Directory of the cached Java test server for {@link TEMPORAL_TEST_SERVER_VERSION}. */
+export function testServerCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(cacheRoot(env), `temporal-test-server-${TEMPORAL_TEST_SERVER_VERSION}`);
+}
+
+async function fromEnv(variable: string, env: NodeJS.ProcessEnv): Promise<ResolvedBinary | undefined> {
+  const path = env[variable];
+  if (!path) return undefined;
+  if (!(await isExecutable(path))) {
+    throw new BinaryUnavailableError(
+      `${variable}=${path} is not an executable file. Fix the path or unset ${variable}.`,
+    );
+  }
+  return { source: 'env', path, executable: { type: 'existing-path', path } };
+}
+
+const local = (source: BinarySource, path: string): ResolvedBinary => ({
+  source,
+  path,
+  executable: { type: 'existing-path', path },
+});
+
+/**
+ * Resolves the Temporal CLI, building it with `go install` into the cache when needed.
+ * @throws BinaryUnavailableError when nothing works and downloads are not allowed.
+ */
+export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<ResolvedBinary> {
+  const env = options.env ?? process.env;
+  const explicit = await fromEnv('TEMPORAL_CLI_PATH', env);
+  if (explicit) return explicit;
+  const onPath = await findOnPath('temporal', env);
+  if (onPath) return local('path', onPath);
+  const dir = temporalCliCacheDir(env);
+  const cached = join(dir, 'temporal');
+  if (await isExecutable(cached)) return local('cache', cached);
+
+  const problems: string[] = [];
+  if (options.build !== false) {
+    if (await commandExists('go', env)) {
+      options.log?.(
+        `Building the Temporal CLI v${TEMPORAL_CLI_VERSION} with go install (first run only, takes minutes)…`,
+      );
+      try {
+        await mkdir(dir, { recursive: true });
+        await run('go', ['install', `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`], {
+          env: { ...env, GOBIN: dir, GOFLAGS: '-mod=mod' },
+        });
+        if (await isExecutable(cached)) return local('built', cached);
+        problems.push('go install finished but produced no binary');
+      } catch (error) {
+        problems.push(`go install failed: ${(error as Error).message}`);
+      }
+    } else {
+      problems.push('Go is not installed');
+    }
+  }
+  if (options.allowDownload !== false) {
+    options.log?.('No local Temporal CLI; falling back to the SDK download (needs internet).');
+    return {
+      source: 'sdk-download',
+      executable: { type: 'cached-download', downloadDir: join(cacheRoot(env), 'sdk') },
+    };
+  }
+  throw new BinaryUnavailableError(
+    `No Temporal CLI found (${problems.join('; ') || 'build disabled'}). Provide one with TEMPORAL_CLI_PATH=/path/to/temporal, ` +
+      `put 'temporal' on PATH, or install Go so that 'go install github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}' can run.`,
+  );
+}
+
+const testServerPom = (version: string): string => `<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>stellaops.local</groupId>
+  <artifactId>temporal-test-server-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>io.temporal</groupId>
+      <artifactId>temporal-test-server</artifactId>
+      <version>${version}</version>
+    </dependency>
+  </dependencies>
+</project>
+`;
+
+const launcherScript = (libDir: string): string => `#!/bin/sh
+# Launches the Temporal time-skipping test server; the only argument is the port.
+exec java \${JAVA_OPTS:--Xss4m -XX:+UseSerialGC -XX:TieredStopAtLevel=1} -cp '${libDir}/*' io.temporal.testserver.TestServer "$@"
+`;
+
+/**
+ * Resolves the Java time-skipping test server, fetching it and its runtime dependencies from Maven
+ * into the cache and writing a launcher script when needed.
+ * @throws BinaryUnavailableError when nothing works and downloads are not allowed.
+ */
+export async function resolveTestServer(options: ResolveOptions = {}): Promise<ResolvedBinary> {
+  const env = options.env ?? process.env;
+  const explicit = await fromEnv('TEMPORAL_TEST_SERVER_PATH', env);
+  if (explicit) return explicit;
+  const onPath = await findOnPath('temporal-test-server', env);
+  if (onPath) return local('path', onPath);
+  const dir = testServerCacheDir(env);
+  const launcher = join(dir, 'temporal-test-server');
+  if (await isExecutable(launcher)) return local('cache', launcher);
+
+  const problems: string[] = [];
+  if (options.build !== false) {
+    const [hasJava, hasMaven] = await Promise.all([commandExists('java', env), commandExists('mvn', env)]);
+    if (hasJava && hasMaven) {
+      options.log?.(`Fetching the Temporal test server ${TEMPORAL_TEST_SERVER_VERSION} from Maven (first run only)…`);
+      try {
+        await mkdir(dir, { recursive: true });
+        const staging = join(dir, 'lib.partial');
+        await rm(staging, { recursive: true, force: true });
+        await writeFile(join(dir, 'pom.xml'), testServerPom(TEMPORAL_TEST_SERVER_VERSION));
+        await run(
+          'mvn',
+          ['-B', '-q', 'dependency:copy-dependencies', `-DoutputDirectory=${staging}`, '-DincludeScope=runtime'],
+          { cwd: dir, env },
+        );
+        const jars = (await readdir(staging)).filter((name) => name.endsWith('.jar'));
+        if (!jars.some((name) => name.startsWith('temporal-test-server'))) {
+          throw new Error('Maven did not produce temporal-test-server.jar');
+        }
+        await rm(join(dir, 'lib'), { recursive: true, force: true });
+        await rename(staging, join(dir, 'lib'));
+        // Write the launcher last: its presence marks a complete cache entry.
+        await writeFile(`${launcher}.tmp`, launcherScript(join(dir, 'lib')));
+        await chmod(`${launcher}.tmp`, 0o755);
+        await rename(`${launcher}.tmp`, launcher);
+        return local('built', launcher);
+      } catch (error) {
+        problems.push(`Maven fetch failed: ${(error as Error).message}`);
+      }
+    } else {
+      problems.push(`${hasJava ? '' : 'java '}${hasMaven ? '' : 'mvn '}not installed`.trim());
+    }
+  }
+  if (options.allowDownload !== false) {
+    options.log?.('No local test server; falling back to the SDK download (needs internet).');
+    return {
+      source: 'sdk-download',
+      executable: { type: 'cached-download', downloadDir: join(cacheRoot(env), 'sdk') },
+    };
+  }
+  throw new BinaryUnavailableError(
+    `No Temporal time-skipping test server found (${problems.join('; ') || 'build disabled'}). Provide one with ` +
+      `TEMPORAL_TEST_SERVER_PATH=/path/to/launcher (it receives the port as its only argument), put ` +
+      `'temporal-test-server' on PATH, or install Java 17+ and Maven so io.temporal:temporal-test-server:` +
+      `${TEMPORAL_TEST_SERVER_VERSION} can be fetched.`,
+  );
+}

@@ -1,0 +1,84 @@
+/**
+ * The local stack behind `npm start`: embedded Postgres and the Temporal dev server unless `DATABASE_URL` /
+ * `TEMPORAL_ADDRESS` point elsewhere, then migrations and search attributes.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { databaseUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import { migrate } from '../db/migrate.js';
+import { createPool } from '../db/pool.js';
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './postgres.js';
+import { ensureSearchAttributes, startDevServer, type DevServerHandle } from './temporal.js';
+
+/** Infrastructure started (or found) for this process. */
+export interface InfraHandle {
+  databaseUrl: string;
+  temporalAddress: string;
+  temporalUiUrl: string | undefined;
+  postgres?: EmbeddedPostgresHandle;
+  temporal?: DevServerHandle;
+  /** Stops whatever was started, Temporal first. */
+  stop(): Promise<void>;
+}
+
+/** Starts (or connects to) Postgres and Temporal, applies migrations and registers search attributes. */
+export async function startInfrastructure(config: AppConfig, logger: Logger): Promise<InfraHandle> {
+  await mkdir(config.dataDir, { recursive: true });
+  let postgres: EmbeddedPostgresHandle | undefined;
+  let temporal: DevServerHandle | undefined;
+  const stop = async () => {
+    await temporal?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping Temporal failed'));
+    await postgres?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping Postgres failed'));
+  };
+  try {
+    const [pg, tmp] = await Promise.allSettled([
+      config.database.url
+        ? Promise.resolve(undefined)
+        : startEmbeddedPostgres({
+            databaseDir: join(config.dataDir, 'postgres'),
+            port: config.database.embeddedPort,
+            logger,
+          }),
+      config.temporal.address
+        ? Promise.resolve(undefined)
+        : (async () => {
+            await mkdir(join(config.dataDir, 'temporal'), { recursive: true });
+            return startDevServer({
+              ip: config.temporal.devIp,
+              port: config.temporal.devPort,
+              uiPort: config.temporal.uiPort,
+              namespace: config.temporal.namespace,
+              dbFilename: join(config.dataDir, 'temporal', 'dev-server.sqlite'),
+              logger,
+            });
+          })(),
+    ]);
+    postgres = pg.status === 'fulfilled' ? pg.value : undefined;
+    temporal = tmp.status === 'fulfilled' ? tmp.value : undefined;
+    if (pg.status === 'rejected') throw pg.reason;
+    if (tmp.status === 'rejected') throw tmp.reason;
+
+    const databaseUrl = databaseUrlOf(config);
+    const pool = createPool({ connectionString: databaseUrl, applicationName: 'stellaops-migrate', max: 1, logger });
+    try {
+      await migrate(pool, { logger });
+    } finally {
+      await pool.end();
+    }
+
+    const temporalAddress = temporalAddressOf(config);
+    const connection = await Connection.connect({ address: temporalAddress });
+    try {
+      const added = await ensureSearchAttributes(connection, config.temporal.namespace);
+      if (added.length > 0) logger.info({ added }, 'search attributes registered');
+    } finally {
+      await connection.close();
+    }
+    return { databaseUrl, temporalAddress, temporalUiUrl: temporal?.uiUrl, postgres, temporal, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

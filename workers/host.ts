@@ -1,0 +1,98 @@
+/**
+ * The worker host: one connection, the workflow bundle built once, one Worker per task queue.
+ * Used by `workers/main.ts`, by `npm start` and by tests.
+ */
+import { fileURLToPath } from 'node:url';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  makeTelemetryFilterString,
+  Runtime,
+  Worker,
+  type LogLevel,
+  type LogMetadata,
+  type NativeConnection,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import { WORKFLOW_TASK_QUEUES, type TaskQueueName } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+
+/** Path of the only workflow bundle entry. */
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+const PINO_LEVEL = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
+
+/**
+ * Installs the Temporal runtime once per process with its logs (SDK and Rust core) forwarded to pino.
+ * Must run before the first connection is created.
+ */
+export function installRuntime(logger: Logger): void {
+  const temporalLogger = logger.child({ component: 'temporal' });
+  Runtime.install({
+    logger: new DefaultLogger(
+      'INFO',
+      ({ level, message, meta }: { level: LogLevel; message: string; meta?: LogMetadata }) => {
+        temporalLogger[PINO_LEVEL[level]](meta ?? {}, message);
+      },
+    ),
+    telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) } },
+  });
+}
+
+/** Bundles the workflow code (webpack); do it once per process and share the result. */
+export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+}
+
+/** Options of {@link createWorkerHost}. */
+export interface WorkerHostOptions {
+  connection: NativeConnection;
+  namespace: string;
+  queues: readonly TaskQueueName[];
+  activities: object;
+  workflowBundle: WorkflowBundleWithSourceMap;
+  logger: Logger;
+  /** Prefix for task queue names (tests use it to isolate runs). */
+  taskQueuePrefix?: string;
+  /** Seconds given to in-flight activities on shutdown before they are cancelled. */
+  shutdownGraceSeconds?: number;
+}
+
+/** A running set of workers. */
+export interface WorkerHost {
+  workers: Worker[];
+  /** Resolves when every worker has stopped; rejects if one fails. */
+  run(): Promise<void>;
+  /** Starts a graceful drain: pollers stop, in-flight tasks finish (within the grace time). */
+  shutdown(): void;
+}
+
+/** Creates one Worker per task queue; the `effects` queue hosts activities only. */
+export async function createWorkerHost(options: WorkerHostOptions): Promise<WorkerHost> {
+  const prefix = options.taskQueuePrefix ?? '';
+  const workers = await Promise.all(
+    options.queues.map((queue) => {
+      const hostsWorkflows = (WORKFLOW_TASK_QUEUES as readonly string[]).includes(queue);
+      return Worker.create({
+        connection: options.connection,
+        namespace: options.namespace,
+        taskQueue: `${prefix}${queue}`,
+        activities: options.activities,
+        ...(hostsWorkflows ? { workflowBundle: options.workflowBundle } : {}),
+        shutdownGraceTime: `${options.shutdownGraceSeconds ?? 10}s`,
+      });
+    }),
+  );
+  options.logger.info({ queues: options.queues.map((q) => `${prefix}${q}`) }, 'workers created');
+  return {
+    workers,
+    async run() {
+      await Promise.all(workers.map((worker) => worker.run()));
+    },
+    shutdown() {
+      for (const worker of workers) {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+      }
+    },
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * The worker process: one NativeConnection, the workflow bundle built once, one Worker per task queue
+ * selected by `WORKER_QUEUES`. SIGTERM/SIGINT drain gracefully. `npm run worker` runs it standalone.
+ */
+import { pathToFileURL } from 'node:url';
+import closeWithGrace from 'close-with-grace';
+import { NativeConnection } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { databaseUrlOf, loadConfig, temporalAddressOf, type AppConfig } from '../core/config.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { createPool } from '../db/pool.js';
+import { bundleWorkflows, createWorkerHost, installRuntime, type WorkerHost } from './host.js';
+
+/** Running workers with what they own. */
+export interface RunningWorkers {
+  host: WorkerHost;
+  /** Settles when every worker has stopped. */
+  done: Promise<void>;
+  /** Drains the workers, then closes the connection and the pool. */
+  stop(): Promise<void>;
+}
+
+/** Connects, bundles and starts the workers of `config.worker.queues`. */
+export async function startWorkers(config: AppConfig, logger: Logger): Promise<RunningWorkers> {
+  const pool = createPool({
+    connectionString: databaseUrlOf(config),
+    applicationName: 'stellaops-worker',
+    max: config.database.poolMax,
+    logger,
+  });
+  const connection = await NativeConnection.connect({ address: temporalAddressOf(config) });
+  try {
+    const host = await createWorkerHost({
+      connection,
+      namespace: config.temporal.namespace,
+      queues: config.worker.queues,
+      activities: createActivities({ pool, logger }),
+      workflowBundle: await bundleWorkflows(),
+      logger,
+    });
+    const done = host.run();
+    done.catch((err: unknown) => logger.error({ err }, 'a worker failed'));
+    let stopping: Promise<void> | undefined;
+    return {
+      host,
+      done,
+      stop() {
+        stopping ??= (async () => {
+          host.shutdown();
+          await done.catch(() => undefined);
+          await Promise.allSettled([connection.close(), pool.end()]);
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await Promise.allSettled([connection.close(), pool.end()]);
+    throw error;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel, name: 'stellaops-worker' });
+  installRuntime(logger);
+  const workers = await startWorkers(config, logger);
+  closeWithGrace({ delay: 30_000, logger }, async ({ err }) => {
+    if (err) logger.error({ err }, 'worker stopping after an error');
+    await workers.stop();
+  });
+  await workers.done;
+}

@@ -1,0 +1,2 @@
+// The only workflow bundle entry: every workflow type the workers serve is re-exported here explicitly.
+export { selfCheckWorkflow } from './self-check/workflow.js';

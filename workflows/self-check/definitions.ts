@@ -1,0 +1,41 @@
+/**
+ * Self-check: a workflow with a configurable number of no-op activities. It proves the round trip
+ * API → Temporal → worker → activity for `GET /ready?deep=true`, and is the Temporal floor baseline of the benchmarks.
+ */
+import { defineQuery } from '@temporalio/workflow';
+
+/** Workflow type name (the function name; never rename). */
+export const SELF_CHECK_WORKFLOW_TYPE = 'selfCheckWorkflow';
+/** Upper bound of `activityCount`, to keep a self-check cheap. */
+export const SELF_CHECK_MAX_ACTIVITIES = 1000;
+
+/** Input of {@link SELF_CHECK_WORKFLOW_TYPE}. */
+export interface SelfCheckInput {
+  tenantId: string;
+  /** Number of sequential no-op activities (0–1000). */
+  activityCount: number;
+  /** Task queue of the activities; defaults to the workflow's own queue. */
+  activityTaskQueue?: string;
+}
+
+/** Result of a self-check. */
+export interface SelfCheckResult {
+  tenantId: string;
+  activitiesCompleted: number;
+  /** Task queues whose workers answered the activities. */
+  activityTaskQueues: string[];
+}
+
+/** Progress of a running self-check. */
+export interface SelfCheckProgress {
+  completed: number;
+  total: number;
+}
+
+/** Builds the business-key workflow id `self-check/{tenant}/{checkId}`. */
+export function selfCheckWorkflowId(tenantId: string, checkId: string): string {
+  return `self-check/${tenantId}/${checkId}`;
+}
+
+/** Query: how many activities have completed. */
+export const getSelfCheckProgressQuery = defineQuery<SelfCheckProgress>('getSelfCheckProgress');

@@ -1,0 +1,11 @@
+/**
+ * Custom search attributes of the product. The project registers them on the dev server and on external
+ * namespaces at start-up, and every workflow the product starts sets them, so the Web UI filters by tenant.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+/** Tenant of a workflow (`TenantId = "acme"` in the Web UI). */
+export const TENANT_ID = defineSearchAttributeKey('TenantId', SearchAttributeType.KEYWORD);
+
+/** Every custom search attribute the product needs registered. */
+export const SEARCH_ATTRIBUTE_KEYS = [TENANT_ID] as const;
