@@ -8,6 +8,8 @@ import { defineQuery } from '@temporalio/workflow';
 export const SELF_CHECK_WORKFLOW_TYPE = 'selfCheckWorkflow';
 /** Upper bound of `activityCount`, to keep a self-check cheap. */
 export const SELF_CHECK_MAX_ACTIVITIES = 1000;
+/** Upper bound of `sleepSeconds` (one day). */
+export const SELF_CHECK_MAX_SLEEP_SECONDS = 86_400;
 
 /** Input of {@link SELF_CHECK_WORKFLOW_TYPE}. */
 export interface SelfCheckInput {
@@ -16,6 +18,8 @@ export interface SelfCheckInput {
   activityCount: number;
   /** Task queue of the activities; defaults to the workflow's own queue. */
   activityTaskQueue?: string;
+  /** Durable timer after the activities (0–86400 s), to prove timers fire; default none. */
+  sleepSeconds?: number;
 }
 
 /** Result of a self-check. */

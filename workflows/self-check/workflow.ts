@@ -1,19 +1,21 @@
-import { ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { SelfCheckActivities } from '../../activities/self-check/index.js';
 import { FailureType } from '../shared/failures.js';
 import {
   getSelfCheckProgressQuery,
   SELF_CHECK_MAX_ACTIVITIES,
+  SELF_CHECK_MAX_SLEEP_SECONDS,
   type SelfCheckInput,
   type SelfCheckResult,
 } from './definitions.js';
 
 /**
- * Runs `activityCount` no-op activities one after another and reports which task queues answered.
+ * Runs `activityCount` no-op activities one after another, then optionally sleeps on a durable timer, and
+ * reports which task queues answered.
  *
  * - Input: {@link SelfCheckInput}; an invalid count fails the run with `InvalidInput` (non-retryable).
  * - Query: `getSelfCheckProgress`.
- * - Timers: none; each activity has a 10 s start-to-close timeout and up to 3 attempts.
+ * - Timers: one of `sleepSeconds` when set; each activity has a 10 s start-to-close timeout and up to 3 attempts.
  * - Fails with `SelfCheckMismatch` if an activity echoes another sequence number than it was given.
  * - Idempotency: the id `self-check/{tenant}/{checkId}` is the business key; activities have no side effects.
  */
@@ -22,6 +24,13 @@ export async function selfCheckWorkflow(input: SelfCheckInput): Promise<SelfChec
   if (!Number.isInteger(activityCount) || activityCount < 0 || activityCount > SELF_CHECK_MAX_ACTIVITIES) {
     throw ApplicationFailure.nonRetryable(
       `activityCount must be an integer between 0 and ${SELF_CHECK_MAX_ACTIVITIES}`,
+      FailureType.InvalidInput,
+    );
+  }
+  const sleepSeconds = input.sleepSeconds ?? 0;
+  if (!Number.isInteger(sleepSeconds) || sleepSeconds < 0 || sleepSeconds > SELF_CHECK_MAX_SLEEP_SECONDS) {
+    throw ApplicationFailure.nonRetryable(
+      `sleepSeconds must be an integer between 0 and ${SELF_CHECK_MAX_SLEEP_SECONDS}`,
       FailureType.InvalidInput,
     );
   }
@@ -46,5 +55,6 @@ export async function selfCheckWorkflow(input: SelfCheckInput): Promise<SelfChec
     queues.add(echo.taskQueue);
     completed++;
   }
+  if (sleepSeconds > 0) await sleep(sleepSeconds * 1000);
   return { tenantId: input.tenantId, activitiesCompleted: completed, activityTaskQueues: [...queues].sort() };
 }

@@ -1,0 +1,32 @@
+/**
+ * Runs once per `npm test`: provisions the Temporal binaries (building them into the cache when needed) and
+ * starts one embedded Postgres in a temporary directory. Test files get them through environment variables,
+ * which the forked test workers inherit, and create their own database each.
+ */
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { embeddedDatabaseUrl } from '../../core/config.js';
+import { resolveTemporalCli, resolveTestServer } from '../../stack/binaries.js';
+import { startEmbeddedPostgres } from '../../stack/postgres.js';
+import { freePort } from './ports.js';
+
+export default async function setup(): Promise<() => Promise<void>> {
+  const log = (message: string) => console.log(`[setup] ${message}`);
+  const [cli, testServer] = await Promise.all([resolveTemporalCli({ log }), resolveTestServer({ log })]);
+  if (cli.path) process.env.TEMPORAL_CLI_PATH = cli.path;
+  if (testServer.path) process.env.TEMPORAL_TEST_SERVER_PATH = testServer.path;
+  log(`Temporal CLI: ${cli.path ?? 'SDK download'}; time-skipping server: ${testServer.path ?? 'SDK download'}`);
+
+  const dir = await mkdtemp(join(tmpdir(), 'stellaops-test-pg-'));
+  await chmod(dir, 0o755); // the postgres system user must reach the data directory
+  const port = await freePort();
+  const postgres = await startEmbeddedPostgres({ databaseDir: join(dir, 'data'), port, database: 'postgres', persistent: false });
+  process.env.STELLAOPS_TEST_PG_ADMIN_URL = embeddedDatabaseUrl(port, 'postgres');
+  log(`embedded Postgres for tests on 127.0.0.1:${port}`);
+
+  return async () => {
+    await postgres.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+}

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, databaseUrlOf, loadConfig, TASK_QUEUES, temporalAddressOf } from '../../core/config.js';
+
+describe('loadConfig', () => {
+  it('runs on embedded defaults with no environment', () => {
+    const config = loadConfig({});
+    expect(config.temporal.address).toBeUndefined();
+    expect(config.database.url).toBeUndefined();
+    expect(temporalAddressOf(config)).toBe('127.0.0.1:7233');
+    expect(databaseUrlOf(config)).toBe('postgres://postgres:stellaops@127.0.0.1:5433/stellaops');
+    expect(config.api).toEqual({ host: '127.0.0.1', port: 3000 });
+    expect(config.worker.queues).toEqual([...TASK_QUEUES]);
+    expect(config.auth.useLocalKey).toBe(true);
+  });
+
+  it('points at external servers when TEMPORAL_ADDRESS and DATABASE_URL are set', () => {
+    const config = loadConfig({ TEMPORAL_ADDRESS: 'temporal:7233', DATABASE_URL: 'postgres://u:p@db:5432/app' });
+    expect(temporalAddressOf(config)).toBe('temporal:7233');
+    expect(databaseUrlOf(config)).toBe('postgres://u:p@db:5432/app');
+  });
+
+  it('selects task queues with WORKER_QUEUES and deduplicates them', () => {
+    expect(loadConfig({ WORKER_QUEUES: 'saga, effects,saga' }).worker.queues).toEqual(['saga', 'effects']);
+  });
+
+  it('lists every invalid variable in one error', () => {
+    let error: unknown;
+    try {
+      loadConfig({ WORKER_QUEUES: 'saga,nope', API_PORT: 'abc', DATABASE_URL: 'mysql://x', TEMPORAL_ADDRESS: 'no-port' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toContain('WORKER_QUEUES');
+    expect(problems).toContain('API_PORT');
+    expect(problems).toContain('DATABASE_URL');
+    expect(problems).toContain('TEMPORAL_ADDRESS');
+  });
+
+  it('refuses production without a verification key: the local key is for local runs only', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/AUTH_JWKS_URL or AUTH_JWT_PUBLIC_KEY/);
+    const config = loadConfig({ NODE_ENV: 'production', AUTH_JWKS_URL: 'https://idp.example/jwks.json' });
+    expect(config.auth.useLocalKey).toBe(false);
+  });
+});

@@ -1,0 +1,594 @@
+/**
+ * The production-like stack (docker-compose.yml, Dockerfile, docker/). No Docker engine runs the tests, so the
+ * files are read the way Compose reads them — YAML with merge keys, then `${VAR}` interpolation — and checked
+ * for what makes the stack start in order and reach itself: names, ports, addresses, databases, start
+ * conditions, and an environment the application's own configuration accepts.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadConfig, TASK_QUEUES } from '../../core/config.js';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/shared/search-attributes.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
+
+/** Services a reviewer expects, by role. */
+const POSTGRES = 'postgres';
+const TEMPORAL = 'temporal';
+const SEARCH_ATTRIBUTES = 'temporal-search-attributes';
+const TEMPORAL_UI = 'temporal-ui';
+const APP_SERVICES = ['migrate', 'worker', 'api'] as const;
+const REQUIRED_SERVICES = [POSTGRES, TEMPORAL, SEARCH_ATTRIBUTES, TEMPORAL_UI, ...APP_SERVICES];
+const TEMPORAL_ADDRESS = 'temporal:7233';
+
+/** Every environment variable core/config.ts reads (checked against its source below). */
+const CONFIG_VARIABLES = [
+  'NODE_ENV',
+  'LOG_LEVEL',
+  'DATA_DIR',
+  'TEMPORAL_ADDRESS',
+  'TEMPORAL_NAMESPACE',
+  'TEMPORAL_DEV_PORT',
+  'TEMPORAL_UI_PORT',
+  'TEMPORAL_DEV_IP',
+  'DATABASE_URL',
+  'PG_EMBEDDED_PORT',
+  'PG_POOL_MAX',
+  'API_HOST',
+  'API_PORT',
+  'WORKER_QUEUES',
+  'AUTH_JWT_ISSUER',
+  'AUTH_JWT_AUDIENCE',
+  'AUTH_JWT_PUBLIC_KEY',
+  'AUTH_JWKS_URL',
+  'SELF_CHECK_TENANT',
+  'SELF_CHECK_ACTIVITIES',
+];
+const AUTH_KEY_VARIABLES = ['AUTH_JWKS_URL', 'AUTH_JWT_PUBLIC_KEY'];
+
+/** `--type` values of `temporal operator search-attribute create` for the SDK's types. */
+const CLI_SEARCH_ATTRIBUTE_TYPE: Record<string, string> = {
+  TEXT: 'Text',
+  KEYWORD: 'Keyword',
+  INT: 'Int',
+  DOUBLE: 'Double',
+  BOOL: 'Bool',
+  DATETIME: 'Datetime',
+  KEYWORD_LIST: 'KeywordList',
+};
+
+/** What the host environment of `docker compose up` provides in these tests. */
+const HOST_ENV: Record<string, string> = {
+  AUTH_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json',
+  AUTH_JWT_ISSUER: 'https://idp.example.com',
+  STELLAOPS_DB_PASSWORD: 'app-secret',
+  TEMPORAL_DB_PASSWORD: 'temporal-secret',
+};
+
+type Env = Record<string, string | undefined>;
+type Environment = Record<string, string | number | boolean | null> | string[];
+type DependsOn = string[] | Record<string, { condition?: string }>;
+type Port = string | number | { target: number; published?: string | number };
+type Volume = string | { type?: string; source?: string; target: string };
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string | string[];
+  entrypoint?: string | string[];
+  environment?: Environment;
+  ports?: Port[];
+  depends_on?: DependsOn;
+  healthcheck?: { test?: string | string[]; disable?: boolean };
+  restart?: string;
+  volumes?: Volume[];
+  stop_grace_period?: string;
+}
+
+interface ComposeFile {
+  services?: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Compose semantics the assertions rely on.
+
+/** A `${VAR...}` reference that cannot be resolved. */
+class InterpolationError extends Error {
+  override name = 'InterpolationError';
+}
+
+const REFERENCE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g;
+
+/** Compose interpolation of one value: `$$`, `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR:?error}` and kin. */
+function interpolate(text: string, env: Env): string {
+  return text.replace(
+    REFERENCE,
+    (match: string, braced: string | undefined, op: string | undefined, arg: string | undefined, bare?: string) => {
+      if (match === '$$') return '$';
+      const name = (braced ?? bare)!;
+      const value = env[name];
+      const set = value !== undefined;
+      const nonEmpty = set && value !== '';
+      switch (op) {
+        case undefined:
+          return value ?? '';
+        case ':-':
+          return nonEmpty ? value : (arg ?? '');
+        case '-':
+          return set ? value : (arg ?? '');
+        case ':?':
+        case '?':
+          if (op === ':?' ? !nonEmpty : !set) throw new InterpolationError(`${name}: ${arg || 'required'}`);
+          return value!;
+        case ':+':
+          return nonEmpty ? (arg ?? '') : '';
+        default:
+          return set ? (arg ?? '') : '';
+      }
+    },
+  );
+}
+
+function interpolateDeep(value: unknown, env: Env): unknown {
+  if (typeof value === 'string') return interpolate(value, env);
+  if (Array.isArray(value)) return value.map((item: unknown) => interpolateDeep(item, env));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolateDeep(item, env)]));
+  }
+  return value;
+}
+
+/** Every `${...}` reference of a parsed file: variable name and operator. */
+function references(value: unknown, found: { name: string; op: string | undefined }[] = []) {
+  if (typeof value === 'string') {
+    for (const match of value.matchAll(REFERENCE)) {
+      if (match[0] !== '$$') found.push({ name: (match[1] ?? match[4])!, op: match[2] });
+    }
+  } else if (value && typeof value === 'object') {
+    for (const item of Object.values(value)) references(item, found);
+  }
+  return found;
+}
+
+function environmentOf(service: Service): Record<string, string> {
+  const env = service.environment;
+  if (!env) return {};
+  if (Array.isArray(env)) {
+    return Object.fromEntries(
+      env.map((entry) => {
+        const i = entry.indexOf('=');
+        return i < 0 ? [entry, ''] : [entry.slice(0, i), entry.slice(i + 1)];
+      }),
+    );
+  }
+  return Object.fromEntries(Object.entries(env).map(([key, value]) => [key, value === null ? '' : String(value)]));
+}
+
+/** `depends_on` as service name → condition (the short list form means `service_started`). */
+function dependenciesOf(service: Service): Record<string, string> {
+  const deps = service.depends_on;
+  if (!deps) return {};
+  if (Array.isArray(deps)) return Object.fromEntries(deps.map((name) => [name, 'service_started']));
+  return Object.fromEntries(Object.entries(deps).map(([name, dep]) => [name, dep.condition ?? 'service_started']));
+}
+
+/** Published ports as host → container pairs. */
+function publishedPorts(service: Service): { published: number; target: number }[] {
+  return (service.ports ?? []).flatMap((port) => {
+    if (typeof port === 'object') {
+      return port.published === undefined ? [] : [{ published: Number(port.published), target: port.target }];
+    }
+    const parts = String(port).split('/')[0]!.split(':');
+    if (parts.length < 2) return [];
+    return [{ published: Number(parts.at(-2)), target: Number(parts.at(-1)) }];
+  });
+}
+
+/** Bind mounts as host path (relative to the project) → container path. */
+function bindMounts(service: Service): { source: string; target: string }[] {
+  return (service.volumes ?? []).flatMap((volume) => {
+    const [source, target] =
+      typeof volume === 'string' ? volume.split(':') : [volume.type === 'bind' ? volume.source : '', volume.target];
+    return source && target && /^\.{0,2}\//.test(source) ? [{ source, target }] : [];
+  });
+}
+
+function argv(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : value.split(/\s+/).filter(Boolean);
+}
+
+function imageTag(image: string): string | undefined {
+  const name = image.split('@')[0]!;
+  const lastSlash = name.lastIndexOf('/');
+  const colon = name.lastIndexOf(':');
+  return colon > lastSlash ? name.slice(colon + 1) : undefined;
+}
+
+/** Compose durations (`45s`, `1m30s`, `500ms`) in seconds. */
+function seconds(duration: string | undefined): number {
+  if (!duration) return 10; // Compose's default stop grace period
+  let total = 0;
+  for (const [, amount, unit] of duration.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
+    total += Number(amount) * { ms: 0.001, s: 1, m: 60, h: 3600 }[unit as 'ms' | 's' | 'm' | 'h'];
+  }
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Dockerfile, read instruction by instruction.
+
+interface Instruction {
+  keyword: string;
+  args: string;
+}
+
+function dockerfileInstructions(text: string): Instruction[] {
+  const logical = text
+    .split('\n')
+    .filter((line) => !/^\s*#/.test(line))
+    .join('\n')
+    .replace(/\\\n/g, ' ');
+  return logical
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .map((line) => {
+      const [keyword, ...rest] = line.split(/\s+/);
+      return { keyword: keyword!.toUpperCase(), args: rest.join(' ') };
+    });
+}
+
+/** Exec-form (`["a", "b"]`) or shell-form arguments as a list. */
+function execArgs(args: string): string[] {
+  return args.startsWith('[') ? (JSON.parse(args) as string[]) : args.split(/\s+/);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+const composeText = read('docker-compose.yml');
+const raw = (parse(composeText, { merge: true }) ?? {}) as ComposeFile;
+const compose = interpolateDeep(raw, HOST_ENV) as ComposeFile;
+const dockerfile = existsSync(join(ROOT, 'Dockerfile')) ? dockerfileInstructions(read('Dockerfile')) : [];
+
+function service(name: string, file: ComposeFile = compose): Service {
+  const found = file.services?.[name];
+  if (!found) throw new Error(`docker-compose.yml has no "${name}" service`);
+  return found;
+}
+
+/** The Dockerfile's final stage (the image the app services run). */
+function finalStage(): Instruction[] {
+  const lastFrom = dockerfile.map((i) => i.keyword).lastIndexOf('FROM');
+  return lastFrom < 0 ? [] : dockerfile.slice(lastFrom);
+}
+
+const imageHasHealthcheck = (): boolean =>
+  finalStage().some((i) => i.keyword === 'HEALTHCHECK' && !/^NONE\b/i.test(i.args));
+
+/** Whether Compose can ever see the service healthy (its own check, or the app image's). */
+function hasHealthcheck(s: Service): boolean {
+  if (s.healthcheck?.disable) return false;
+  if (s.healthcheck?.test) return !(Array.isArray(s.healthcheck.test) && s.healthcheck.test[0] === 'NONE');
+  return s.build !== undefined && imageHasHealthcheck();
+}
+
+/** Full command line of an app service: its command, or the image's CMD. */
+function appCommand(name: string): string[] {
+  const s = service(name);
+  const entrypoint = argv(s.entrypoint);
+  const command = argv(s.command);
+  if (command.length > 0 || entrypoint.length > 0) return [...entrypoint, ...command];
+  const cmd = finalStage().findLast((i) => i.keyword === 'CMD');
+  return cmd ? execArgs(cmd.args) : [];
+}
+
+/** Databases and roles the postgres init scripts create, plus the image's own POSTGRES_DB/POSTGRES_USER. */
+function postgresInit(): { databases: Set<string>; roles: Set<string>; scripts: string } {
+  const pg = service(POSTGRES);
+  const env = environmentOf(pg);
+  const user = env.POSTGRES_USER || 'postgres';
+  const databases = new Set([env.POSTGRES_DB || user]);
+  const roles = new Set([user]);
+  let scripts = '';
+  for (const mount of bindMounts(pg).filter((m) => m.target.startsWith('/docker-entrypoint-initdb.d'))) {
+    const path = join(ROOT, mount.source);
+    const files = statSync(path).isDirectory() ? readdirSync(path).map((f) => join(path, f)) : [path];
+    for (const file of files.filter((f) => /\.(sh|sql)$/.test(f))) scripts += readFileSync(file, 'utf8') + '\n';
+  }
+  for (const [, name] of scripts.matchAll(/CREATE\s+DATABASE\s+"?([a-z_][a-z0-9_]*)"?/gi)) databases.add(name!);
+  for (const [, name] of scripts.matchAll(/CREATE\s+(?:ROLE|USER)\s+"?([a-z_][a-z0-9_]*)"?/gi)) roles.add(name!);
+  return { databases, roles, scripts };
+}
+
+describe('docker-compose.yml', () => {
+  it('defines the services of the stack', () => {
+    expect(Object.keys(compose.services ?? {})).toEqual(expect.arrayContaining(REQUIRED_SERVICES));
+  });
+
+  it('pins every image to an explicit version', () => {
+    for (const [name, s] of Object.entries(compose.services ?? {})) {
+      expect(s.image, `${name} has no image`).toEqual(expect.any(String));
+      const tag = imageTag(s.image!);
+      expect(tag, `${name}: ${s.image} has no tag`).toBeDefined();
+      expect(tag, `${name}: ${s.image}`).not.toBe('latest');
+      // Registry images need at least major.minor; the app image is built here (`build`) under a local tag.
+      if (s.build === undefined) expect(tag, `${name}: ${s.image} is not version-pinned`).toMatch(/^\d+\.\d+/);
+    }
+  });
+
+  it('runs the three app services from one image built from the Dockerfile', () => {
+    const images = new Set(APP_SERVICES.map((name) => service(name).image));
+    expect(images.size).toBe(1);
+    for (const name of APP_SERVICES) expect(service(name).build, `${name} has no build`).toBeDefined();
+  });
+
+  it('uses host variables only with a default or a loud failure', () => {
+    for (const { name, op } of references(raw)) {
+      expect([':-', '-', ':?', '?'], `\${${name}} has neither a default nor an error message`).toContain(op);
+    }
+  });
+
+  it('publishes the API on 3000, the Temporal UI on 8233 and Temporal gRPC on 7233', () => {
+    expect(publishedPorts(service('api'))).toContainEqual({ published: 3000, target: 3000 });
+    expect(publishedPorts(service(TEMPORAL_UI))).toContainEqual({ published: 8233, target: 8080 });
+    expect(publishedPorts(service(TEMPORAL))).toContainEqual({ published: 7233, target: 7233 });
+
+    const api = environmentOf(service('api'));
+    expect(api.API_HOST).toBe('0.0.0.0');
+    expect(Number(api.API_PORT)).toBe(3000);
+
+    const hostPorts = Object.values(compose.services ?? {}).flatMap((s) => publishedPorts(s).map((p) => p.published));
+    expect(new Set(hostPorts).size, 'a host port is published twice').toBe(hostPorts.length);
+  });
+
+  it('points the app services at the postgres service and a database its init creates', () => {
+    const { databases, roles, scripts } = postgresInit();
+    const pgEnv = environmentOf(service(POSTGRES));
+    for (const name of APP_SERVICES) {
+      const url = new URL(environmentOf(service(name)).DATABASE_URL ?? '');
+      expect(url.protocol, name).toMatch(/^postgres(ql)?:$/);
+      expect(url.hostname, `${name}: DATABASE_URL host`).toBe(POSTGRES);
+      expect(url.port || '5432', name).toBe('5432');
+      expect([...databases], `${name}: database of DATABASE_URL`).toContain(url.pathname.slice(1));
+      expect([...roles], `${name}: user of DATABASE_URL`).toContain(decodeURIComponent(url.username));
+      // The URL's password and the one the init script sets come from the same host variable.
+      expect(decodeURIComponent(url.password), name).toBe(HOST_ENV.STELLAOPS_DB_PASSWORD);
+    }
+    expect(pgEnv.STELLAOPS_DB_PASSWORD).toBe(HOST_ENV.STELLAOPS_DB_PASSWORD);
+    expect(scripts).toContain('STELLAOPS_DB_PASSWORD');
+  });
+
+  it('keeps postgres data on a named volume and checks readiness with pg_isready', () => {
+    const pg = service(POSTGRES);
+    expect(pg.image).toMatch(/^postgres:16(\.|-|$)/);
+    const data = (pg.volumes ?? []).find(
+      (v): v is string => typeof v === 'string' && v.endsWith(':/var/lib/postgresql/data'),
+    );
+    expect(data, 'no volume on /var/lib/postgresql/data').toBeDefined();
+    expect(Object.keys(compose.volumes ?? {})).toContain(data!.split(':')[0]);
+    expect(argv(pg.healthcheck?.test).join(' ')).toContain('pg_isready');
+  });
+
+  it('connects Temporal (auto-setup, postgres12) to the postgres service and databases it can use', () => {
+    const temporal = service(TEMPORAL);
+    const env = environmentOf(temporal);
+    const { databases, roles, scripts } = postgresInit();
+    expect(temporal.image).toMatch(/^temporalio\/auto-setup:/);
+    expect(env.DB).toBe('postgres12');
+    expect(env.POSTGRES_SEEDS).toBe(POSTGRES);
+    expect(env.DB_PORT ?? '5432').toBe('5432');
+    expect([...roles]).toContain(env.POSTGRES_USER);
+    expect(env.POSTGRES_PWD).toBe(HOST_ENV.TEMPORAL_DB_PASSWORD);
+    expect(environmentOf(service(POSTGRES)).TEMPORAL_DB_PASSWORD).toBe(HOST_ENV.TEMPORAL_DB_PASSWORD);
+    expect(scripts).toContain('TEMPORAL_DB_PASSWORD');
+    if (env.SKIP_DB_CREATE === 'true') {
+      // auto-setup will not create them: the postgres init must.
+      expect([...databases]).toContain(env.DBNAME ?? 'temporal');
+      expect([...databases]).toContain(env.VISIBILITY_DBNAME ?? 'temporal_visibility');
+    }
+    expect(dependenciesOf(temporal)[POSTGRES]).toBe('service_healthy');
+  });
+
+  it('addresses Temporal as temporal:7233 from the app services, the UI and the setup job', () => {
+    for (const name of [...APP_SERVICES, TEMPORAL_UI, SEARCH_ATTRIBUTES]) {
+      expect(environmentOf(service(name)).TEMPORAL_ADDRESS, name).toBe(TEMPORAL_ADDRESS);
+    }
+    expect(TEMPORAL_ADDRESS.split(':')[0]).toBe(TEMPORAL);
+  });
+
+  it('starts the worker and the API only after migrations and search attributes succeeded', () => {
+    for (const name of ['worker', 'api']) {
+      const deps = dependenciesOf(service(name));
+      expect(deps.migrate, `${name} → migrate`).toBe('service_completed_successfully');
+      expect(deps[SEARCH_ATTRIBUTES], `${name} → ${SEARCH_ATTRIBUTES}`).toBe('service_completed_successfully');
+      expect(deps[TEMPORAL], `${name} → temporal`).toBe('service_healthy');
+    }
+    expect(dependenciesOf(service('migrate'))[POSTGRES]).toBe('service_healthy');
+    expect(dependenciesOf(service(TEMPORAL_UI))).toHaveProperty(TEMPORAL);
+  });
+
+  it('has a dependency graph Compose can satisfy', () => {
+    const services = compose.services ?? {};
+    for (const [name, s] of Object.entries(services)) {
+      for (const [dep, condition] of Object.entries(dependenciesOf(s))) {
+        const target = services[dep];
+        expect(target, `${name} depends on unknown service ${dep}`).toBeDefined();
+        if (condition === 'service_healthy') {
+          expect(hasHealthcheck(target!), `${name} waits for ${dep} to be healthy: it has no health check`).toBe(true);
+        }
+        if (condition === 'service_completed_successfully') {
+          // A one-shot that restarts forever never "completes" for its dependents.
+          expect(['always', 'unless-stopped'], `${dep} is one-shot`).not.toContain(target!.restart);
+        }
+      }
+    }
+    const visiting = new Set<string>();
+    const done = new Set<string>();
+    const visit = (name: string, path: string[]): void => {
+      if (done.has(name)) return;
+      expect(visiting.has(name), `dependency cycle: ${[...path, name].join(' → ')}`).toBe(false);
+      visiting.add(name);
+      for (const dep of Object.keys(dependenciesOf(services[name] ?? {}))) visit(dep, [...path, name]);
+      visiting.delete(name);
+      done.add(name);
+    };
+    for (const name of Object.keys(services)) visit(name, []);
+  });
+
+  it('registers the TenantId Keyword search attribute in the namespace the app uses, idempotently', () => {
+    const job = service(SEARCH_ATTRIBUTES);
+    expect(job.image).toMatch(/^temporalio\/admin-tools:/);
+    expect(dependenciesOf(job)[TEMPORAL]).toBe('service_healthy');
+    const command = [...argv(job.entrypoint), ...argv(job.command)];
+    expect(command.join(' ')).toContain('TenantId');
+    expect(command.join(' ')).toContain('Keyword');
+    for (const key of SEARCH_ATTRIBUTE_KEYS) {
+      expect(command, `search attribute ${key.name} is not registered`).toContain(
+        `${key.name}=${CLI_SEARCH_ATTRIBUTE_TYPE[key.type]}`,
+      );
+    }
+    for (const name of APP_SERVICES) {
+      expect(argv(job.command)[0], `namespace of ${name}`).toBe(environmentOf(service(name)).TEMPORAL_NAMESPACE);
+    }
+    // The script it runs is mounted from the repository and uses the CLI's create command.
+    const mount = bindMounts(job).find((m) => command.includes(m.target));
+    expect(mount, 'the registration script is not mounted').toBeDefined();
+    const lines = read(mount!.source).replace(/\\\n\s*/g, ' ').split('\n');
+    const create = lines.find((line) => line.includes('temporal operator search-attribute create'));
+    expect(create, 'the script does not run `temporal operator search-attribute create`').toBeDefined();
+    expect(create).toMatch(/--name\b.*--type\b/);
+    expect(
+      lines.some((line) => line.includes('temporal operator search-attribute list')),
+      'an existing attribute must not fail the job',
+    ).toBe(true);
+  });
+
+  it('requires an auth key for every production service, so a missing key fails loudly', () => {
+    const production = Object.entries(raw.services ?? {}).filter(
+      ([, s]) => environmentOf(s).NODE_ENV === 'production',
+    );
+    expect(production.map(([name]) => name)).toEqual(expect.arrayContaining([...APP_SERVICES]));
+    for (const [name, s] of production) {
+      const env = environmentOf(s);
+      const keys = AUTH_KEY_VARIABLES.filter((key) =>
+        new RegExp(`^\\$\\{${key}:?\\?[^}]+\\}$`).test(env[key] ?? ''),
+      );
+      expect(keys, `${name} must take AUTH_JWKS_URL or AUTH_JWT_PUBLIC_KEY as \${VAR:?message}`).not.toHaveLength(0);
+    }
+    for (const key of AUTH_KEY_VARIABLES.filter((k) => composeText.includes(`\${${k}:?`))) {
+      const env = { ...HOST_ENV, [key]: undefined };
+      expect(() => interpolateDeep(raw, env)).toThrow(new RegExp(key));
+    }
+  });
+
+  it('gives the app services only variables the configuration reads, with values it accepts', () => {
+    const configSource = read('core/config.ts');
+    for (const name of CONFIG_VARIABLES) expect(configSource, `core/config.ts reads ${name}`).toContain(`'${name}'`);
+
+    for (const name of APP_SERVICES) {
+      const env = environmentOf(service(name));
+      const unknown = Object.keys(env).filter((key) => !CONFIG_VARIABLES.includes(key));
+      expect(unknown, `${name} sets variables nothing reads`).toEqual([]);
+
+      const config = loadConfig(env);
+      expect(config.env, name).toBe('production');
+      expect(config.temporal.address, name).toBe(TEMPORAL_ADDRESS);
+      expect(config.auth.useLocalKey, name).toBe(false);
+      expect(new URL(config.database.url!).hostname, name).toBe(POSTGRES);
+    }
+    expect(environmentOf(service('worker')).WORKER_QUEUES).toBe('all');
+    expect(loadConfig(environmentOf(service('worker'))).worker.queues).toEqual([...TASK_QUEUES]);
+    expect(loadConfig(environmentOf(service('api'))).api).toEqual({ host: '0.0.0.0', port: 3000 });
+  });
+
+  it('runs migrations, the worker and the API from entrypoints that exist', () => {
+    const expected = { migrate: 'scripts/migrate.ts', worker: 'workers/main.ts', api: 'api/server.ts' };
+    for (const [name, entry] of Object.entries(expected)) {
+      expect(appCommand(name), name).toContain(entry);
+      expect(existsSync(join(ROOT, entry)), entry).toBe(true);
+    }
+    expect(['always', 'unless-stopped']).not.toContain(service('migrate').restart);
+  });
+
+  it('turns off the image health check where no HTTP server runs', () => {
+    if (!imageHasHealthcheck()) return;
+    for (const name of ['migrate', 'worker']) expect(service(name).healthcheck?.disable, name).toBe(true);
+    expect(hasHealthcheck(service('api'))).toBe(true);
+  });
+
+  it('lets the worker and the API finish their graceful shutdown before Docker kills them', () => {
+    const drain = (path: string): number => {
+      const match = /closeWithGrace\(\{\s*delay:\s*([\d_]+)/.exec(read(path));
+      expect(match, `${path} has no closeWithGrace delay`).not.toBeNull();
+      return Number(match![1]!.replaceAll('_', '')) / 1000;
+    };
+    expect(seconds(service('worker').stop_grace_period)).toBeGreaterThan(drain('workers/main.ts'));
+    expect(seconds(service('api').stop_grace_period)).toBeGreaterThan(drain('api/server.ts'));
+  });
+});
+
+describe('Dockerfile', () => {
+  it('exists', () => {
+    expect(dockerfile.length, 'Dockerfile is missing or empty').toBeGreaterThan(0);
+  });
+
+  it('builds on a pinned node 20 bookworm-slim image', () => {
+    const args = new Map(
+      dockerfile
+        .filter((i) => i.keyword === 'ARG' && i.args.includes('='))
+        .map((i) => i.args.split('=', 2) as [string, string]),
+    );
+    const stages = new Set<string>();
+    const froms = dockerfile.filter((i) => i.keyword === 'FROM');
+    expect(froms.length).toBeGreaterThan(0);
+    for (const from of froms) {
+      const [image, as, alias] = from.args
+        .replace(/\$\{?(\w+)\}?/g, (_, name: string) => args.get(name) ?? '')
+        .split(/\s+/);
+      if (!stages.has(image!)) {
+        expect(image).toMatch(/^node:20(\.\d+)*-bookworm-slim$/);
+        expect(imageTag(image!)).not.toBe('latest');
+      }
+      if (as?.toUpperCase() === 'AS' && alias) stages.add(alias);
+    }
+  });
+
+  it('installs from the lockfile with npm ci', () => {
+    const ci = dockerfile.findIndex((i) => i.keyword === 'RUN' && /\bnpm ci\b/.test(i.args));
+    const lock = dockerfile.findIndex((i) => i.keyword === 'COPY' && i.args.includes('package-lock.json'));
+    expect(ci, 'no `npm ci`').toBeGreaterThanOrEqual(0);
+    expect(lock, 'package-lock.json is not copied before `npm ci`').toBeGreaterThanOrEqual(0);
+    expect(lock).toBeLessThan(ci);
+  });
+
+  it('runs as a non-root user', () => {
+    const user = finalStage().findLast((i) => i.keyword === 'USER');
+    expect(user, 'no USER in the final stage').toBeDefined();
+    expect(user!.args.split(':')[0]).not.toMatch(/^(root|0)$/);
+  });
+
+  it('runs the API by default and checks /health', () => {
+    const cmd = finalStage()
+      .filter((i) => i.keyword === 'CMD' || i.keyword === 'ENTRYPOINT')
+      .flatMap((i) => execArgs(i.args));
+    expect(cmd).toContain('api/server.ts');
+    const healthcheck = finalStage().find((i) => i.keyword === 'HEALTHCHECK');
+    if (healthcheck) {
+      expect(healthcheck.args).toContain('/health');
+      expect(read('api/routes/system.ts')).toContain("'/health'");
+    }
+  });
+
+  it('keeps dependencies, local data and secrets out of the build context', () => {
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((line) => line.trim().replace(/^\/|\/$/g, ''))
+      .filter((line) => line && !line.startsWith('#'));
+    expect(ignored).toEqual(expect.arrayContaining(['node_modules', '.data', '.env']));
+  });
+});

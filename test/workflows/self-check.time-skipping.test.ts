@@ -1,0 +1,77 @@
+/** Self-check workflow on the real time-skipping test server. */
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSelfCheckActivities } from '../../activities/self-check/index.js';
+import { FailureType } from '../../workflows/shared/failures.js';
+import { createTimeSkippingEnv, uniqueName, workflowBundle } from '../support/temporal.js';
+
+let env: TestWorkflowEnvironment;
+beforeAll(async () => {
+  env = await createTimeSkippingEnv();
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+
+async function withWorker<T>(taskQueue: string, fn: () => Promise<T>): Promise<T> {
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: createSelfCheckActivities(),
+  });
+  return worker.runUntil(fn);
+}
+
+describe('selfCheckWorkflow (time-skipping server)', () => {
+  it('runs the requested number of activities and reports the queue that answered', async () => {
+    expect(env.supportsTimeSkipping).toBe(true);
+    const taskQueue = uniqueName('self-check');
+    const result = await withWorker(taskQueue, () =>
+      env.client.workflow.execute('selfCheckWorkflow', {
+        taskQueue,
+        workflowId: uniqueName('self-check/t1'),
+        args: [{ tenantId: 't1', activityCount: 5 }],
+      }),
+    );
+    expect(result).toEqual({ tenantId: 't1', activitiesCompleted: 5, activityTaskQueues: [taskQueue] });
+  });
+
+  it('fails with InvalidInput, without retrying, for an out-of-range activity count', async () => {
+    const taskQueue = uniqueName('self-check');
+    const error = await withWorker(taskQueue, () =>
+      env.client.workflow.execute('selfCheckWorkflow', {
+        taskQueue,
+        workflowId: uniqueName('self-check/t1'),
+        args: [{ tenantId: 't1', activityCount: 5000 }],
+      }),
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    const cause = (error as WorkflowFailedError).cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect((cause as ApplicationFailure).type).toBe(FailureType.InvalidInput);
+  });
+
+  it('fires its durable timer: a one-day sleep completes in seconds of wall time', async () => {
+    const taskQueue = uniqueName('self-check');
+    const started = Date.now();
+    const handle = await withWorker(taskQueue, async () => {
+      const h = await env.client.workflow.start('selfCheckWorkflow', {
+        taskQueue,
+        workflowId: uniqueName('self-check/t1'),
+        args: [{ tenantId: 't1', activityCount: 1, sleepSeconds: 86_400 }],
+      });
+      await h.result();
+      return h;
+    });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const description = await handle.describe();
+    // Server time moved a day forward between start and close.
+    expect(description.closeTime!.getTime() - description.startTime.getTime()).toBeGreaterThanOrEqual(86_400_000);
+  });
+
+
+});
