@@ -15,6 +15,7 @@ export default defineConfig({
       test: {
         name: kind,
         include: [`test/${kind}/**/*.test.ts`],
+        setupFiles: ['test/support/setup-file.ts'],
         testTimeout: slow.has(kind) ? 120_000 : 10_000,
         hookTimeout: slow.has(kind) ? 180_000 : 10_000,
       },

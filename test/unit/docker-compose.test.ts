@@ -458,7 +458,9 @@ describe('docker-compose.yml', () => {
     // The script it runs is mounted from the repository and uses the CLI's create command.
     const mount = bindMounts(job).find((m) => command.includes(m.target));
     expect(mount, 'the registration script is not mounted').toBeDefined();
-    const lines = read(mount!.source).replace(/\\\n\s*/g, ' ').split('\n');
+    const lines = read(mount!.source)
+      .replace(/\\\n\s*/g, ' ')
+      .split('\n');
     const create = lines.find((line) => line.includes('temporal operator search-attribute create'));
     expect(create, 'the script does not run `temporal operator search-attribute create`').toBeDefined();
     expect(create).toMatch(/--name\b.*--type\b/);
@@ -469,15 +471,11 @@ describe('docker-compose.yml', () => {
   });
 
   it('requires an auth key for every production service, so a missing key fails loudly', () => {
-    const production = Object.entries(raw.services ?? {}).filter(
-      ([, s]) => environmentOf(s).NODE_ENV === 'production',
-    );
+    const production = Object.entries(raw.services ?? {}).filter(([, s]) => environmentOf(s).NODE_ENV === 'production');
     expect(production.map(([name]) => name)).toEqual(expect.arrayContaining([...APP_SERVICES]));
     for (const [name, s] of production) {
       const env = environmentOf(s);
-      const keys = AUTH_KEY_VARIABLES.filter((key) =>
-        new RegExp(`^\\$\\{${key}:?\\?[^}]+\\}$`).test(env[key] ?? ''),
-      );
+      const keys = AUTH_KEY_VARIABLES.filter((key) => new RegExp(`^\\$\\{${key}:?\\?[^}]+\\}$`).test(env[key] ?? ''));
       expect(keys, `${name} must take AUTH_JWKS_URL or AUTH_JWT_PUBLIC_KEY as \${VAR:?message}`).not.toHaveLength(0);
     }
     for (const key of AUTH_KEY_VARIABLES.filter((k) => composeText.includes(`\${${k}:?`))) {
