@@ -44,6 +44,8 @@ export async function readMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
   return migrations;
 }
 
+const label = (m: { version: number; name: string }) => `${String(m.version).padStart(4, '0')}_${m.name}`;
+
 /** Result of a migration run. */
 export interface MigrateResult {
   applied: number[];
@@ -73,10 +75,10 @@ export async function migrate(pool: Pool, options: { dir?: string; logger?: Logg
       for (const row of rows) {
         const file = known.get(row.version);
         if (!file)
-          throw new MigrationError(`Database has migration ${row.version}_${row.name}, which is not in the code`);
+          throw new MigrationError(`Database has migration ${label(row)}, which is not in the code`);
         if (file.checksum !== row.checksum) {
           throw new MigrationError(
-            `Migration ${row.version}_${row.name} was changed after it was applied (checksum mismatch)`,
+            `Migration ${label(row)} was changed after it was applied (checksum mismatch)`,
           );
         }
       }
@@ -94,7 +96,7 @@ export async function migrate(pool: Pool, options: { dir?: string; logger?: Logg
         } catch (error) {
           await client.query('ROLLBACK');
           throw new MigrationError(
-            `Migration ${migration.version}_${migration.name} failed: ${(error as Error).message}`,
+            `Migration ${label(migration)} failed: ${(error as Error).message}`,
           );
         }
         applied.push(migration.version);

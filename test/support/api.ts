@@ -1,0 +1,67 @@
+/**
+ * The API on real dependencies for `app.inject` tests: a dev server, workers on isolated task queues, a fresh
+ * migrated database, and tokens from a throwaway key.
+ */
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { FastifyInstance } from 'fastify';
+import { createActivities } from '../../activities/index.js';
+import { buildApp } from '../../api/app.js';
+import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
+import { loadConfig, TASK_QUEUES } from '../../core/config.js';
+import { createLogger } from '../../core/logger.js';
+import { createWorkerHost, type WorkerHost } from '../../workers/host.js';
+import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER, type TestSigner } from './auth.js';
+import { createTestDatabase, type TestDatabase } from './postgres.js';
+import { createDevServerEnv, uniqueName, workflowBundle } from './temporal.js';
+
+/** A running API with its real dependencies. */
+export interface ApiHarness {
+  app: FastifyInstance;
+  signer: TestSigner;
+  db: TestDatabase;
+  env: TestWorkflowEnvironment;
+  temporal: TemporalFacade;
+  taskQueuePrefix: string;
+  close(): Promise<void>;
+}
+
+/** Starts the harness; `workers: false` leaves the task queues unserved. */
+export async function startApiHarness(options: { workers?: boolean } = {}): Promise<ApiHarness> {
+  const logger = createLogger({ level: 'warn', name: 'api-test' });
+  const [env, db, signer] = await Promise.all([createDevServerEnv(), createTestDatabase(), createTestSigner()]);
+  const taskQueuePrefix = `${uniqueName('t')}-`;
+  const config = loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE, SELF_CHECK_TENANT: 'system' });
+  const temporal = createTemporalFacade({ address: env.address, namespace: env.namespace ?? 'default' });
+
+  let host: WorkerHost | undefined;
+  let running: Promise<void> | undefined;
+  if (options.workers !== false) {
+    host = await createWorkerHost({
+      connection: env.nativeConnection,
+      namespace: env.namespace ?? 'default',
+      queues: TASK_QUEUES,
+      activities: createActivities({ pool: db.pool, logger }),
+      workflowBundle: await workflowBundle(),
+      logger,
+      taskQueuePrefix,
+    });
+    running = host.run();
+  }
+  const app = await buildApp({ config, logger, pool: db.pool, temporal, verifyToken: signer.verifier, taskQueuePrefix });
+  return {
+    app,
+    signer,
+    db,
+    env,
+    temporal,
+    taskQueuePrefix,
+    async close() {
+      await app.close();
+      host?.shutdown();
+      await running;
+      await temporal.close();
+      await db.drop();
+      await env.teardown();
+    },
+  };
+}
