@@ -74,12 +74,9 @@ export async function migrate(pool: Pool, options: { dir?: string; logger?: Logg
       const known = new Map(migrations.map((m) => [m.version, m]));
       for (const row of rows) {
         const file = known.get(row.version);
-        if (!file)
-          throw new MigrationError(`Database has migration ${label(row)}, which is not in the code`);
+        if (!file) throw new MigrationError(`Database has migration ${label(row)}, which is not in the code`);
         if (file.checksum !== row.checksum) {
-          throw new MigrationError(
-            `Migration ${label(row)} was changed after it was applied (checksum mismatch)`,
-          );
+          throw new MigrationError(`Migration ${label(row)} was changed after it was applied (checksum mismatch)`);
         }
       }
       const applied: number[] = [];
@@ -95,9 +92,7 @@ export async function migrate(pool: Pool, options: { dir?: string; logger?: Logg
           await client.query('COMMIT');
         } catch (error) {
           await client.query('ROLLBACK');
-          throw new MigrationError(
-            `Migration ${label(migration)} failed: ${(error as Error).message}`,
-          );
+          throw new MigrationError(`Migration ${label(migration)} failed: ${(error as Error).message}`);
         }
         applied.push(migration.version);
         options.logger?.info({ version: migration.version, name: migration.name }, 'migration applied');

@@ -16,7 +16,11 @@ import { REPLAY_SCENARIOS, historyPath } from '../test/replay/scenarios.js';
 const logger = createLogger({ name: 'record-histories' });
 const env = await createDevServerEnv();
 // Recording needs no database: the pool is never queried by the recorded workflows' activities.
-const pool = createPool({ connectionString: 'postgres://unused@127.0.0.1:1/unused', applicationName: 'record', logger });
+const pool = createPool({
+  connectionString: 'postgres://unused@127.0.0.1:1/unused',
+  applicationName: 'record',
+  logger,
+});
 try {
   const taskQueue = 'record-histories';
   const worker = await Worker.create({

@@ -15,14 +15,13 @@ export interface EchoSelfCheckResult {
 /** Activities of the self-check workflow. */
 export interface SelfCheckActivities {
   /** Echoes its input and names the task queue that ran it; no side effects, hence idempotent. */
-  echoSelfCheck(input: EchoSelfCheckInput): Promise<EchoSelfCheckResult>;
+  echoSelfCheck: (input: EchoSelfCheckInput) => Promise<EchoSelfCheckResult>;
 }
 
 /** Creates the self-check activities (they need no dependencies). */
 export function createSelfCheckActivities(): SelfCheckActivities {
   return {
-    echoSelfCheck(input) {
-      return Promise.resolve({ sequence: input.sequence, taskQueue: Context.current().info.taskQueue });
-    },
+    echoSelfCheck: (input) =>
+      Promise.resolve({ sequence: input.sequence, taskQueue: Context.current().info.taskQueue }),
   };
 }

@@ -26,7 +26,11 @@ const post = (token: string | undefined, body: unknown, headers: Record<string, 
 
 async function waitForStatus(token: string, checkId: string, status: string) {
   for (let i = 0; i < 100; i++) {
-    const res = await h.app.inject({ method: 'GET', url: `/api/v1/self-checks/${checkId}`, headers: { authorization: `Bearer ${token}` } });
+    const res = await h.app.inject({
+      method: 'GET',
+      url: `/api/v1/self-checks/${checkId}`,
+      headers: { authorization: `Bearer ${token}` },
+    });
     if (res.json<{ status: string }>().status === status) return res;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -41,7 +45,9 @@ describe('POST /api/v1/self-checks', () => {
     expect(body.tenantId).toBe('tenant-a');
     expect(body.workflowId).toBe(`self-check/tenant-a/${body.checkId}`);
     const done = await waitForStatus(tokenA, body.checkId, 'COMPLETED');
-    expect(done.json()).toMatchObject({ result: { activitiesCompleted: 3, activityTaskQueues: [`${h.taskQueuePrefix}policy-simulation`] } });
+    expect(done.json()).toMatchObject({
+      result: { activitiesCompleted: 3, activityTaskQueues: [`${h.taskQueuePrefix}policy-simulation`] },
+    });
   });
 
   it('returns the same run for a retried Idempotency-Key (200), without starting another', async () => {
@@ -84,14 +90,22 @@ describe('POST /api/v1/self-checks', () => {
     const badKey = await post(tokenA, {}, { 'idempotency-key': 'has spaces!' });
     expect(badKey.statusCode).toBe(400);
     expect(badKey.json<{ errors: { path: string }[] }>().errors[0]?.path).toBe('headers.idempotency-key');
-    const get = await h.app.inject({ method: 'GET', url: `/api/v1/self-checks/${key}`, headers: { authorization: `Bearer ${tokenA}` } });
+    const get = await h.app.inject({
+      method: 'GET',
+      url: `/api/v1/self-checks/${key}`,
+      headers: { authorization: `Bearer ${tokenA}` },
+    });
     expect(get.statusCode).toBe(404);
   });
 });
 
 describe('GET /api/v1/self-checks/{checkId}', () => {
   it('answers 404 for an unknown id', async () => {
-    const res = await h.app.inject({ method: 'GET', url: '/api/v1/self-checks/does-not-exist', headers: { authorization: `Bearer ${tokenA}` } });
+    const res = await h.app.inject({
+      method: 'GET',
+      url: '/api/v1/self-checks/does-not-exist',
+      headers: { authorization: `Bearer ${tokenA}` },
+    });
     expect(res.statusCode).toBe(404);
     expect(res.json()).toMatchObject({ error: 'NotFound' });
   });
@@ -99,9 +113,17 @@ describe('GET /api/v1/self-checks/{checkId}', () => {
   it('never shows one tenant another tenant’s run', async () => {
     const key = uniqueName('private');
     expect((await post(tokenA, { activityCount: 1 }, { 'idempotency-key': key })).statusCode).toBe(202);
-    const asB = await h.app.inject({ method: 'GET', url: `/api/v1/self-checks/${key}`, headers: { authorization: `Bearer ${tokenB}` } });
+    const asB = await h.app.inject({
+      method: 'GET',
+      url: `/api/v1/self-checks/${key}`,
+      headers: { authorization: `Bearer ${tokenB}` },
+    });
     expect(asB.statusCode).toBe(404);
-    const asA = await h.app.inject({ method: 'GET', url: `/api/v1/self-checks/${key}`, headers: { authorization: `Bearer ${tokenA}` } });
+    const asA = await h.app.inject({
+      method: 'GET',
+      url: `/api/v1/self-checks/${key}`,
+      headers: { authorization: `Bearer ${tokenA}` },
+    });
     expect(asA.statusCode).toBe(200);
   });
 });

@@ -31,14 +31,24 @@ describe('operational routes', () => {
     const res = await h.app.inject({ method: 'GET', url: '/ready?deep=true' });
     expect(res.statusCode).toBe(200);
     const body = res.json<{ checks: { selfCheck: Record<string, { status: string }> } }>();
-    expect(Object.keys(body.checks.selfCheck).sort()).toEqual(['effects', 'pack-approval', 'policy-simulation', 'saga']);
+    expect(Object.keys(body.checks.selfCheck).sort()).toEqual([
+      'effects',
+      'pack-approval',
+      'policy-simulation',
+      'saga',
+    ]);
     for (const check of Object.values(body.checks.selfCheck)) expect(check.status).toBe('up');
   });
 
   it('GET /info names the version, namespace and task queues', async () => {
     const res = await h.app.inject({ method: 'GET', url: '/info' });
     expect(res.statusCode).toBe(200);
-    const body = res.json<{ version: string; temporal: { namespace: string }; taskQueues: string[]; searchAttributes: string[] }>();
+    const body = res.json<{
+      version: string;
+      temporal: { namespace: string };
+      taskQueues: string[];
+      searchAttributes: string[];
+    }>();
     expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(body.temporal.namespace).toBe('default');
     expect(body.taskQueues).toHaveLength(4);
@@ -51,7 +61,9 @@ describe('operational routes', () => {
     const res = await h.app.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toContain('text/plain');
-    expect(res.body).toMatch(/http_request_duration_seconds_count\{method="GET",route="\/health",status_code="200"\} \d+/);
+    expect(res.body).toMatch(
+      /http_request_duration_seconds_count\{method="GET",route="\/health",status_code="200"\} \d+/,
+    );
     expect(res.body).toMatch(/route="\/api\/v1\/self-checks\/:checkId",status_code="401"/);
     expect(res.body).toContain('process_cpu_seconds_total');
   });
@@ -59,9 +71,19 @@ describe('operational routes', () => {
   it('publishes OpenAPI with a response schema on every route, and Swagger UI at /docs', async () => {
     const res = await h.app.inject({ method: 'GET', url: '/openapi.json' });
     expect(res.statusCode).toBe(200);
-    const doc = res.json<{ openapi: string; paths: Record<string, Record<string, { responses?: Record<string, unknown> }>> }>();
+    const doc = res.json<{
+      openapi: string;
+      paths: Record<string, Record<string, { responses?: Record<string, unknown> }>>;
+    }>();
     expect(doc.openapi).toBe('3.1.0');
-    for (const path of ['/health', '/ready', '/info', '/metrics', '/api/v1/self-checks', '/api/v1/self-checks/{checkId}']) {
+    for (const path of [
+      '/health',
+      '/ready',
+      '/info',
+      '/metrics',
+      '/api/v1/self-checks',
+      '/api/v1/self-checks/{checkId}',
+    ]) {
       expect(doc.paths[path], path).toBeDefined();
     }
     for (const [path, operations] of Object.entries(doc.paths)) {

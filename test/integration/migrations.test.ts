@@ -25,7 +25,10 @@ describe('migrate', () => {
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     await cp(MIGRATIONS_DIR, dir, { recursive: true });
     const next = String((await readMigrations()).length + 1).padStart(4, '0');
-    await writeFile(join(dir, `${next}_slow.sql`), 'SELECT pg_sleep(0.5); CREATE TABLE audit.race_probe (id int PRIMARY KEY);');
+    await writeFile(
+      join(dir, `${next}_slow.sql`),
+      'SELECT pg_sleep(0.5); CREATE TABLE audit.race_probe (id int PRIMARY KEY);',
+    );
 
     const pools = Array.from({ length: 4 }, (_, i) =>
       createPool({ connectionString: db.url, applicationName: `replica-${i}`, max: 1 }),

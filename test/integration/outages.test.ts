@@ -77,7 +77,10 @@ describe('dependency outages', () => {
     const down = await ready();
     expect(down.statusCode).toBe(503);
     expect(down.headers['retry-after']).toBe('5');
-    expect(down.json()).toMatchObject({ status: 'unavailable', checks: { postgres: { status: 'down' }, temporal: { status: 'up' } } });
+    expect(down.json()).toMatchObject({
+      status: 'unavailable',
+      checks: { postgres: { status: 'down' }, temporal: { status: 'up' } },
+    });
 
     postgres = await startPostgres();
     await eventually(async () => (await ready()).statusCode === 200);
@@ -86,7 +89,12 @@ describe('dependency outages', () => {
   it('Temporal down → /ready and Temporal-backed routes 503 with Retry-After; back up → they recover', async () => {
     const token = await signer.token({ tenant: 'acme', scopes: [Scope.SelfCheck] });
     const start = () =>
-      app.inject({ method: 'POST', url: '/api/v1/self-checks', headers: { authorization: `Bearer ${token}` }, payload: {} });
+      app.inject({
+        method: 'POST',
+        url: '/api/v1/self-checks',
+        headers: { authorization: `Bearer ${token}` },
+        payload: {},
+      });
     expect((await start()).statusCode).toBe(202);
 
     await temporalEnv!.teardown();
@@ -97,7 +105,9 @@ describe('dependency outages', () => {
     const refused = await start();
     expect(refused.statusCode).toBe(503);
     expect(refused.headers['retry-after']).toBe('5');
-    expect(refused.json()).toMatchObject({ error: 'ServiceUnavailable', message: expect.stringContaining('Temporal') });
+    const refusedBody = refused.json<{ error: string; message: string }>();
+    expect(refusedBody.error).toBe('ServiceUnavailable');
+    expect(refusedBody.message).toContain('Temporal');
 
     temporalEnv = await startTemporal();
     await eventually(async () => (await ready()).statusCode === 200);

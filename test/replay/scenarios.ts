@@ -9,13 +9,21 @@ export interface ReplayScenario {
 }
 
 export const REPLAY_SCENARIOS: ReplayScenario[] = [
-  { name: 'self-check-three-activities', workflowType: 'selfCheckWorkflow', args: [{ tenantId: 'replay', activityCount: 3 }] },
+  {
+    name: 'self-check-three-activities',
+    workflowType: 'selfCheckWorkflow',
+    args: [{ tenantId: 'replay', activityCount: 3 }],
+  },
   {
     name: 'self-check-with-timer',
     workflowType: 'selfCheckWorkflow',
     args: [{ tenantId: 'replay', activityCount: 1, sleepSeconds: 1 }],
   },
-  { name: 'self-check-invalid-input', workflowType: 'selfCheckWorkflow', args: [{ tenantId: 'replay', activityCount: -1 }] },
+  {
+    name: 'self-check-invalid-input',
+    workflowType: 'selfCheckWorkflow',
+    args: [{ tenantId: 'replay', activityCount: -1 }],
+  },
 ];
 
 /** Where a scenario's history is committed. */

@@ -19,7 +19,8 @@ async function histories() {
 
 async function replayAll(bundle: Awaited<ReturnType<typeof workflowBundle>>): Promise<ReplayResult[]> {
   const results: ReplayResult[] = [];
-  for await (const result of Worker.runReplayHistories({ workflowBundle: bundle }, await histories())) results.push(result);
+  for await (const result of Worker.runReplayHistories({ workflowBundle: bundle }, await histories()))
+    results.push(result);
   return results;
 }
 
@@ -33,7 +34,8 @@ describe('replay of committed histories', () => {
   it('replays every history without a determinism error', async () => {
     const results = await replayAll(await workflowBundle());
     expect(results).toHaveLength(REPLAY_SCENARIOS.length);
-    for (const result of results) expect({ id: result.workflowId, error: result.error }).toEqual({ id: result.workflowId, error: undefined });
+    for (const result of results)
+      expect({ id: result.workflowId, error: result.error }).toEqual({ id: result.workflowId, error: undefined });
   });
 
   it('negative control: an incompatible change is caught', async () => {

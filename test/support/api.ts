@@ -30,7 +30,11 @@ export async function startApiHarness(options: { workers?: boolean } = {}): Prom
   const logger = createLogger({ level: 'warn', name: 'api-test' });
   const [env, db, signer] = await Promise.all([createDevServerEnv(), createTestDatabase(), createTestSigner()]);
   const taskQueuePrefix = `${uniqueName('t')}-`;
-  const config = loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE, SELF_CHECK_TENANT: 'system' });
+  const config = loadConfig({
+    AUTH_JWT_ISSUER: TEST_ISSUER,
+    AUTH_JWT_AUDIENCE: TEST_AUDIENCE,
+    SELF_CHECK_TENANT: 'system',
+  });
   const temporal = createTemporalFacade({ address: env.address, namespace: env.namespace ?? 'default' });
 
   let host: WorkerHost | undefined;
@@ -47,7 +51,14 @@ export async function startApiHarness(options: { workers?: boolean } = {}): Prom
     });
     running = host.run();
   }
-  const app = await buildApp({ config, logger, pool: db.pool, temporal, verifyToken: signer.verifier, taskQueuePrefix });
+  const app = await buildApp({
+    config,
+    logger,
+    pool: db.pool,
+    temporal,
+    verifyToken: signer.verifier,
+    taskQueuePrefix,
+  });
   return {
     app,
     signer,

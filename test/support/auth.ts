@@ -8,12 +8,24 @@ export const TEST_AUDIENCE = 'stellaops-workflows';
 /** Signs tokens for tests. */
 export interface TestSigner {
   verifier: TokenVerifier;
-  token(claims: { tenant?: string; scopes?: string[]; subject?: string; expiresIn?: string; audience?: string }): Promise<string>;
+  token(claims: {
+    tenant?: string;
+    scopes?: string[];
+    subject?: string;
+    expiresIn?: string;
+    audience?: string;
+  }): Promise<string>;
   /** A key the verifier does not trust. */
   foreignToken(claims: { tenant: string; scopes: string[] }): Promise<string>;
 }
 
-async function sign(key: CryptoKey, claims: Record<string, unknown>, audience: string, expiresIn: string, subject: string) {
+async function sign(
+  key: CryptoKey,
+  claims: Record<string, unknown>,
+  audience: string,
+  expiresIn: string,
+  subject: string,
+) {
   return new SignJWT(claims)
     .setProtectedHeader({ alg: 'ES256' })
     .setIssuer(TEST_ISSUER)
@@ -31,7 +43,13 @@ export async function createTestSigner(): Promise<TestSigner> {
   return {
     verifier: createTokenVerifier({ key: trusted.publicKey }, { issuer: TEST_ISSUER, audience: TEST_AUDIENCE }),
     token: ({ tenant, scopes = [], subject = 'tester', expiresIn = '10m', audience = TEST_AUDIENCE }) =>
-      sign(trusted.privateKey, { ...(tenant ? { tenant } : {}), scope: scopes.join(' ') }, audience, expiresIn, subject),
+      sign(
+        trusted.privateKey,
+        { ...(tenant ? { tenant } : {}), scope: scopes.join(' ') },
+        audience,
+        expiresIn,
+        subject,
+      ),
     foreignToken: ({ tenant, scopes }) =>
       sign(foreign.privateKey, { tenant, scope: scopes.join(' ') }, TEST_AUDIENCE, '10m', 'intruder'),
   };

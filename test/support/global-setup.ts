@@ -21,7 +21,12 @@ export default async function setup(): Promise<() => Promise<void>> {
   const dir = await mkdtemp(join(tmpdir(), 'stellaops-test-pg-'));
   await chmod(dir, 0o755); // the postgres system user must reach the data directory
   const port = await freePort();
-  const postgres = await startEmbeddedPostgres({ databaseDir: join(dir, 'data'), port, database: 'postgres', persistent: false });
+  const postgres = await startEmbeddedPostgres({
+    databaseDir: join(dir, 'data'),
+    port,
+    database: 'postgres',
+    persistent: false,
+  });
   process.env.STELLAOPS_TEST_PG_ADMIN_URL = embeddedDatabaseUrl(port, 'postgres');
   log(`embedded Postgres for tests on 127.0.0.1:${port}`);
 

@@ -14,7 +14,8 @@ export interface TestDatabase {
 
 function adminUrl(): string {
   const url = process.env.STELLAOPS_TEST_PG_ADMIN_URL;
-  if (!url) throw new Error('STELLAOPS_TEST_PG_ADMIN_URL is not set: run the tests through `npm test` (vitest globalSetup).');
+  if (!url)
+    throw new Error('STELLAOPS_TEST_PG_ADMIN_URL is not set: run the tests through `npm test` (vitest globalSetup).');
   return url;
 }
 

@@ -5,7 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { BinaryUnavailableError, resolveTemporalCli, resolveTestServer, type ResolvedBinary } from '../../stack/binaries.js';
+import {
+  BinaryUnavailableError,
+  resolveTemporalCli,
+  resolveTestServer,
+  type ResolvedBinary,
+} from '../../stack/binaries.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/shared/search-attributes.js';
 import { bundleWorkflows } from '../../workers/host.js';
 
@@ -35,7 +40,9 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
 }
 
 /** Starts a dev server (in-memory) with the product's search attributes. */
-export async function createDevServerEnv(options: { port?: number; dbFilename?: string } = {}): Promise<TestWorkflowEnvironment> {
+export async function createDevServerEnv(
+  options: { port?: number; dbFilename?: string } = {},
+): Promise<TestWorkflowEnvironment> {
   const binary = await resolveTemporalCli({ build: false });
   return withClearError(binary, 'Temporal CLI', () =>
     TestWorkflowEnvironment.createLocal({

@@ -11,8 +11,14 @@ describe('token verification', () => {
   });
 
   it.each([
-    ['signed by an unknown key', (s: Awaited<ReturnType<typeof createTestSigner>>) => s.foreignToken({ tenant: 'acme', scopes: [] })],
-    ['for another audience', (s: Awaited<ReturnType<typeof createTestSigner>>) => s.token({ tenant: 'acme', audience: 'other' })],
+    [
+      'signed by an unknown key',
+      (s: Awaited<ReturnType<typeof createTestSigner>>) => s.foreignToken({ tenant: 'acme', scopes: [] }),
+    ],
+    [
+      'for another audience',
+      (s: Awaited<ReturnType<typeof createTestSigner>>) => s.token({ tenant: 'acme', audience: 'other' }),
+    ],
     ['expired', (s: Awaited<ReturnType<typeof createTestSigner>>) => s.token({ tenant: 'acme', expiresIn: '-1m' })],
     ['without a tenant', (s: Awaited<ReturnType<typeof createTestSigner>>) => s.token({})],
     ['with a malformed tenant', (s: Awaited<ReturnType<typeof createTestSigner>>) => s.token({ tenant: '../etc' })],

@@ -26,7 +26,12 @@ describe('loadConfig', () => {
   it('lists every invalid variable in one error', () => {
     let error: unknown;
     try {
-      loadConfig({ WORKER_QUEUES: 'saga,nope', API_PORT: 'abc', DATABASE_URL: 'mysql://x', TEMPORAL_ADDRESS: 'no-port' });
+      loadConfig({
+        WORKER_QUEUES: 'saga,nope',
+        API_PORT: 'abc',
+        DATABASE_URL: 'mysql://x',
+        TEMPORAL_ADDRESS: 'no-port',
+      });
     } catch (e) {
       error = e;
     }

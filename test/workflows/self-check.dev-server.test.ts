@@ -72,9 +72,9 @@ describe('selfCheckWorkflow (dev server)', () => {
     const checkId = uniqueName('check');
     const first = await startSelfCheck(facade, { tenantId: 't1', checkId, taskQueue, activityCount: 1 });
     await first.handle.result();
-    await expect(startSelfCheck(facade, { tenantId: 't1', checkId, taskQueue, activityCount: 1 })).rejects.toBeInstanceOf(
-      WorkflowExecutionAlreadyStartedError,
-    );
+    await expect(
+      startSelfCheck(facade, { tenantId: 't1', checkId, taskQueue, activityCount: 1 }),
+    ).rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
     // The same check id under another tenant is another business key.
     const other = await startSelfCheck(facade, { tenantId: 't2', checkId, taskQueue, activityCount: 1 });
     expect(other.handle.workflowId).toBe(`self-check/t2/${checkId}`);

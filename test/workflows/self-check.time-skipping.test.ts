@@ -6,6 +6,7 @@ import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSelfCheckActivities } from '../../activities/self-check/index.js';
 import { FailureType } from '../../workflows/shared/failures.js';
+import type { selfCheckWorkflow } from '../../workflows/self-check/workflow.js';
 import { createTimeSkippingEnv, uniqueName, workflowBundle } from '../support/temporal.js';
 
 let env: TestWorkflowEnvironment;
@@ -31,7 +32,7 @@ describe('selfCheckWorkflow (time-skipping server)', () => {
     expect(env.supportsTimeSkipping).toBe(true);
     const taskQueue = uniqueName('self-check');
     const result = await withWorker(taskQueue, () =>
-      env.client.workflow.execute('selfCheckWorkflow', {
+      env.client.workflow.execute<typeof selfCheckWorkflow>('selfCheckWorkflow', {
         taskQueue,
         workflowId: uniqueName('self-check/t1'),
         args: [{ tenantId: 't1', activityCount: 5 }],
@@ -43,7 +44,7 @@ describe('selfCheckWorkflow (time-skipping server)', () => {
   it('fails with InvalidInput, without retrying, for an out-of-range activity count', async () => {
     const taskQueue = uniqueName('self-check');
     const error = await withWorker(taskQueue, () =>
-      env.client.workflow.execute('selfCheckWorkflow', {
+      env.client.workflow.execute<typeof selfCheckWorkflow>('selfCheckWorkflow', {
         taskQueue,
         workflowId: uniqueName('self-check/t1'),
         args: [{ tenantId: 't1', activityCount: 5000 }],
@@ -59,7 +60,7 @@ describe('selfCheckWorkflow (time-skipping server)', () => {
     const taskQueue = uniqueName('self-check');
     const started = Date.now();
     const handle = await withWorker(taskQueue, async () => {
-      const h = await env.client.workflow.start('selfCheckWorkflow', {
+      const h = await env.client.workflow.start<typeof selfCheckWorkflow>('selfCheckWorkflow', {
         taskQueue,
         workflowId: uniqueName('self-check/t1'),
         args: [{ tenantId: 't1', activityCount: 1, sleepSeconds: 86_400 }],
@@ -72,6 +73,4 @@ describe('selfCheckWorkflow (time-skipping server)', () => {
     // Server time moved a day forward between start and close.
     expect(description.closeTime!.getTime() - description.startTime.getTime()).toBeGreaterThanOrEqual(86_400_000);
   });
-
-
 });

@@ -1,0 +1,168 @@
+/**
+ * `npm start` as a user runs it: a child process on free ports and a temporary data directory, driven over
+ * HTTP. Ctrl-C (SIGINT to the process group) must leave nothing behind, and a second start finds its data.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { embeddedDatabaseUrl } from '../../core/config.js';
+import { freePort, isListening } from '../support/ports.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface Stack {
+  child: ChildProcess;
+  output: () => string;
+  token: string;
+  exited: Promise<number | null>;
+}
+
+let dataDir: string;
+let ports: { api: number; temporal: number; ui: number; pg: number };
+let current: Stack | undefined;
+
+function env(): NodeJS.ProcessEnv {
+  const { TEMPORAL_ADDRESS: _t, DATABASE_URL: _d, ...rest } = process.env;
+  return {
+    ...rest,
+    NODE_ENV: 'development',
+    LOG_LEVEL: 'warn',
+    DATA_DIR: dataDir,
+    API_PORT: String(ports.api),
+    TEMPORAL_DEV_PORT: String(ports.temporal),
+    TEMPORAL_UI_PORT: String(ports.ui),
+    PG_EMBEDDED_PORT: String(ports.pg),
+  };
+}
+
+async function startStack(): Promise<Stack> {
+  // Its own process group, like a terminal's foreground job, so SIGINT reaches every child as Ctrl-C does.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+    cwd: ROOT,
+    env: env(),
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 150_000;
+  while (!/StellaOps Workflows is ready/.test(output)) {
+    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output}`);
+    if (/is NOT ready/.test(output) || Date.now() > deadline) {
+      process.kill(-child.pid!, 'SIGKILL');
+      throw new Error(`npm start did not become ready:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const token = /Local token[^\n]*\n\s+(\S+)/.exec(output)?.[1];
+  if (!token) throw new Error(`no token printed:\n${output}`);
+  current = { child, output: () => output, token, exited };
+  return current;
+}
+
+/** Processes whose command line mentions the data directory (postgres -D …, temporal --db-filename …). */
+function processesUsing(dir: string): string[] {
+  const out = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
+  return out.split('\n').filter((line) => line.includes(dir) && !line.includes('ps -eo'));
+}
+
+async function stopStack(stack: Stack): Promise<number | null> {
+  process.kill(-stack.child.pid!, 'SIGINT');
+  const code = await Promise.race([
+    stack.exited,
+    new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 45_000)),
+  ]);
+  if (code === 'timeout') throw new Error(`npm start did not stop within 45 s:\n${stack.output()}`);
+  current = undefined;
+  return code;
+}
+
+const api = (path: string, init: RequestInit & { token?: string } = {}) =>
+  fetch(`http://127.0.0.1:${ports.api}${path}`, {
+    ...init,
+    headers: {
+      ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
+      ...(init.body ? { 'content-type': 'application/json' } : {}),
+    },
+  });
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'stellaops-e2e-'));
+  await chmod(dataDir, 0o755);
+  ports = { api: await freePort(), temporal: await freePort(), ui: await freePort(), pg: await freePort() };
+});
+afterAll(async () => {
+  if (current) process.kill(-current.child.pid!, 'SIGKILL');
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('npm start', () => {
+  it('runs the whole product, answers deep readiness, shows runs by TenantId in the Web UI, stops cleanly', async () => {
+    const stack = await startStack();
+    expect(stack.output()).toContain(`http://127.0.0.1:${ports.ui}/namespaces/default/workflows?query=TenantId`);
+
+    const ready = await api('/ready?deep=true');
+    expect(ready.status).toBe(200);
+
+    const started = await api('/api/v1/self-checks', {
+      method: 'POST',
+      token: stack.token,
+      body: JSON.stringify({ activityCount: 2 }),
+    });
+    expect(started.status).toBe(202);
+    const startedBody = (await started.json()) as { checkId: string };
+    const persisted = await api('/api/v1/self-checks', {
+      method: 'POST',
+      token: stack.token,
+      body: JSON.stringify({ activityCount: 1 }),
+    });
+    expect(persisted.status).toBe(202);
+    const persistedId = ((await persisted.json()) as { checkId: string }).checkId;
+
+    // The Web UI is served, and its own list API filters runs by TenantId.
+    const ui = await fetch(`http://127.0.0.1:${ports.ui}/`);
+    expect(ui.status).toBe(200);
+    expect(await ui.text()).toMatch(/<html/i);
+    let listed: string[] = [];
+    for (let i = 0; i < 50 && !listed.some((id) => id.endsWith(startedBody.checkId)); i++) {
+      const query = encodeURIComponent('TenantId="local"');
+      const res = await fetch(`http://127.0.0.1:${ports.ui}/api/v1/namespaces/default/workflows?query=${query}`);
+      const body = (await res.json()) as { executions?: { execution: { workflowId: string } }[] };
+      listed = (body.executions ?? []).map((e) => e.execution.workflowId);
+      if (!listed.some((id) => id.endsWith(startedBody.checkId))) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(listed).toContain(`self-check/local/${startedBody.checkId}`);
+
+    // A marker row written to Postgres must survive the restart.
+    const client = new pg.Client({ connectionString: embeddedDatabaseUrl(ports.pg) });
+    await client.connect();
+    await client.query("INSERT INTO audit.events (tenant_id, event_type, subject) VALUES ('local', 'e2e.marker', $1)", [
+      persistedId,
+    ]);
+    await client.end();
+
+    expect(await stopStack(stack)).toBe(0);
+    for (const port of Object.values(ports)) expect(await isListening(port), `port ${port} still open`).toBe(false);
+    expect(processesUsing(dataDir)).toEqual([]);
+
+    // Second start: same data directory, Temporal history and Postgres rows are still there.
+    const again = await startStack();
+    const read = await api(`/api/v1/self-checks/${persistedId}`, { token: again.token });
+    expect(read.status).toBe(200);
+    expect(await read.json()).toMatchObject({ status: 'COMPLETED', result: { activitiesCompleted: 1 } });
+    const client2 = new pg.Client({ connectionString: embeddedDatabaseUrl(ports.pg) });
+    await client2.connect();
+    const { rows } = await client2.query("SELECT subject FROM audit.events WHERE event_type = 'e2e.marker'");
+    await client2.end();
+    expect(rows).toEqual([{ subject: persistedId }]);
+
+    expect(await stopStack(again)).toBe(0);
+    expect(processesUsing(dataDir)).toEqual([]);
+  });
+});
