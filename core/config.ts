@@ -42,7 +42,7 @@ export interface AppConfig {
     /** Use the key pair generated under `dataDir` (local runs only). */
     useLocalKey: boolean;
   };
-  selfCheck: { tenantId: string; activityCount: number };
+  selfCheck: { tenantId: string };
 }
 
 /** A configuration error; the message lists every invalid variable. */
@@ -147,10 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       jwksUrl,
       useLocalKey,
     },
-    selfCheck: {
-      tenantId: str('SELF_CHECK_TENANT', 'local'),
-      activityCount: int('SELF_CHECK_ACTIVITIES', 1, 0, 1000),
-    },
+    selfCheck: { tenantId: str('SELF_CHECK_TENANT', 'local') },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
