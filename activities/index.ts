@@ -1,17 +1,27 @@
 import type { Logger } from '../core/logger.js';
 import type { Pool } from '../db/pool.js';
+import { createPolicySimulationActivities } from './policy-simulation/index.js';
+import type { WebhookConfig } from './policy-simulation/webhook.js';
 import { createSelfCheckActivities } from './self-check/index.js';
 
 /** Dependencies of every activity; they arrive through factories, never module globals. */
 export interface ActivityDeps {
   pool: Pool;
   logger: Logger;
+  policyEngineUrl: string;
+  policyWebhook: WebhookConfig;
 }
 
 /** Merges the activity factories of every capability. */
-export function createActivities(_deps: ActivityDeps) {
+export function createActivities(deps: ActivityDeps) {
   return {
     ...createSelfCheckActivities(),
+    ...createPolicySimulationActivities({
+      pool: deps.pool,
+      logger: deps.logger,
+      policyEngineUrl: deps.policyEngineUrl,
+      webhook: deps.policyWebhook,
+    }),
   };
 }
 

@@ -13,7 +13,10 @@ import type { Pool } from '../db/pool.js';
 import { ErrorResponse, registerErrorHandlers } from './errors.js';
 import { createMetricsRegistry, registerHttpMetrics } from './metrics.js';
 import type { TokenVerifier } from './plugins/auth.js';
+import { policySimulationRoutes } from './routes/policy-simulations.js';
 import { selfCheckRoutes } from './routes/self-checks.js';
+import { PolicyRunStatus, SimulationMetrics } from './schemas/policy-simulations.js';
+import { PolicyRunHub } from './sse/policy-run-hub.js';
 import { systemRoutes } from './routes/system.js';
 import type { TemporalFacade } from './temporal/facade.js';
 
@@ -27,11 +30,21 @@ export interface AppDeps {
   metrics: Registry;
   /** Prefix of task queue names (tests isolate runs with it). */
   taskQueuePrefix?: string;
+  /** Fan-out of projection changes to SSE streams (one LISTEN connection per process). */
+  policyRunHub: PolicyRunHub;
+  /** Interval of SSE keep-alive comments (default 15 s). */
+  sseKeepAliveMs?: number;
 }
 
 /** Builds the API. The caller owns (and closes) the pool and the Temporal facade. */
-export async function buildApp(deps: Omit<AppDeps, 'metrics'> & { metrics?: Registry }): Promise<FastifyInstance> {
-  const full: AppDeps = { ...deps, metrics: deps.metrics ?? createMetricsRegistry() };
+export async function buildApp(
+  deps: Omit<AppDeps, 'metrics' | 'policyRunHub'> & { metrics?: Registry },
+): Promise<FastifyInstance> {
+  const full: AppDeps = {
+    ...deps,
+    metrics: deps.metrics ?? createMetricsRegistry(),
+    policyRunHub: new PolicyRunHub(deps.pool, deps.logger),
+  };
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     genReqId: (req) => {
@@ -43,6 +56,9 @@ export async function buildApp(deps: Omit<AppDeps, 'metrics'> & { metrics?: Regi
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addSchema(ErrorResponse);
+  app.addSchema(PolicyRunStatus);
+  app.addSchema(SimulationMetrics);
+  app.addHook('onClose', async () => full.policyRunHub.close());
   registerErrorHandlers(app);
   registerHttpMetrics(app, full.metrics);
 
@@ -72,5 +88,6 @@ export async function buildApp(deps: Omit<AppDeps, 'metrics'> & { metrics?: Regi
 
   await app.register(systemRoutes, { deps: full });
   await app.register(selfCheckRoutes, { deps: full });
+  await app.register(policySimulationRoutes, { deps: full });
   return app;
 }

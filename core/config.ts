@@ -43,6 +43,18 @@ export interface AppConfig {
     useLocalKey: boolean;
   };
   selfCheck: { tenantId: string };
+  policyEngine: {
+    /** External Policy Engine; undefined means "run the reference engine" (npm start). */
+    url: string | undefined;
+    /** Port of the reference engine started by `npm start`. */
+    embeddedPort: number;
+  };
+  simulations: {
+    /** Number of most recent terminal runs the latency percentiles cover. */
+    metricsWindow: number;
+    /** Overall evaluation timeout of a run, in seconds. */
+    evaluationTimeoutSeconds: number;
+  };
 }
 
 /** A configuration error; the message lists every invalid variable. */
@@ -109,6 +121,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     problems.push(`TEMPORAL_ADDRESS must be host:port (got "${temporalAddress}")`);
   }
 
+  const policyEngineUrl = optional('POLICY_ENGINE_URL');
+  if (policyEngineUrl && !/^https?:\/\/[^\s]+$/.test(policyEngineUrl)) {
+    problems.push(`POLICY_ENGINE_URL must be an http(s) URL (got "${policyEngineUrl}")`);
+  }
+
   const publicKeyPem = optional('AUTH_JWT_PUBLIC_KEY');
   const jwksUrl = optional('AUTH_JWKS_URL');
   if (jwksUrl && !/^https?:\/\//.test(jwksUrl)) problems.push('AUTH_JWKS_URL must be an http(s) URL');
@@ -148,6 +165,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       useLocalKey,
     },
     selfCheck: { tenantId: str('SELF_CHECK_TENANT', 'local') },
+    policyEngine: { url: policyEngineUrl, embeddedPort: int('POLICY_ENGINE_PORT', 3100, 1, PORT_MAX) },
+    simulations: {
+      metricsWindow: int('POLICY_SIMULATION_METRICS_WINDOW', 200, 1, 10_000),
+      evaluationTimeoutSeconds: int('POLICY_SIMULATION_TIMEOUT_SECONDS', 900, 1, 86_400),
+    },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
@@ -172,4 +194,9 @@ export function temporalAddressOf(config: AppConfig): string {
     config.temporal.address ??
     `${config.temporal.devIp === '0.0.0.0' ? '127.0.0.1' : config.temporal.devIp}:${config.temporal.devPort}`
   );
+}
+
+/** The Policy Engine the workers call: `POLICY_ENGINE_URL`, else the reference engine on loopback. */
+export function policyEngineUrlOf(config: AppConfig): string {
+  return config.policyEngine.url ?? `http://127.0.0.1:${config.policyEngine.embeddedPort}`;
 }

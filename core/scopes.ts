@@ -2,6 +2,10 @@
 export const Scope = {
   /** Run and read self-check workflows. */
   SelfCheck: 'system:self-check',
+  /** Start, read, cancel and follow policy simulations; read their metrics. */
+  PolicySimulate: 'policy:simulate',
+  /** Create, pause, trigger and delete recurring simulation schedules. */
+  PolicySchedule: 'policy:schedule',
 } as const;
 export type Scope = (typeof Scope)[keyof typeof Scope];
 

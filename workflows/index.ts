@@ -1,2 +1,3 @@
 // The only workflow bundle entry: every workflow type the workers serve is re-exported here explicitly.
 export { selfCheckWorkflow } from './self-check/workflow.js';
+export { policySimulationWorkflow } from './policy-simulation/workflow.js';

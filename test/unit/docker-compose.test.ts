@@ -45,7 +45,10 @@ const CONFIG_VARIABLES = [
   'AUTH_JWT_PUBLIC_KEY',
   'AUTH_JWKS_URL',
   'SELF_CHECK_TENANT',
-  'SELF_CHECK_ACTIVITIES',
+  'POLICY_ENGINE_URL',
+  'POLICY_ENGINE_PORT',
+  'POLICY_SIMULATION_METRICS_WINDOW',
+  'POLICY_SIMULATION_TIMEOUT_SECONDS',
 ];
 const AUTH_KEY_VARIABLES = ['AUTH_JWKS_URL', 'AUTH_JWT_PUBLIC_KEY'];
 
@@ -64,6 +67,7 @@ const CLI_SEARCH_ATTRIBUTE_TYPE: Record<string, string> = {
 const HOST_ENV: Record<string, string> = {
   AUTH_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json',
   AUTH_JWT_ISSUER: 'https://idp.example.com',
+  POLICY_ENGINE_URL: 'https://policy-engine.example.com',
   STELLAOPS_DB_PASSWORD: 'app-secret',
   TEMPORAL_DB_PASSWORD: 'temporal-secret',
 };

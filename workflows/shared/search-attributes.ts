@@ -6,6 +6,10 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 
 /** Tenant of a workflow (`TenantId = "acme"` in the Web UI). */
 export const TENANT_ID = defineSearchAttributeKey('TenantId', SearchAttributeType.KEYWORD);
+/** Run id of a policy simulation (`PolicyRunId = "sim-…"`). */
+export const POLICY_RUN_ID = defineSearchAttributeKey('PolicyRunId', SearchAttributeType.KEYWORD);
+/** Policy of a policy simulation (`PolicyId = "baseline"`). */
+export const POLICY_ID = defineSearchAttributeKey('PolicyId', SearchAttributeType.KEYWORD);
 
 /** Every custom search attribute the product needs registered. */
-export const SEARCH_ATTRIBUTE_KEYS = [TENANT_ID] as const;
+export const SEARCH_ATTRIBUTE_KEYS = [TENANT_ID, POLICY_RUN_ID, POLICY_ID] as const;

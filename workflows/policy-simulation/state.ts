@@ -1,0 +1,91 @@
+/** Pure transitions of a simulation's status document (unit-tested; used by the workflow and its activities). */
+import {
+  TERMINAL_STATUSES,
+  type PolicyRunStatus,
+  type PolicyRunStatusValue,
+  type PolicySimulationInput,
+  type SimulationResultSummary,
+  type SimulationStats,
+} from './definitions.js';
+
+/** Projection revisions: each state has its own so that late writes never overwrite newer ones. */
+export const Revision = { queued: 1, running: 2, terminal: 3 } as const;
+
+/** True for succeeded, failed and cancelled. */
+export function isTerminalStatus(status: PolicyRunStatusValue): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+/** The document of a run that was just accepted. */
+export function queuedStatus(
+  input: PolicySimulationInput,
+  ids: { runId: string; workflowId: string },
+  queuedAt: string,
+): PolicyRunStatus {
+  return {
+    runId: ids.runId,
+    tenantId: input.tenantId,
+    policyId: input.policyId,
+    policyVersion: input.policyVersion,
+    mode: 'simulate',
+    status: 'queued',
+    priority: input.priority ?? 'normal',
+    queuedAt,
+    startedAt: null,
+    finishedAt: null,
+    attempts: 0,
+    inputs: input.inputs,
+    stats: null,
+    result: null,
+    error: null,
+    cancellationRequested: false,
+    cancellationReason: null,
+    workflowId: ids.workflowId,
+    metadata: input.metadata ?? {},
+  };
+}
+
+/** The evaluation started (attempt `attempt`, 1-based). The first start time is kept across retries. */
+export function runningStatus(doc: PolicyRunStatus, startedAt: string, attempt: number): PolicyRunStatus {
+  if (isTerminalStatus(doc.status)) return doc;
+  return { ...doc, status: 'running', startedAt: doc.startedAt ?? startedAt, attempts: Math.max(doc.attempts, attempt) };
+}
+
+/** The evaluation produced a result. */
+export function succeededStatus(
+  doc: PolicyRunStatus,
+  outcome: { stats: SimulationStats; result: SimulationResultSummary; startedAt: string; attempts: number },
+  finishedAt: string,
+): PolicyRunStatus {
+  return {
+    ...runningStatus(doc, outcome.startedAt, outcome.attempts),
+    status: 'succeeded',
+    stats: outcome.stats,
+    result: outcome.result,
+    finishedAt,
+  };
+}
+
+/** The evaluation failed for good. */
+export function failedStatus(doc: PolicyRunStatus, error: string, finishedAt: string): PolicyRunStatus {
+  return { ...doc, status: 'failed', error, finishedAt };
+}
+
+/** Someone asked to cancel; the run is not terminal yet. */
+export function cancellationRequestedStatus(doc: PolicyRunStatus, reason: string): PolicyRunStatus {
+  return { ...doc, cancellationRequested: true, cancellationReason: reason };
+}
+
+/** The run ended cancelled. */
+export function cancelledStatus(doc: PolicyRunStatus, reason: string, finishedAt: string): PolicyRunStatus {
+  return { ...doc, status: 'cancelled', cancellationRequested: true, cancellationReason: doc.cancellationReason ?? reason, finishedAt };
+}
+
+/** Why an input cannot be simulated, or undefined when it can. */
+export function invalidInputReason(input: PolicySimulationInput): string | undefined {
+  if (!input.tenantId) return 'tenantId is required';
+  if (!input.policyId) return 'policyId is required';
+  if (!Number.isInteger(input.policyVersion) || input.policyVersion < 1) return 'policyVersion must be a positive integer';
+  if (!Array.isArray(input.inputs?.sbomSet) || input.inputs.sbomSet.length === 0) return 'inputs.sbomSet must not be empty';
+  return undefined;
+}

@@ -1,0 +1,142 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { PolicySimulationActivities } from '../../activities/policy-simulation/index.js';
+import { FailureType } from '../shared/failures.js';
+import {
+  cancelSimulationUpdate,
+  getSimulationStatusQuery,
+  SimulationFailure,
+  type PolicyRunStatus,
+  type PolicySimulationInput,
+} from './definitions.js';
+import {
+  cancellationRequestedStatus,
+  cancelledStatus,
+  failedStatus,
+  invalidInputReason,
+  isTerminalStatus,
+  queuedStatus,
+  Revision,
+  succeededStatus,
+} from './state.js';
+
+const DEFAULT_EVALUATION_TIMEOUT_SECONDS = 15 * 60;
+
+const { recordPolicyRunStatus } = proxyActivities<PolicySimulationActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+const { notifySimulationCompleted } = proxyActivities<PolicySimulationActivities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
+});
+
+function evaluationActivity(timeoutSeconds: number) {
+  return proxyActivities<PolicySimulationActivities>({
+    startToCloseTimeout: `${timeoutSeconds} seconds`,
+    heartbeatTimeout: '20 seconds',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: [SimulationFailure.EngineRejected],
+    },
+  }).evaluatePolicySimulation;
+}
+
+function failureMessage(error: unknown): string {
+  if (error instanceof ActivityFailure && error.cause) return error.cause.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * One policy simulation run: evaluates `policyId@policyVersion` over `inputs.sbomSet` through the Policy Engine.
+ *
+ * - Status: `queued` until the evaluation activity starts, `running` then, ending `succeeded`, `failed` or
+ *   `cancelled`; every transition is projected to Postgres (idempotent, revisioned).
+ * - Query `getSimulationStatus`; Update `cancelSimulation` (rejected once terminal; answers with the terminal
+ *   document).
+ * - Timer: the whole evaluation is bounded by `evaluationTimeoutSeconds` (default 15 min) → `failed`.
+ * - Engine 4xx fails the run at once; 5xx, timeouts and network errors are retried (5 attempts).
+ * - On every terminal state the completion webhook is sent; its failure never fails the run.
+ * - Idempotency: the workflow id `policy-simulation/{tenant}/{runId}` is the business key.
+ */
+export async function policySimulationWorkflow(input: PolicySimulationInput): Promise<PolicyRunStatus> {
+  const info = workflowInfo();
+  const runId = input.runId ?? info.workflowId.split('/').pop()!;
+  let doc = queuedStatus(input, { runId, workflowId: info.workflowId }, new Date().toISOString());
+  setHandler(getSimulationStatusQuery, () => doc);
+
+  const evaluation = new CancellationScope();
+  setHandler(
+    cancelSimulationUpdate,
+    async ({ reason }) => {
+      doc = cancellationRequestedStatus(doc, reason);
+      evaluation.cancel();
+      await condition(() => isTerminalStatus(doc.status));
+      return doc;
+    },
+    {
+      validator: ({ reason }) => {
+        if (isTerminalStatus(doc.status)) {
+          throw ApplicationFailure.nonRetryable(`Simulation ${runId} is already ${doc.status}`, SimulationFailure.AlreadyTerminal);
+        }
+        if (typeof reason !== 'string' || reason.trim() === '') {
+          throw ApplicationFailure.nonRetryable('reason is required', FailureType.InvalidInput);
+        }
+      },
+    },
+  );
+
+  await recordPolicyRunStatus({ doc, revision: Revision.queued, ...(input.requestedBy ? { actor: input.requestedBy } : {}) });
+
+  const invalid = invalidInputReason(input);
+  const timeoutSeconds = input.evaluationTimeoutSeconds ?? DEFAULT_EVALUATION_TIMEOUT_SECONDS;
+  let timedOut = false;
+  if (invalid) {
+    doc = failedStatus(doc, `Invalid simulation input: ${invalid}`, new Date().toISOString());
+  } else {
+    const evaluate = evaluationActivity(timeoutSeconds);
+    const deadline = new CancellationScope();
+    deadline
+      .run(async () => {
+        await sleep(timeoutSeconds * 1000);
+        timedOut = true;
+        evaluation.cancel();
+      })
+      .catch(() => undefined); // cancelled once the evaluation is over
+    try {
+      const outcome = await evaluation.run(() => evaluate({ doc }));
+      doc = succeededStatus(doc, outcome, new Date().toISOString());
+    } catch (error) {
+      const now = new Date().toISOString();
+      if (timedOut) doc = failedStatus(doc, `Policy evaluation timed out after ${timeoutSeconds} s`, now);
+      else if (isCancellation(error)) doc = cancelledStatus(doc, doc.cancellationReason ?? 'Cancelled through Temporal', now);
+      else doc = failedStatus(doc, failureMessage(error), now);
+    } finally {
+      deadline.cancel();
+    }
+  }
+
+  // Finish the bookkeeping even if the workflow itself is being cancelled.
+  await CancellationScope.nonCancellable(async () => {
+    await recordPolicyRunStatus({ doc, revision: Revision.terminal });
+    try {
+      await notifySimulationCompleted({ doc });
+    } catch (error) {
+      log.warn(`Policy run job ${runId} completion webhook not delivered`, { error: failureMessage(error) });
+    }
+  });
+  return doc;
+}
