@@ -14,8 +14,10 @@ import { ErrorResponse, registerErrorHandlers } from './errors.js';
 import { createMetricsRegistry, registerHttpMetrics } from './metrics.js';
 import type { TokenVerifier } from './plugins/auth.js';
 import { policySimulationRoutes } from './routes/policy-simulations.js';
+import { scheduleRoutes } from './routes/schedules.js';
 import { selfCheckRoutes } from './routes/self-checks.js';
 import { PolicyRunStatus, SimulationMetrics } from './schemas/policy-simulations.js';
+import { ScheduleDoc } from './schemas/schedules.js';
 import { PolicyRunHub } from './sse/policy-run-hub.js';
 import { systemRoutes } from './routes/system.js';
 import type { TemporalFacade } from './temporal/facade.js';
@@ -58,6 +60,7 @@ export async function buildApp(
   app.addSchema(ErrorResponse);
   app.addSchema(PolicyRunStatus);
   app.addSchema(SimulationMetrics);
+  app.addSchema(ScheduleDoc);
   app.addHook('onClose', async () => full.policyRunHub.close());
   registerErrorHandlers(app);
   registerHttpMetrics(app, full.metrics);
@@ -89,5 +92,6 @@ export async function buildApp(
   await app.register(systemRoutes, { deps: full });
   await app.register(selfCheckRoutes, { deps: full });
   await app.register(policySimulationRoutes, { deps: full });
+  await app.register(scheduleRoutes, { deps: full });
   return app;
 }

@@ -1,16 +1,17 @@
 /** Structured JSON logging (pino) shared by every process. */
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
 /** Creates the process logger; secrets in well-known fields are redacted. */
-export function createLogger(options: { level?: string; name?: string } = {}): Logger {
-  return pino({
+export function createLogger(options: { level?: string; name?: string; destination?: DestinationStream } = {}): Logger {
+  const pinoOptions = {
     name: options.name ?? 'stellaops-workflows',
     level: options.level ?? process.env.LOG_LEVEL ?? 'info',
     redact: {
       paths: ['req.headers.authorization', 'headers.authorization', '*.password', '*.token', '*.secret'],
       censor: '[redacted]',
     },
-  });
+  };
+  return options.destination ? pino(pinoOptions, options.destination) : pino(pinoOptions);
 }

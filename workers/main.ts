@@ -6,7 +6,8 @@ import { pathToFileURL } from 'node:url';
 import closeWithGrace from 'close-with-grace';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
-import { databaseUrlOf, loadConfig, temporalAddressOf, type AppConfig } from '../core/config.js';
+import { loadWebhookConfig } from '../activities/policy-simulation/webhook.js';
+import { databaseUrlOf, loadConfig, policyEngineUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createPool } from '../db/pool.js';
 import { bundleWorkflows, createWorkerHost, installRuntime, type WorkerHost } from './host.js';
@@ -34,7 +35,12 @@ export async function startWorkers(config: AppConfig, logger: Logger): Promise<R
       connection,
       namespace: config.temporal.namespace,
       queues: config.worker.queues,
-      activities: createActivities({ pool, logger }),
+      activities: createActivities({
+        pool,
+        logger,
+        policyEngineUrl: policyEngineUrlOf(config),
+        policyWebhook: loadWebhookConfig(process.env),
+      }),
       workflowBundle: await bundleWorkflows(),
       logger,
     });

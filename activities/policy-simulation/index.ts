@@ -14,8 +14,7 @@ import {
   type SimulationStats,
 } from '../../workflows/policy-simulation/definitions.js';
 import { Revision, runningStatus } from '../../workflows/policy-simulation/state.js';
-import type { WebhookConfig, WebhookOutcome } from './webhook.js';
-import { createWebhookSender } from './webhook.js';
+import { createWebhookSender, parseRetryAfter, WebhookDeliveryError, type WebhookConfig, type WebhookOutcome } from './webhook.js';
 
 /** Dependencies of the policy simulation activities. */
 export interface PolicySimulationDeps {
@@ -33,7 +32,6 @@ export interface PolicySimulationDeps {
 export interface EvaluationOutcome {
   stats: SimulationStats;
   result: SimulationResultSummary;
-  startedAt: string;
   attempts: number;
 }
 
@@ -41,14 +39,6 @@ export interface EvaluationOutcome {
 export const WEBHOOK_DELIVERY_FAILED = 'WebhookDeliveryFailed';
 
 const HEARTBEAT_INTERVAL_MS = 2_000;
-
-function retryAfterMs(header: string | null): number | undefined {
-  if (!header) return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
 
 /** Creates the activities; all I/O goes through `deps`. */
 export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
@@ -60,20 +50,27 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
     recordPolicyRunStatus: async (input: { doc: PolicyRunStatus; revision: number; actor?: string }): Promise<UpsertResult> =>
       upsertPolicyRun(deps.pool, input.doc, input.revision, input.actor ? { actor: input.actor } : {}),
 
+    /** Marks the run `running` when a worker picks up the evaluation; returns the start time. */
+    markPolicyRunRunning: async (input: { doc: PolicyRunStatus }): Promise<{ startedAt: string }> => {
+      const stored = await getPolicyRun(deps.pool, input.doc.tenantId, input.doc.runId);
+      // A retried activity keeps the first start time.
+      const startedAt = stored?.startedAt ?? new Date().toISOString();
+      await upsertPolicyRun(deps.pool, runningStatus(input.doc, startedAt, 1), Revision.running);
+      return { startedAt };
+    },
+
     /**
-     * Marks the run `running` (keeping the first start time across retries) and asks the Policy Engine for the
-     * verdict diff. Heartbeats while waiting so cancellation reaches it; 4xx answers are final, 5xx/408/429 and
-     * network errors are retried by Temporal (honouring Retry-After).
+     * Asks the Policy Engine for the verdict diff. Heartbeats while waiting so cancellation reaches it; 4xx answers
+     * are final, 5xx/408/429 and network errors are retried by Temporal (honouring Retry-After). Failures carry
+     * `{ attempt }` as details so the run document can count attempts.
      */
     evaluatePolicySimulation: async (input: { doc: PolicyRunStatus }): Promise<EvaluationOutcome> => {
       const ctx = Context.current();
       const { doc } = input;
-      const stored = await getPolicyRun(deps.pool, doc.tenantId, doc.runId);
-      const base = stored && stored.status === 'running' ? stored : doc;
-      const running = runningStatus(base, new Date().toISOString(), ctx.info.attempt);
-      await upsertPolicyRun(deps.pool, running, Revision.running);
+      const attempt = ctx.info.attempt;
+      if (attempt > 1) await upsertPolicyRun(deps.pool, runningStatus(doc, doc.startedAt!, attempt), Revision.running);
 
-      const heartbeat = setInterval(() => ctx.heartbeat({ phase: 'evaluating' }), HEARTBEAT_INTERVAL_MS);
+      const heartbeat = setInterval(() => ctx.heartbeat({ attempt }), HEARTBEAT_INTERVAL_MS);
       try {
         const response = await fetchFn(new URL('/api/v1/simulations/evaluate', deps.policyEngineUrl), {
           method: 'POST',
@@ -94,7 +91,7 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
         const text = await response.text();
         if (response.ok) {
           const body = JSON.parse(text) as { stats: SimulationStats; result: SimulationResultSummary };
-          return { stats: body.stats, result: body.result, startedAt: running.startedAt!, attempts: running.attempts };
+          return { stats: body.stats, result: body.result, attempts: attempt };
         }
         let message = text.slice(0, 500);
         try {
@@ -104,10 +101,23 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
         }
         const detail = `Policy Engine answered HTTP ${response.status}: ${message}`;
         if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
-          throw ApplicationFailure.nonRetryable(detail, SimulationFailure.EngineRejected);
+          throw ApplicationFailure.create({ message: detail, type: SimulationFailure.EngineRejected, nonRetryable: true, details: [{ attempt }] });
         }
-        const delay = retryAfterMs(response.headers.get('retry-after'));
-        throw ApplicationFailure.create({ message: detail, type: 'PolicyEngineUnavailable', ...(delay !== undefined ? { nextRetryDelay: delay } : {}) });
+        const delay = parseRetryAfter(response.headers.get('retry-after'));
+        throw ApplicationFailure.create({
+          message: detail,
+          type: 'PolicyEngineUnavailable',
+          details: [{ attempt }],
+          ...(delay !== undefined ? { nextRetryDelay: delay } : {}),
+        });
+      } catch (error) {
+        if (error instanceof ApplicationFailure || ctx.cancellationSignal.aborted) throw error;
+        // Network errors and per-request timeouts: retryable.
+        throw ApplicationFailure.create({
+          message: `Policy Engine unreachable: ${(error as Error).message}`,
+          type: 'PolicyEngineUnavailable',
+          details: [{ attempt }],
+        });
       } finally {
         clearInterval(heartbeat);
       }
@@ -122,7 +132,8 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
       try {
         return await sender.send(buildCompletionPayload(input.doc, new Date().toISOString()), input.doc.runId);
       } catch (error) {
-        const e = error as Error & { retryable?: boolean; retryAfterMs?: number };
+        if (!(error instanceof WebhookDeliveryError)) throw error;
+        const e = error;
         if (!e.retryable || attempt >= deps.webhook.maxAttempts) {
           throw ApplicationFailure.nonRetryable(`${e.message} (attempt ${attempt})`, WEBHOOK_DELIVERY_FAILED);
         }

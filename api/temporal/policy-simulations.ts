@@ -124,15 +124,16 @@ export async function cancelSimulation(
       30_000,
     );
   } catch (error) {
-    if (error instanceof WorkflowNotFoundError) throw notFound(`Simulation ${options.runId} not found`);
+    if (error instanceof WorkflowNotFoundError) {
+      // The server answers "not found" for updates to a closed execution too: tell the two apart.
+      const closed = await temporal.withDeadline(() => handle.describe()).catch(() => undefined);
+      if (closed) throw conflict(`Simulation ${options.runId} has already finished`);
+      throw notFound(`Simulation ${options.runId} not found`);
+    }
     if (error instanceof WorkflowUpdateFailedError) {
       const cause = error.cause;
       if (cause instanceof ApplicationFailure && cause.type === SimulationFailure.AlreadyTerminal) throw conflict(cause.message);
       throw new HttpError(400, 'InvalidCancellation', cause?.message ?? error.message);
-    }
-    // An update on a closed workflow is refused by the server with "workflow execution already completed".
-    if (error instanceof Error && /already completed/i.test(error.message)) {
-      throw conflict(`Simulation ${options.runId} has already finished`);
     }
     throw error;
   }

@@ -5,6 +5,8 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { FastifyInstance } from 'fastify';
 import { createActivities } from '../../activities/index.js';
+import { loadWebhookConfig, type WebhookConfig } from '../../activities/policy-simulation/webhook.js';
+import { startPolicyEngine } from '../../policy-engine/server.js';
 import { buildApp } from '../../api/app.js';
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
 import { loadConfig, TASK_QUEUES } from '../../core/config.js';
@@ -25,8 +27,20 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-/** Starts the harness; `workers: false` leaves the task queues unserved. */
-export async function startApiHarness(options: { workers?: boolean } = {}): Promise<ApiHarness> {
+/** Options of {@link startApiHarness}. */
+export interface ApiHarnessOptions {
+  /** False leaves the task queues unserved. */
+  workers?: boolean;
+  /** Policy Engine the workers call (default: a reference engine started for the harness). */
+  policyEngineUrl?: string;
+  webhook?: WebhookConfig;
+  /** Extra environment for the API's configuration. */
+  env?: NodeJS.ProcessEnv;
+  sseKeepAliveMs?: number;
+}
+
+/** Starts the harness. */
+export async function startApiHarness(options: ApiHarnessOptions = {}): Promise<ApiHarness> {
   const logger = createLogger({ level: 'warn', name: 'api-test' });
   const [env, db, signer] = await Promise.all([createDevServerEnv(), createTestDatabase(), createTestSigner()]);
   const taskQueuePrefix = `${uniqueName('t')}-`;
@@ -34,7 +48,9 @@ export async function startApiHarness(options: { workers?: boolean } = {}): Prom
     AUTH_JWT_ISSUER: TEST_ISSUER,
     AUTH_JWT_AUDIENCE: TEST_AUDIENCE,
     SELF_CHECK_TENANT: 'system',
+    ...options.env,
   });
+  const engine = options.policyEngineUrl ? undefined : await startPolicyEngine({ host: '127.0.0.1', port: 0 });
   const temporal = createTemporalFacade({ address: env.address, namespace: env.namespace ?? 'default' });
 
   let host: WorkerHost | undefined;
@@ -44,7 +60,12 @@ export async function startApiHarness(options: { workers?: boolean } = {}): Prom
       connection: env.nativeConnection,
       namespace: env.namespace ?? 'default',
       queues: TASK_QUEUES,
-      activities: createActivities({ pool: db.pool, logger }),
+      activities: createActivities({
+        pool: db.pool,
+        logger,
+        policyEngineUrl: options.policyEngineUrl ?? engine!.url,
+        policyWebhook: options.webhook ?? loadWebhookConfig({}),
+      }),
       workflowBundle: await workflowBundle(),
       logger,
       taskQueuePrefix,
@@ -71,6 +92,7 @@ export async function startApiHarness(options: { workers?: boolean } = {}): Prom
       host?.shutdown();
       await running;
       await temporal.close();
+      await engine?.close();
       await db.drop();
       await env.teardown();
     },

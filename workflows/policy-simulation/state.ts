@@ -54,11 +54,12 @@ export function runningStatus(doc: PolicyRunStatus, startedAt: string, attempt: 
 /** The evaluation produced a result. */
 export function succeededStatus(
   doc: PolicyRunStatus,
-  outcome: { stats: SimulationStats; result: SimulationResultSummary; startedAt: string; attempts: number },
+  outcome: { stats: SimulationStats; result: SimulationResultSummary; attempts: number },
   finishedAt: string,
 ): PolicyRunStatus {
   return {
-    ...runningStatus(doc, outcome.startedAt, outcome.attempts),
+    ...doc,
+    attempts: Math.max(doc.attempts, outcome.attempts),
     status: 'succeeded',
     stats: outcome.stats,
     result: outcome.result,
@@ -66,9 +67,9 @@ export function succeededStatus(
   };
 }
 
-/** The evaluation failed for good. */
-export function failedStatus(doc: PolicyRunStatus, error: string, finishedAt: string): PolicyRunStatus {
-  return { ...doc, status: 'failed', error, finishedAt };
+/** The evaluation failed for good (after `attempts` attempts, when known). */
+export function failedStatus(doc: PolicyRunStatus, error: string, finishedAt: string, attempts?: number): PolicyRunStatus {
+  return { ...doc, status: 'failed', error, finishedAt, attempts: Math.max(doc.attempts, attempts ?? 0) };
 }
 
 /** Someone asked to cancel; the run is not terminal yet. */

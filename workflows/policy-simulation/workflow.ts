@@ -1,5 +1,6 @@
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -8,10 +9,12 @@ import {
   proxyActivities,
   setHandler,
   sleep,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { PolicySimulationActivities } from '../../activities/policy-simulation/index.js';
 import { FailureType } from '../shared/failures.js';
+import { POLICY_RUN_ID } from '../shared/search-attributes.js';
 import {
   cancelSimulationUpdate,
   getSimulationStatusQuery,
@@ -27,12 +30,13 @@ import {
   isTerminalStatus,
   queuedStatus,
   Revision,
+  runningStatus,
   succeededStatus,
 } from './state.js';
 
 const DEFAULT_EVALUATION_TIMEOUT_SECONDS = 15 * 60;
 
-const { recordPolicyRunStatus } = proxyActivities<PolicySimulationActivities>({
+const { recordPolicyRunStatus, markPolicyRunRunning } = proxyActivities<PolicySimulationActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
@@ -55,6 +59,13 @@ function evaluationActivity(timeoutSeconds: number) {
   }).evaluatePolicySimulation;
 }
 
+/** Attempt number an evaluation failure reports in its details, if any. */
+function failedAttempts(error: unknown): number | undefined {
+  const cause = error instanceof ActivityFailure ? error.cause : undefined;
+  const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as { attempt?: unknown } | undefined) : undefined;
+  return typeof details?.attempt === 'number' ? details.attempt : undefined;
+}
+
 function failureMessage(error: unknown): string {
   if (error instanceof ActivityFailure && error.cause) return error.cause.message;
   return error instanceof Error ? error.message : String(error);
@@ -75,6 +86,8 @@ function failureMessage(error: unknown): string {
 export async function policySimulationWorkflow(input: PolicySimulationInput): Promise<PolicyRunStatus> {
   const info = workflowInfo();
   const runId = input.runId ?? info.workflowId.split('/').pop()!;
+  // Runs started by a schedule learn their id here; make them findable by it in the Web UI too.
+  if (!input.runId) upsertSearchAttributes([{ key: POLICY_RUN_ID, value: runId }]);
   let doc = queuedStatus(input, { runId, workflowId: info.workflowId }, new Date().toISOString());
   setHandler(getSimulationStatusQuery, () => doc);
 
@@ -99,34 +112,34 @@ export async function policySimulationWorkflow(input: PolicySimulationInput): Pr
     },
   );
 
-  await recordPolicyRunStatus({ doc, revision: Revision.queued, ...(input.requestedBy ? { actor: input.requestedBy } : {}) });
-
-  const invalid = invalidInputReason(input);
   const timeoutSeconds = input.evaluationTimeoutSeconds ?? DEFAULT_EVALUATION_TIMEOUT_SECONDS;
+  const evaluate = evaluationActivity(timeoutSeconds);
   let timedOut = false;
-  if (invalid) {
-    doc = failedStatus(doc, `Invalid simulation input: ${invalid}`, new Date().toISOString());
-  } else {
-    const evaluate = evaluationActivity(timeoutSeconds);
-    const deadline = new CancellationScope();
-    deadline
-      .run(async () => {
-        await sleep(timeoutSeconds * 1000);
-        timedOut = true;
-        evaluation.cancel();
-      })
-      .catch(() => undefined); // cancelled once the evaluation is over
-    try {
-      const outcome = await evaluation.run(() => evaluate({ doc }));
+  const deadline = new CancellationScope();
+  deadline
+    .run(async () => {
+      await sleep(timeoutSeconds * 1000);
+      timedOut = true;
+      evaluation.cancel();
+    })
+    .catch(() => undefined); // cancelled once the evaluation is over
+  try {
+    await evaluation.run(async () => {
+      await recordPolicyRunStatus({ doc, revision: Revision.queued, ...(input.requestedBy ? { actor: input.requestedBy } : {}) });
+      const invalid = invalidInputReason(input);
+      if (invalid) throw ApplicationFailure.nonRetryable(`Invalid simulation input: ${invalid}`, FailureType.InvalidInput);
+      const { startedAt } = await markPolicyRunRunning({ doc });
+      doc = runningStatus(doc, startedAt, 1);
+      const outcome = await evaluate({ doc });
       doc = succeededStatus(doc, outcome, new Date().toISOString());
-    } catch (error) {
-      const now = new Date().toISOString();
-      if (timedOut) doc = failedStatus(doc, `Policy evaluation timed out after ${timeoutSeconds} s`, now);
-      else if (isCancellation(error)) doc = cancelledStatus(doc, doc.cancellationReason ?? 'Cancelled through Temporal', now);
-      else doc = failedStatus(doc, failureMessage(error), now);
-    } finally {
-      deadline.cancel();
-    }
+    });
+  } catch (error) {
+    const now = new Date().toISOString();
+    if (timedOut) doc = failedStatus(doc, `Policy evaluation timed out after ${timeoutSeconds} s`, now);
+    else if (isCancellation(error)) doc = cancelledStatus(doc, doc.cancellationReason ?? 'Cancelled through Temporal', now);
+    else doc = failedStatus(doc, failureMessage(error), now, failedAttempts(error));
+  } finally {
+    deadline.cancel();
   }
 
   // Finish the bookkeeping even if the workflow itself is being cancelled.
@@ -138,5 +151,6 @@ export async function policySimulationWorkflow(input: PolicySimulationInput): Pr
       log.warn(`Policy run job ${runId} completion webhook not delivered`, { error: failureMessage(error) });
     }
   });
+  await condition(allHandlersFinished);
   return doc;
 }

@@ -1,0 +1,97 @@
+/** Real HTTP peers on loopback for tests: misbehaving Policy Engines and a webhook receiver. */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A running loopback server. */
+export interface Sink {
+  url: string;
+  close(): Promise<void>;
+}
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function closer(server: Server): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+}
+
+async function readBody(req: import('node:http').IncomingMessage): Promise<string> {
+  let body = '';
+  for await (const chunk of req) body += String(chunk);
+  return body;
+}
+
+/** An engine that accepts requests and never answers (until closed): the evaluation stays `running`. */
+export async function startHangingEngine(): Promise<Sink & { requests: () => number }> {
+  let requests = 0;
+  const server = createServer(() => {
+    requests++;
+  });
+  return { url: await listen(server), close: closer(server), requests: () => requests };
+}
+
+/** An engine that answers `status` to the first `failures` requests, then forwards to `upstream`. */
+export async function startFlakyEngine(options: {
+  failures: number;
+  status: number;
+  upstream: string;
+}): Promise<Sink & { requests: () => number }> {
+  let requests = 0;
+  const server = createServer((req, res) => {
+    void (async () => {
+      requests++;
+      const body = await readBody(req);
+      if (requests <= options.failures) {
+        res.writeHead(options.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'Unavailable', message: `injected failure ${requests}` }));
+        return;
+      }
+      const upstream = await fetch(new URL(req.url ?? '/', options.upstream), {
+        method: req.method ?? 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      res.writeHead(upstream.status, { 'content-type': 'application/json' });
+      res.end(await upstream.text());
+    })();
+  });
+  return { url: await listen(server), close: closer(server), requests: () => requests };
+}
+
+/** One request a receiver got. */
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A webhook receiver answering `status()` and recording every request. */
+export async function startReceiver(status: () => number = () => 204): Promise<Sink & { received: ReceivedRequest[] }> {
+  const received: ReceivedRequest[] = [];
+  const server = createServer((req, res) => {
+    void (async () => {
+      received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: await readBody(req) });
+      res.writeHead(status(), { connection: 'close' });
+      res.end();
+    })();
+  });
+  return { url: await listen(server), close: closer(server), received };
+}
+
+/** Polls `fn` until it returns a defined value. */
+export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
