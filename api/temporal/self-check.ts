@@ -18,6 +18,8 @@ export interface StartSelfCheckOptions {
   taskQueue: string;
   activityCount: number;
   activityTaskQueue?: string;
+  /** Durable timer after the activities. */
+  sleepSeconds?: number;
   /** Closes the run by itself if no worker serves the queue. */
   executionTimeoutSeconds?: number;
 }
@@ -29,6 +31,7 @@ export async function startSelfCheck(temporal: TemporalFacade, options: StartSel
     tenantId: options.tenantId,
     activityCount: options.activityCount,
     ...(options.activityTaskQueue ? { activityTaskQueue: options.activityTaskQueue } : {}),
+    ...(options.sleepSeconds ? { sleepSeconds: options.sleepSeconds } : {}),
   };
   const handle = await temporal.withDeadline(() =>
     temporal.client.workflow.start<typeof selfCheckWorkflow>(SELF_CHECK_WORKFLOW_TYPE, {

@@ -11,6 +11,7 @@ import {
   resolveTestServer,
   type ResolvedBinary,
 } from '../../stack/binaries.js';
+import { ensureSearchAttributes } from '../../stack/temporal.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/shared/search-attributes.js';
 import { bundleWorkflows } from '../../workers/host.js';
 
@@ -31,12 +32,14 @@ async function withClearError<T>(binary: ResolvedBinary, what: string, start: ()
   }
 }
 
-/** Starts the time-skipping test server. */
+/** Starts the time-skipping test server with the product's search attributes registered. */
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   const binary = await resolveTestServer({ build: false });
-  return withClearError(binary, 'time-skipping test server', () =>
+  const env = await withClearError(binary, 'time-skipping test server', () =>
     TestWorkflowEnvironment.createTimeSkipping({ server: { executable: binary.executable } }),
   );
+  await ensureSearchAttributes(env.connection, env.namespace ?? 'default');
+  return env;
 }
 
 /** Starts a dev server (in-memory) with the product's search attributes. */

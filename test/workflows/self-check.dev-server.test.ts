@@ -8,6 +8,7 @@ import type { TemporalFacade } from '../../api/temporal/facade.js';
 import { startSelfCheck } from '../../api/temporal/self-check.js';
 import { getSelfCheckProgressQuery } from '../../workflows/self-check/definitions.js';
 import { TENANT_ID } from '../../workflows/shared/search-attributes.js';
+import { recordHistory } from '../support/histories.js';
 import { createDevServerEnv, uniqueName, workflowBundle } from '../support/temporal.js';
 
 let env: TestWorkflowEnvironment;
@@ -65,7 +66,17 @@ describe('selfCheckWorkflow (dev server)', () => {
   it('answers the progress query', async () => {
     const { handle } = await startSelfCheck(facade, { tenantId: 't1', taskQueue, activityCount: 3 });
     await handle.result();
+    await recordHistory(handle, 'self-check-three-activities');
     expect(await handle.query(getSelfCheckProgressQuery)).toEqual({ completed: 3, total: 3 });
+  });
+
+  it('sleeps on a durable timer and fails invalid input without retrying', async () => {
+    const timer = await startSelfCheck(facade, { tenantId: 't1', taskQueue, activityCount: 1, sleepSeconds: 1 });
+    expect((await timer.handle.result()).activitiesCompleted).toBe(1);
+    await recordHistory(timer.handle, 'self-check-with-timer');
+    const invalid = await startSelfCheck(facade, { tenantId: 't1', taskQueue, activityCount: -1 });
+    await expect(invalid.handle.result()).rejects.toThrow();
+    await recordHistory(invalid.handle, 'self-check-invalid-input');
   });
 
   it('refuses a second start with the same check id, even after the first has closed', async () => {
