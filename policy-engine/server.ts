@@ -143,7 +143,7 @@ export function createPolicyEngineServer(options: PolicyEngineServerOptions = {}
 
 /** A listening Policy Engine. */
 export interface RunningPolicyEngine {
-  /** Base URL, e.g. `http://127.0.0.1:4100`. */
+  /** Base URL, e.g. `http://127.0.0.1:3100`. */
   url: string;
   app: FastifyInstance;
   close(): Promise<void>;
@@ -164,7 +164,7 @@ export async function startPolicyEngine(
 }
 
 /** Default port of a standalone Policy Engine. */
-export const DEFAULT_POLICY_ENGINE_PORT = 4100;
+export const DEFAULT_POLICY_ENGINE_PORT = 3100;
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const logger = createLogger({ name: 'stellaops-policy-engine' });

@@ -70,6 +70,7 @@ try {
       `  Temporal UI    ${infra.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${query}`,
     );
   }
+  lines.push(`  Policy Engine  ${infra.policyEngineUrl}${infra.policyEngine ? ' (reference engine, sample data)' : ''}`);
   lines.push(
     `  Postgres       ${infra.postgres ? `embedded on 127.0.0.1:${infra.postgres.port} (data in ${infra.postgres.databaseDir})` : 'external (DATABASE_URL)'}`,
   );
@@ -86,7 +87,10 @@ try {
       'Local token (tenant "local", all scopes, valid 12 h; mint others with `npm run token -- --tenant T --scopes a,b`):',
       `  ${token}`,
       '',
-      `Try: curl -s -X POST ${api.url}/api/v1/self-checks -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"activityCount":3}'`,
+      'Try (with TOKEN set to the token above):',
+      `  curl -s -X POST ${api.url}/api/v1/scheduler/policies/simulations -H "Authorization: Bearer $TOKEN" \\`,
+      `    -H 'content-type: application/json' -d '{"policyId":"baseline-security","policyVersion":3,"inputs":{"sbomSet":["sbom-payments-api"]}}'`,
+      `  curl -N ${api.url}/api/v1/scheduler/policies/simulations/<runId>/stream -H "Authorization: Bearer $TOKEN"`,
     );
   }
   lines.push('', 'Press Ctrl-C to stop.', '');

@@ -1,11 +1,13 @@
 /**
- * The local stack behind `npm start`: embedded Postgres and the Temporal dev server unless `DATABASE_URL` /
- * `TEMPORAL_ADDRESS` point elsewhere, then migrations and search attributes.
+ * The local stack behind `npm start`: embedded Postgres, the Temporal dev server and the reference Policy Engine
+ * unless `DATABASE_URL` / `TEMPORAL_ADDRESS` / `POLICY_ENGINE_URL` point elsewhere; then migrations and search
+ * attributes.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { databaseUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
+import { databaseUrlOf, policyEngineUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
+import { startPolicyEngine, type RunningPolicyEngine } from '../policy-engine/server.js';
 import type { Logger } from '../core/logger.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
@@ -17,8 +19,12 @@ export interface InfraHandle {
   databaseUrl: string;
   temporalAddress: string;
   temporalUiUrl: string | undefined;
+  /** URL of the Policy Engine the workers call. */
+  policyEngineUrl: string;
   postgres?: EmbeddedPostgresHandle;
   temporal?: DevServerHandle;
+  /** The reference Policy Engine, when no POLICY_ENGINE_URL is configured. */
+  policyEngine?: RunningPolicyEngine;
   /** Stops whatever was started, Temporal first. */
   stop(): Promise<void>;
 }
@@ -28,7 +34,9 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
   await mkdir(config.dataDir, { recursive: true });
   let postgres: EmbeddedPostgresHandle | undefined;
   let temporal: DevServerHandle | undefined;
+  let policyEngine: RunningPolicyEngine | undefined;
   const stop = async () => {
+    await policyEngine?.close().catch((err: unknown) => logger.warn({ err }, 'stopping the Policy Engine failed'));
     await temporal?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping Temporal failed'));
     await postgres?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping Postgres failed'));
   };
@@ -76,7 +84,20 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
     } finally {
       await connection.close();
     }
-    return { databaseUrl, temporalAddress, temporalUiUrl: temporal?.uiUrl, postgres, temporal, stop };
+    if (!config.policyEngine.url) {
+      policyEngine = await startPolicyEngine({ host: '127.0.0.1', port: config.policyEngine.embeddedPort });
+      logger.info({ url: policyEngine.url }, 'reference Policy Engine started');
+    }
+    return {
+      databaseUrl,
+      temporalAddress,
+      temporalUiUrl: temporal?.uiUrl,
+      policyEngineUrl: policyEngineUrlOf(config),
+      postgres,
+      temporal,
+      policyEngine,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -102,6 +102,7 @@ describe('policySimulationWorkflow (dev server)', () => {
     const cancelled = await cancelSimulation(temporal, { tenantId: 'acme', runId: doc.runId, reason: 'not needed', requestedBy: 't' });
     expect(cancelled).toMatchObject({ status: 'cancelled', cancellationRequested: true, cancellationReason: 'not needed', startedAt: null });
     expect(cancelled.finishedAt).not.toBeNull();
+    await recordHistory(handle, 'policy-simulation-cancelled-queued');
   });
 
   it('cancels a running evaluation and rejects a second cancel with 409', async () => {
@@ -167,6 +168,7 @@ describe('policySimulationWorkflow (dev server)', () => {
       body: simulationBody({ inputs: { sbomSet: ['sbom-missing'] } }),
     });
     const result = await handle.result();
+    await recordHistory(handle, 'policy-simulation-webhook-failing');
     expect(result.status).toBe('failed');
     expect(receiver.received).toHaveLength(2);
     expect(JSON.parse(receiver.received[0]!.body)).toMatchObject({ reason: result.error });
@@ -186,6 +188,8 @@ describe('policySimulationWorkflow (dev server)', () => {
   it('returns the existing run for a repeated Idempotency-Key and refuses the key for another request', async () => {
     const key = uniqueName('key');
     const first = await startOn(temporal, worker, { idempotencyKey: key });
+    await first.handle.result();
+    await recordHistory(first.handle, 'policy-simulation-idempotent-start');
     const second = await startOn(temporal, worker, { idempotencyKey: key });
     expect(first.created).toBe(true);
     expect(second.created).toBe(false);
@@ -194,7 +198,6 @@ describe('policySimulationWorkflow (dev server)', () => {
       (e: unknown) => e,
     );
     expect((other as HttpError).statusCode).toBe(409);
-    await first.handle.result();
     // Same key after completion: still the same run, never a second execution.
     await expect(
       temporal.client.workflow.start('policySimulationWorkflow', {
