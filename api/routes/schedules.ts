@@ -4,11 +4,12 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { randomUUID } from 'node:crypto';
 import { Scope } from '../../core/scopes.js';
 import { recordAudit } from '../../db/queries/audit.js';
 import type { AppDeps } from '../app.js';
-import { commonErrorResponses, errorRef } from '../errors.js';
+import { commonErrorResponses, errorRef, HttpError } from '../errors.js';
 import { principalOf, requireScopes } from '../plugins/auth.js';
 import { CreateScheduleBody, ScheduleList, ScheduleNoteBody, ScheduleParams, TriggerResponse } from '../schemas/schedules.js';
 import { createScheduleService, temporalScheduleId } from '../temporal/schedules.js';
@@ -93,14 +94,19 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
           tags,
           summary: action === 'pause' ? 'Pause a schedule' : 'Resume a paused schedule',
           security,
+          description: 'Optional JSON body `{ "note": "…" }` (at most 500 characters).',
           params: ScheduleParams,
-          body: Type.Optional(ScheduleNoteBody),
           response: { 200: doc, 404: errorRef, ...commonErrorResponses },
         },
       },
       async (request) => {
         const { tenantId, subject } = principalOf(request);
-        const note = request.body?.note ?? `${action}d by ${subject}`;
+        // The body is optional, which a JSON schema on the route cannot express for an absent body.
+        const body: unknown = request.body ?? {};
+        if (!Value.Check(ScheduleNoteBody, body)) {
+          throw new HttpError(400, 'ValidationFailed', 'Body must be { "note": string (≤ 500 characters) } or empty');
+        }
+        const note = body.note ?? `${action}d by ${subject}`;
         const result = await service[action](tenantId, request.params.scheduleId, note);
         await audit(tenantId, `${action}d`, subject, request.params.scheduleId, { note });
         return result;

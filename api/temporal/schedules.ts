@@ -59,7 +59,9 @@ async function mapErrors<T>(scheduleId: string, fn: () => Promise<T>): Promise<T
   } catch (error) {
     if (error instanceof ScheduleNotFoundError) throw notFound(`Schedule ${scheduleId} not found`);
     if (error instanceof ScheduleAlreadyRunning) throw conflict(`Schedule ${scheduleId} already exists`);
-    // INVALID_ARGUMENT from the server: e.g. a cron expression it cannot parse.
+    // The client rejects specs it cannot encode (e.g. a malformed cron expression) with a TypeError; the server
+    // answers INVALID_ARGUMENT for the rest.
+    if (error instanceof TypeError) throw new HttpError(400, 'ValidationFailed', `Invalid schedule spec: ${error.message}`);
     if ((error as { code?: unknown }).code === 3) {
       throw new HttpError(400, 'ValidationFailed', `Invalid schedule: ${(error as Error).message.replace(/^3 INVALID_ARGUMENT: /, '')}`);
     }
