@@ -70,7 +70,9 @@ try {
       `  Temporal UI    ${infra.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${query}`,
     );
   }
-  lines.push(`  Policy Engine  ${infra.policyEngineUrl}${infra.policyEngine ? ' (reference engine, sample data)' : ''}`);
+  lines.push(
+    `  Policy Engine  ${infra.policyEngineUrl}${infra.policyEngine ? ' (reference engine, sample data)' : ''}`,
+  );
   lines.push(
     `  Postgres       ${infra.postgres ? `embedded on 127.0.0.1:${infra.postgres.port} (data in ${infra.postgres.databaseDir})` : 'external (DATABASE_URL)'}`,
   );

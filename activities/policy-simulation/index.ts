@@ -14,7 +14,13 @@ import {
   type SimulationStats,
 } from '../../workflows/policy-simulation/definitions.js';
 import { Revision, runningStatus } from '../../workflows/policy-simulation/state.js';
-import { createWebhookSender, parseRetryAfter, WebhookDeliveryError, type WebhookConfig, type WebhookOutcome } from './webhook.js';
+import {
+  createWebhookSender,
+  parseRetryAfter,
+  WebhookDeliveryError,
+  type WebhookConfig,
+  type WebhookOutcome,
+} from './webhook.js';
 
 /** Dependencies of the policy simulation activities. */
 export interface PolicySimulationDeps {
@@ -47,7 +53,11 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
 
   return {
     /** Writes the status document at `revision` (idempotent; older revisions never overwrite newer ones). */
-    recordPolicyRunStatus: async (input: { doc: PolicyRunStatus; revision: number; actor?: string }): Promise<UpsertResult> =>
+    recordPolicyRunStatus: async (input: {
+      doc: PolicyRunStatus;
+      revision: number;
+      actor?: string;
+    }): Promise<UpsertResult> =>
       upsertPolicyRun(deps.pool, input.doc, input.revision, input.actor ? { actor: input.actor } : {}),
 
     /** Marks the run `running` when a worker picks up the evaluation; returns the start time. */
@@ -86,7 +96,10 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
             policyVersion: doc.policyVersion,
             ...doc.inputs,
           }),
-          signal: AbortSignal.any([ctx.cancellationSignal, AbortSignal.timeout(deps.engineRequestTimeoutMs ?? 120_000)]),
+          signal: AbortSignal.any([
+            ctx.cancellationSignal,
+            AbortSignal.timeout(deps.engineRequestTimeoutMs ?? 120_000),
+          ]),
         });
         const text = await response.text();
         if (response.ok) {
@@ -101,7 +114,12 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
         }
         const detail = `Policy Engine answered HTTP ${response.status}: ${message}`;
         if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
-          throw ApplicationFailure.create({ message: detail, type: SimulationFailure.EngineRejected, nonRetryable: true, details: [{ attempt }] });
+          throw ApplicationFailure.create({
+            message: detail,
+            type: SimulationFailure.EngineRejected,
+            nonRetryable: true,
+            details: [{ attempt }],
+          });
         }
         const delay = parseRetryAfter(response.headers.get('retry-after'));
         throw ApplicationFailure.create({

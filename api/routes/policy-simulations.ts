@@ -5,7 +5,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Scope } from '../../core/scopes.js';
-import { getPolicyRun, getSimulationMetrics, listPolicyRuns, policyRunEventsAfter } from '../../db/queries/policy-runs.js';
+import {
+  getPolicyRun,
+  getSimulationMetrics,
+  listPolicyRuns,
+  policyRunEventsAfter,
+} from '../../db/queries/policy-runs.js';
 import { buildCompletionPayload } from '../../workflows/policy-simulation/completion.js';
 import { isTerminalStatus } from '../../workflows/policy-simulation/state.js';
 import type { AppDeps } from '../app.js';
@@ -17,7 +22,6 @@ import {
   ListSimulationsQuery,
   SimulationIdParams,
   SimulationList,
-  SimulationMetrics,
   StartSimulationBody,
   StreamHeaders,
 } from '../schemas/policy-simulations.js';
@@ -34,7 +38,8 @@ function encodeCursor(next: { queuedAt: string; runId: string }): string {
 function decodeCursor(cursor: string): { queuedAt: string; runId: string } {
   try {
     const [queuedAt, runId] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof queuedAt === 'string' && typeof runId === 'string' && !Number.isNaN(Date.parse(queuedAt))) return { queuedAt, runId };
+    if (typeof queuedAt === 'string' && typeof runId === 'string' && !Number.isNaN(Date.parse(queuedAt)))
+      return { queuedAt, runId };
   } catch {
     // fall through
   }
@@ -75,7 +80,10 @@ export const policySimulationRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }
         evaluationTimeoutSeconds: config.simulations.evaluationTimeoutSeconds,
         taskQueuePrefix: deps.taskQueuePrefix ?? '',
       });
-      return reply.code(created ? 201 : 200).header('location', `${BASE}/${doc.runId}`).send(doc);
+      return reply
+        .code(created ? 201 : 200)
+        .header('location', `${BASE}/${doc.runId}`)
+        .send(doc);
     },
   );
 

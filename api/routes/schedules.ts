@@ -11,7 +11,13 @@ import { recordAudit } from '../../db/queries/audit.js';
 import type { AppDeps } from '../app.js';
 import { commonErrorResponses, errorRef, HttpError } from '../errors.js';
 import { principalOf, requireScopes } from '../plugins/auth.js';
-import { CreateScheduleBody, ScheduleList, ScheduleNoteBody, ScheduleParams, TriggerResponse } from '../schemas/schedules.js';
+import {
+  CreateScheduleBody,
+  ScheduleList,
+  ScheduleNoteBody,
+  ScheduleParams,
+  TriggerResponse,
+} from '../schemas/schedules.js';
 import { createScheduleService, temporalScheduleId } from '../temporal/schedules.js';
 
 const BASE = '/api/v1/scheduler/schedules';
@@ -22,7 +28,13 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
   const security = [{ bearer: [] }];
   const tags = ['schedules'];
   const doc = Type.Ref('PolicySimulationSchedule');
-  const audit = (tenantId: string, action: string, actor: string, scheduleId: string, details: Record<string, unknown> = {}) =>
+  const audit = (
+    tenantId: string,
+    action: string,
+    actor: string,
+    scheduleId: string,
+    details: Record<string, unknown> = {},
+  ) =>
     recordAudit(deps.pool, {
       tenantId,
       eventType: `scheduler.schedule.${action}`,
@@ -48,7 +60,10 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
       const { tenantId, subject } = principalOf(request);
       const scheduleId = request.body.scheduleId ?? `sched-${randomUUID().slice(0, 8)}`;
       const created = await service.create(tenantId, scheduleId, request.body, subject);
-      await audit(tenantId, 'created', subject, scheduleId, { spec: request.body.spec, simulation: request.body.simulation });
+      await audit(tenantId, 'created', subject, scheduleId, {
+        spec: request.body.spec,
+        simulation: request.body.simulation,
+      });
       return reply.code(201).header('location', `${BASE}/${scheduleId}`).send(created);
     },
   );
@@ -57,7 +72,12 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
     BASE,
     {
       preHandler: auth,
-      schema: { tags, summary: 'List the tenant’s schedules', security, response: { 200: ScheduleList, ...commonErrorResponses } },
+      schema: {
+        tags,
+        summary: 'List the tenant’s schedules',
+        security,
+        response: { 200: ScheduleList, ...commonErrorResponses },
+      },
     },
     async (request) => ({ items: await service.list(principalOf(request).tenantId) }),
   );
@@ -66,7 +86,13 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
     `${BASE}/:scheduleId`,
     {
       preHandler: auth,
-      schema: { tags, summary: 'Read a schedule', security, params: ScheduleParams, response: { 200: doc, 404: errorRef, ...commonErrorResponses } },
+      schema: {
+        tags,
+        summary: 'Read a schedule',
+        security,
+        params: ScheduleParams,
+        response: { 200: doc, 404: errorRef, ...commonErrorResponses },
+      },
     },
     async (request) => service.describe(principalOf(request).tenantId, request.params.scheduleId),
   );
@@ -75,7 +101,13 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
     `${BASE}/:scheduleId`,
     {
       preHandler: auth,
-      schema: { tags, summary: 'Delete a schedule', security, params: ScheduleParams, response: { 204: Type.Null(), 404: errorRef, ...commonErrorResponses } },
+      schema: {
+        tags,
+        summary: 'Delete a schedule',
+        security,
+        params: ScheduleParams,
+        response: { 204: Type.Null(), 404: errorRef, ...commonErrorResponses },
+      },
     },
     async (request, reply) => {
       const { tenantId, subject } = principalOf(request);

@@ -13,7 +13,9 @@ export const ScheduleSpec = Type.Object(
         description: 'Cron expressions (minute hour day-of-month month day-of-week)',
       }),
     ),
-    intervalSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 31_536_000, description: 'Run every N seconds' })),
+    intervalSeconds: Type.Optional(
+      Type.Integer({ minimum: 60, maximum: 31_536_000, description: 'Run every N seconds' }),
+    ),
     timezone: Type.Optional(Type.String({ maxLength: 64, description: 'IANA time zone of cron expressions' })),
   },
   { additionalProperties: false },
@@ -52,7 +54,11 @@ export const ScheduleDoc = Type.Object(
     createdAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     nextRunTimes: Type.Array(Type.String({ format: 'date-time' })),
     recentRuns: Type.Array(
-      Type.Object({ workflowId: Type.String(), scheduledAt: Type.String({ format: 'date-time' }), startedAt: Type.String({ format: 'date-time' }) }),
+      Type.Object({
+        workflowId: Type.String(),
+        scheduledAt: Type.String({ format: 'date-time' }),
+        startedAt: Type.String({ format: 'date-time' }),
+      }),
     ),
   },
   { $id: 'PolicySimulationSchedule' },
@@ -61,4 +67,7 @@ export type ScheduleDoc = Static<typeof ScheduleDoc>;
 
 export const ScheduleList = Type.Object({ items: Type.Array(Type.Ref('PolicySimulationSchedule')) });
 
-export const TriggerResponse = Type.Object({ scheduleId: Type.String(), triggeredAt: Type.String({ format: 'date-time' }) });
+export const TriggerResponse = Type.Object({
+  scheduleId: Type.String(),
+  triggeredAt: Type.String({ format: 'date-time' }),
+});

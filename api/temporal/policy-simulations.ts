@@ -99,7 +99,11 @@ export async function startSimulation(
 }
 
 /** The workflow's own view of a run (used while the projection has not caught up). */
-export async function querySimulation(temporal: TemporalFacade, tenantId: string, runId: string): Promise<PolicyRunStatus> {
+export async function querySimulation(
+  temporal: TemporalFacade,
+  tenantId: string,
+  runId: string,
+): Promise<PolicyRunStatus> {
   const handle = temporal.client.workflow.getHandle(policySimulationWorkflowId(tenantId, runId));
   try {
     return await temporal.withDeadline(() => handle.query(getSimulationStatusQuery));
@@ -120,7 +124,10 @@ export async function cancelSimulation(
   const handle = temporal.client.workflow.getHandle(policySimulationWorkflowId(options.tenantId, options.runId));
   try {
     return await temporal.withDeadline(
-      () => handle.executeUpdate(cancelSimulationUpdate, { args: [{ reason: options.reason, requestedBy: options.requestedBy }] }),
+      () =>
+        handle.executeUpdate(cancelSimulationUpdate, {
+          args: [{ reason: options.reason, requestedBy: options.requestedBy }],
+        }),
       30_000,
     );
   } catch (error) {
@@ -132,7 +139,8 @@ export async function cancelSimulation(
     }
     if (error instanceof WorkflowUpdateFailedError) {
       const cause = error.cause;
-      if (cause instanceof ApplicationFailure && cause.type === SimulationFailure.AlreadyTerminal) throw conflict(cause.message);
+      if (cause instanceof ApplicationFailure && cause.type === SimulationFailure.AlreadyTerminal)
+        throw conflict(cause.message);
       throw new HttpError(400, 'InvalidCancellation', cause?.message ?? error.message);
     }
     throw error;

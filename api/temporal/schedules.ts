@@ -61,9 +61,14 @@ async function mapErrors<T>(scheduleId: string, fn: () => Promise<T>): Promise<T
     if (error instanceof ScheduleAlreadyRunning) throw conflict(`Schedule ${scheduleId} already exists`);
     // The client rejects specs it cannot encode (e.g. a malformed cron expression) with a TypeError; the server
     // answers INVALID_ARGUMENT for the rest.
-    if (error instanceof TypeError) throw new HttpError(400, 'ValidationFailed', `Invalid schedule spec: ${error.message}`);
+    if (error instanceof TypeError)
+      throw new HttpError(400, 'ValidationFailed', `Invalid schedule spec: ${error.message}`);
     if ((error as { code?: unknown }).code === 3) {
-      throw new HttpError(400, 'ValidationFailed', `Invalid schedule: ${(error as Error).message.replace(/^3 INVALID_ARGUMENT: /, '')}`);
+      throw new HttpError(
+        400,
+        'ValidationFailed',
+        `Invalid schedule: ${(error as Error).message.replace(/^3 INVALID_ARGUMENT: /, '')}`,
+      );
     }
     throw error;
   }
@@ -74,12 +79,19 @@ export function createScheduleService(temporal: TemporalFacade, options: { taskQ
   const handle = (tenantId: string, scheduleId: string): ScheduleHandle =>
     temporal.client.schedule.getHandle(temporalScheduleId(tenantId, scheduleId));
   const describe = (tenantId: string, scheduleId: string) =>
-    mapErrors(scheduleId, async () => toDoc(tenantId, scheduleId, await temporal.withDeadline(() => handle(tenantId, scheduleId).describe())));
+    mapErrors(scheduleId, async () =>
+      toDoc(tenantId, scheduleId, await temporal.withDeadline(() => handle(tenantId, scheduleId).describe())),
+    );
 
   return {
     describe,
 
-    async create(tenantId: string, scheduleId: string, body: CreateScheduleBody, createdBy: string): Promise<ScheduleDoc> {
+    async create(
+      tenantId: string,
+      scheduleId: string,
+      body: CreateScheduleBody,
+      createdBy: string,
+    ): Promise<ScheduleDoc> {
       if (!body.spec.cron?.length && !body.spec.intervalSeconds) {
         throw new HttpError(400, 'ValidationFailed', 'spec needs cron expressions or intervalSeconds');
       }
@@ -92,7 +104,12 @@ export function createScheduleService(temporal: TemporalFacade, options: { taskQ
         metadata: { ...(body.simulation.metadata ?? {}), scheduleId },
         requestedBy: `schedule:${scheduleId}`,
       };
-      const memo: ScheduleMemo = { description: body.description ?? '', spec: body.spec, simulation: body.simulation, createdBy };
+      const memo: ScheduleMemo = {
+        description: body.description ?? '',
+        spec: body.spec,
+        simulation: body.simulation,
+        createdBy,
+      };
       await mapErrors(scheduleId, () =>
         temporal.withDeadline(() =>
           temporal.client.schedule.create({

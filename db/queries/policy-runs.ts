@@ -1,8 +1,5 @@
 /** Typed queries of the policy simulation projection (`scheduler.policy_runs`, `scheduler.policy_run_events`). */
-import type {
-  PolicyRunStatus,
-  PolicyRunStatusValue,
-} from '../../workflows/policy-simulation/definitions.js';
+import type { PolicyRunStatus, PolicyRunStatusValue } from '../../workflows/policy-simulation/definitions.js';
 import { withTransaction, type Pool } from '../pool.js';
 
 /** Channel on which every projection change is announced (payload: `{ tenantId, runId, eventId }`). */
@@ -78,7 +75,12 @@ export async function upsertPolicyRun(
           options.actor ?? null,
           doc.runId,
           doc.workflowId,
-          JSON.stringify({ policyId: doc.policyId, policyVersion: doc.policyVersion, status: doc.status, error: doc.error }),
+          JSON.stringify({
+            policyId: doc.policyId,
+            policyVersion: doc.policyVersion,
+            status: doc.status,
+            error: doc.error,
+          }),
         ],
       );
     }
@@ -144,7 +146,9 @@ export async function listPolicyRuns(
   const last = page[page.length - 1];
   return {
     items: page.map((r) => r.document),
-    ...(rows.length > filter.limit && last ? { next: { queuedAt: last.queued_at.toISOString(), runId: last.run_id } } : {}),
+    ...(rows.length > filter.limit && last
+      ? { next: { queuedAt: last.queued_at.toISOString(), runId: last.run_id } }
+      : {}),
   };
 }
 

@@ -2,7 +2,6 @@
 import { readFile } from 'node:fs/promises';
 import { FormatRegistry } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import { SimulationMetrics } from '../../api/schemas/policy-simulations.js';
@@ -20,7 +19,11 @@ const BASE = '/api/v1/scheduler/policies/simulations';
 let h: ApiHarness;
 let token: string;
 let otherTenant: string;
-const body = { policyId: 'baseline-security', policyVersion: 3, inputs: { sbomSet: ['sbom-payments-api', 'sbom-auth-service'] } };
+const body = {
+  policyId: 'baseline-security',
+  policyVersion: 3,
+  inputs: { sbomSet: ['sbom-payments-api', 'sbom-auth-service'] },
+};
 
 // TypeBox's Value checker knows no formats by itself; the API validates them with ajv-formats.
 if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => !Number.isNaN(Date.parse(v)));
@@ -55,7 +58,8 @@ function parseSse(text: string): { id?: string; event?: string; data?: unknown }
       const fields = Object.fromEntries(
         block.split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]),
       );
-      return { id: fields.id, event: fields.event, data: fields.data ? JSON.parse(fields.data) : undefined };
+      const data: unknown = fields.data ? JSON.parse(fields.data) : undefined;
+      return { id: fields.id, event: fields.event, data };
     });
 }
 
@@ -64,7 +68,13 @@ describe('POST /simulations', () => {
     const res = await start();
     expect(res.statusCode).toBe(201);
     const doc = res.json<PolicyRunStatus>();
-    expect(doc).toMatchObject({ tenantId: 'acme', status: 'queued', mode: 'simulate', priority: 'normal', attempts: 0 });
+    expect(doc).toMatchObject({
+      tenantId: 'acme',
+      status: 'queued',
+      mode: 'simulate',
+      priority: 'normal',
+      attempts: 0,
+    });
     expect(doc.workflowId).toBe(`policy-simulation/acme/${doc.runId}`);
     expect(res.headers.location).toBe(`${BASE}/${doc.runId}`);
     const done = await waitFor(doc.runId, 'succeeded');
@@ -88,9 +98,19 @@ describe('POST /simulations', () => {
     expect(res.statusCode).toBe(400);
     const paths = res.json<{ errors: { path: string }[] }>().errors.map((e) => e.path);
     expect(paths).toEqual(
-      expect.arrayContaining(['body.policyId', 'body.policyVersion', 'body.inputs.sbomSet', 'body.priority', 'body.extra']),
+      expect.arrayContaining([
+        'body.policyId',
+        'body.policyVersion',
+        'body.inputs.sbomSet',
+        'body.priority',
+        'body.extra',
+      ]),
     );
-    const list = await h.app.inject({ method: 'GET', url: `${BASE}?policyId=${encodeURIComponent('')}`, headers: auth() });
+    const list = await h.app.inject({
+      method: 'GET',
+      url: `${BASE}?policyId=${encodeURIComponent('')}`,
+      headers: auth(),
+    });
     expect(list.statusCode).toBe(400);
   });
 
@@ -115,16 +135,32 @@ describe('GET /simulations and /simulations/{id}', () => {
     const p1 = page1.json<{ items: PolicyRunStatus[]; nextCursor?: string }>();
     expect(p1.items.map((i) => i.runId)).toEqual([ids[2], ids[1]]);
     expect(p1.nextCursor).toBeDefined();
-    const page2 = await h.app.inject({ method: 'GET', url: `${BASE}?policyId=${policyId}&limit=2&cursor=${p1.nextCursor}`, headers: auth() });
+    const page2 = await h.app.inject({
+      method: 'GET',
+      url: `${BASE}?policyId=${policyId}&limit=2&cursor=${p1.nextCursor}`,
+      headers: auth(),
+    });
     const p2 = page2.json<{ items: PolicyRunStatus[]; nextCursor?: string }>();
     expect(p2.items.map((i) => i.runId)).toEqual([ids[0]]);
     expect(p2.nextCursor).toBeUndefined();
 
-    const failed = await h.app.inject({ method: 'GET', url: `${BASE}?policyId=${policyId}&status=succeeded`, headers: auth() });
+    const failed = await h.app.inject({
+      method: 'GET',
+      url: `${BASE}?policyId=${policyId}&status=succeeded`,
+      headers: auth(),
+    });
     expect(failed.json<{ items: unknown[] }>().items).toHaveLength(0);
-    const future = await h.app.inject({ method: 'GET', url: `${BASE}?policyId=${policyId}&since=2999-01-01T00:00:00Z`, headers: auth() });
+    const future = await h.app.inject({
+      method: 'GET',
+      url: `${BASE}?policyId=${policyId}&since=2999-01-01T00:00:00Z`,
+      headers: auth(),
+    });
     expect(future.json<{ items: unknown[] }>().items).toHaveLength(0);
-    const asOther = await h.app.inject({ method: 'GET', url: `${BASE}?policyId=${policyId}`, headers: auth(otherTenant) });
+    const asOther = await h.app.inject({
+      method: 'GET',
+      url: `${BASE}?policyId=${policyId}`,
+      headers: auth(otherTenant),
+    });
     expect(asOther.json<{ items: unknown[] }>().items).toHaveLength(0);
     const badCursor = await h.app.inject({ method: 'GET', url: `${BASE}?cursor=nonsense`, headers: auth() });
     expect(badCursor.statusCode).toBe(400);
@@ -134,7 +170,9 @@ describe('GET /simulations and /simulations/{id}', () => {
     expect((await h.app.inject({ method: 'GET', url: `${BASE}/sim-unknown`, headers: auth() })).statusCode).toBe(404);
     const { runId } = (await start()).json<PolicyRunStatus>();
     await waitFor(runId, 'succeeded');
-    expect((await h.app.inject({ method: 'GET', url: `${BASE}/${runId}`, headers: auth(otherTenant) })).statusCode).toBe(404);
+    expect(
+      (await h.app.inject({ method: 'GET', url: `${BASE}/${runId}`, headers: auth(otherTenant) })).statusCode,
+    ).toBe(404);
   });
 });
 
@@ -172,9 +210,17 @@ describe('GET /simulations/{id}/stream', () => {
     expect(completed).not.toHaveProperty('reason');
 
     // Resuming after the second event replays only what followed; after the last one there is nothing left.
-    const resumed = await h.app.inject({ method: 'GET', url: `${BASE}/${runId}/stream`, headers: { ...auth(), 'last-event-id': events[1]!.id! } });
+    const resumed = await h.app.inject({
+      method: 'GET',
+      url: `${BASE}/${runId}/stream`,
+      headers: { ...auth(), 'last-event-id': events[1]!.id! },
+    });
     expect(parseSse(resumed.body).map((e) => e.event)).toEqual(['status', 'completed']);
-    const finished = await h.app.inject({ method: 'GET', url: `${BASE}/${runId}/stream`, headers: { ...auth(), 'last-event-id': events[3]!.id! } });
+    const finished = await h.app.inject({
+      method: 'GET',
+      url: `${BASE}/${runId}/stream`,
+      headers: { ...auth(), 'last-event-id': events[3]!.id! },
+    });
     expect(finished.statusCode).toBe(204);
   });
 
@@ -200,7 +246,7 @@ describe('GET /simulations/{id}/stream', () => {
       await upsertPolicyRun(h.db.pool, queued, Revision.queued);
       const response = await fetch(`${address}${BASE}/${runId}/stream`, { headers: auth() });
       expect(response.status).toBe(200);
-      const reader = response.body!.getReader();
+      const reader = response.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
       let text = '';
       const readUntil = async (marker: string) => {
         while (!text.includes(marker)) {
@@ -214,7 +260,11 @@ describe('GET /simulations/{id}/stream', () => {
 
       const changedAt = Date.now();
       await upsertPolicyRun(h.db.pool, runningStatus(queued, new Date().toISOString(), 1), Revision.running);
-      await upsertPolicyRun(h.db.pool, failedStatus(queued, 'engine down', new Date().toISOString(), 1), Revision.terminal);
+      await upsertPolicyRun(
+        h.db.pool,
+        failedStatus(queued, 'engine down', new Date().toISOString(), 1),
+        Revision.terminal,
+      );
       await readUntil('event: completed');
       // Well under the 5 s safety poll: the notification carried it.
       expect(Date.now() - changedAt).toBeLessThan(2_000);
@@ -224,24 +274,34 @@ describe('GET /simulations/{id}/stream', () => {
       expect(completed.simulation.status).toBe('failed');
       expect(completed.reason).toBe('engine down');
     } finally {
-      await (replica as FastifyInstance).close();
+      await replica.close();
     }
   });
 });
 
 describe('GET /simulations/metrics', () => {
   it('matches the committed sample’s schema and counts this tenant’s recent terminal runs', async () => {
-    const sample: unknown = JSON.parse(await readFile(new URL('../../samples/api/scheduler/policy-simulation-metrics.json', import.meta.url), 'utf8'));
+    const sample: unknown = JSON.parse(
+      await readFile(new URL('../../samples/api/scheduler/policy-simulation-metrics.json', import.meta.url), 'utf8'),
+    );
     expect([...Value.Errors(SimulationMetrics, sample)]).toEqual([]);
 
     const res = await h.app.inject({ method: 'GET', url: `${BASE}/metrics`, headers: auth() });
     expect(res.statusCode).toBe(200);
-    const metrics = res.json<{ tenantId: string; latency: { samples: number; p50Seconds: number | null; p99Seconds: number | null }; recentOutcomes: Record<string, number> }>();
+    const metrics = res.json<{
+      tenantId: string;
+      latency: { samples: number; p50Seconds: number | null; p99Seconds: number | null };
+      recentOutcomes: Record<string, number>;
+    }>();
     expect([...Value.Errors(SimulationMetrics, metrics)]).toEqual([]);
     expect(metrics.tenantId).toBe('acme');
     expect(metrics.latency.samples).toBeGreaterThan(0);
     expect(metrics.latency.p99Seconds!).toBeGreaterThanOrEqual(metrics.latency.p50Seconds!);
-    const other = await h.app.inject({ method: 'GET', url: `${BASE}/metrics`, headers: auth(await h.signer.token({ tenant: 'empty', scopes: [Scope.PolicySimulate] })) });
+    const other = await h.app.inject({
+      method: 'GET',
+      url: `${BASE}/metrics`,
+      headers: auth(await h.signer.token({ tenant: 'empty', scopes: [Scope.PolicySimulate] })),
+    });
     expect(other.json()).toMatchObject({ queueDepth: { total: 0 }, latency: { samples: 0, p50Seconds: null } });
   });
 });

@@ -14,7 +14,11 @@ const simulation = { policyId: 'baseline-security', policyVersion: 4, inputs: { 
 
 beforeAll(async () => {
   h = await startApiHarness();
-  token = await h.signer.token({ tenant: 'acme', scopes: [Scope.PolicySchedule, Scope.PolicySimulate], subject: 'alice' });
+  token = await h.signer.token({
+    tenant: 'acme',
+    scopes: [Scope.PolicySchedule, Scope.PolicySimulate],
+    subject: 'alice',
+  });
 });
 afterAll(async () => {
   await h?.close();
@@ -26,12 +30,25 @@ const call = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object, 
 describe('schedules', () => {
   it('creates, lists, pauses, unpauses, triggers and deletes a schedule, auditing who did what', async () => {
     const scheduleId = uniqueName('nightly');
-    const created = await call('POST', BASE, { scheduleId, description: 'nightly drift check', spec: { cron: ['0 2 * * *'] }, simulation });
+    const created = await call('POST', BASE, {
+      scheduleId,
+      description: 'nightly drift check',
+      spec: { cron: ['0 2 * * *'] },
+      simulation,
+    });
     expect(created.statusCode).toBe(201);
-    expect(created.json()).toMatchObject({ scheduleId, tenantId: 'acme', paused: false, createdBy: 'alice', spec: { cron: ['0 2 * * *'] } });
+    expect(created.json()).toMatchObject({
+      scheduleId,
+      tenantId: 'acme',
+      paused: false,
+      createdBy: 'alice',
+      spec: { cron: ['0 2 * * *'] },
+    });
     expect(created.json<{ nextRunTimes: string[] }>().nextRunTimes.length).toBeGreaterThan(0);
 
-    expect((await call('POST', BASE, { scheduleId, spec: { intervalSeconds: 3600 }, simulation })).statusCode).toBe(409);
+    expect((await call('POST', BASE, { scheduleId, spec: { intervalSeconds: 3600 }, simulation })).statusCode).toBe(
+      409,
+    );
     const list = await call('GET', BASE);
     expect(list.json<{ items: { scheduleId: string }[] }>().items.map((i) => i.scheduleId)).toContain(scheduleId);
 
@@ -42,7 +59,10 @@ describe('schedules', () => {
     // Trigger starts a real simulation now; it shows up in the simulations list of the tenant.
     expect((await call('POST', `${BASE}/${scheduleId}/trigger`)).statusCode).toBe(202);
     const run = await eventually(async () => {
-      const res = await call('GET', '/api/v1/scheduler/policies/simulations?policyId=baseline-security&status=succeeded&limit=200');
+      const res = await call(
+        'GET',
+        '/api/v1/scheduler/policies/simulations?policyId=baseline-security&status=succeeded&limit=200',
+      );
       return res.json<{ items: PolicyRunStatus[] }>().items.find((i) => i.metadata.scheduleId === scheduleId);
     });
     expect(run.workflowId).toMatch(new RegExp(`^policy-simulation/acme/sched-${scheduleId}-`));
@@ -52,7 +72,12 @@ describe('schedules', () => {
     expect((await call('GET', `${BASE}/${scheduleId}`)).statusCode).toBe(404);
 
     const audit = await listAudit(h.db.pool, 'acme', { eventTypePrefix: 'scheduler.schedule.' });
-    expect(audit.filter((a) => a.subject === scheduleId).map((a) => `${a.eventType}:${a.actor}`).reverse()).toEqual([
+    expect(
+      audit
+        .filter((a) => a.subject === scheduleId)
+        .map((a) => `${a.eventType}:${a.actor}`)
+        .reverse(),
+    ).toEqual([
       'scheduler.schedule.created:alice',
       'scheduler.schedule.paused:alice',
       'scheduler.schedule.unpaused:alice',
@@ -63,7 +88,9 @@ describe('schedules', () => {
 
   it('keeps tenants apart and validates input', async () => {
     const scheduleId = uniqueName('hourly');
-    expect((await call('POST', BASE, { scheduleId, spec: { intervalSeconds: 3600 }, simulation, paused: true })).statusCode).toBe(201);
+    expect(
+      (await call('POST', BASE, { scheduleId, spec: { intervalSeconds: 3600 }, simulation, paused: true })).statusCode,
+    ).toBe(201);
     const other = await h.signer.token({ tenant: 'globex', scopes: [Scope.PolicySchedule] });
     expect((await call('GET', `${BASE}/${scheduleId}`, undefined, other)).statusCode).toBe(404);
     expect((await call('POST', `${BASE}/${scheduleId}/trigger`, undefined, other)).statusCode).toBe(404);

@@ -22,7 +22,7 @@ interface Stack {
 }
 
 let dataDir: string;
-let ports: { api: number; temporal: number; ui: number; pg: number };
+let ports: { api: number; temporal: number; ui: number; pg: number; engine: number };
 let current: Stack | undefined;
 
 function env(): NodeJS.ProcessEnv {
@@ -36,6 +36,7 @@ function env(): NodeJS.ProcessEnv {
     TEMPORAL_DEV_PORT: String(ports.temporal),
     TEMPORAL_UI_PORT: String(ports.ui),
     PG_EMBEDDED_PORT: String(ports.pg),
+    POLICY_ENGINE_PORT: String(ports.engine),
   };
 }
 
@@ -95,7 +96,13 @@ const api = (path: string, init: RequestInit & { token?: string } = {}) =>
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'stellaops-e2e-'));
   await chmod(dataDir, 0o755);
-  ports = { api: await freePort(), temporal: await freePort(), ui: await freePort(), pg: await freePort() };
+  ports = {
+    api: await freePort(),
+    temporal: await freePort(),
+    ui: await freePort(),
+    pg: await freePort(),
+    engine: await freePort(),
+  };
 });
 afterAll(async () => {
   if (current) process.kill(-current.child.pid!, 'SIGKILL');
@@ -146,6 +153,39 @@ describe('npm start', () => {
       persistedId,
     ]);
     await client.end();
+
+    // A policy simulation followed live over SSE to its `completed` event, then visible in the metrics and in
+    // the Web UI's list filtered by TenantId.
+    const sim = await api('/api/v1/scheduler/policies/simulations', {
+      method: 'POST',
+      token: stack.token,
+      body: JSON.stringify({
+        policyId: 'baseline-security',
+        policyVersion: 3,
+        inputs: { sbomSet: ['sbom-payments-api'] },
+      }),
+    });
+    expect(sim.status).toBe(201);
+    const { runId } = (await sim.json()) as { runId: string };
+    const stream = await api(`/api/v1/scheduler/policies/simulations/${runId}/stream`, { token: stack.token });
+    expect(stream.headers.get('content-type')).toContain('text/event-stream');
+    const sse = await stream.text();
+    expect(sse.match(/^event: completed$/gm)).toHaveLength(1);
+    const completed = JSON.parse(/event: completed\ndata: (.*)/.exec(sse)![1]!) as { simulation: { status: string } };
+    expect(completed.simulation.status).toBe('succeeded');
+    const metrics = await api('/api/v1/scheduler/policies/simulations/metrics', { token: stack.token });
+    expect(((await metrics.json()) as { latency: { samples: number } }).latency.samples).toBeGreaterThanOrEqual(1);
+    let simulationListed = false;
+    for (let i = 0; i < 50 && !simulationListed; i++) {
+      const query = encodeURIComponent(`TenantId="local" AND PolicyRunId="${runId}"`);
+      const res = await fetch(`http://127.0.0.1:${ports.ui}/api/v1/namespaces/default/workflows?query=${query}`);
+      const body = (await res.json()) as { executions?: { execution: { workflowId: string } }[] };
+      simulationListed = (body.executions ?? []).some(
+        (e) => e.execution.workflowId === `policy-simulation/local/${runId}`,
+      );
+      if (!simulationListed) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(simulationListed).toBe(true);
 
     expect(await stopStack(stack)).toBe(0);
     for (const port of Object.values(ports)) expect(await isListening(port), `port ${port} still open`).toBe(false);

@@ -26,7 +26,10 @@ beforeAll(async () => {
   );
 });
 
-async function replay(bundle: Awaited<ReturnType<typeof workflowBundle>>, histories: Recorded[]): Promise<ReplayResult[]> {
+async function replay(
+  bundle: Awaited<ReturnType<typeof workflowBundle>>,
+  histories: Recorded[],
+): Promise<ReplayResult[]> {
   const results: ReplayResult[] = [];
   for await (const result of Worker.runReplayHistories({ workflowBundle: bundle }, histories)) results.push(result);
   return results;
@@ -42,7 +45,8 @@ describe('replay of committed histories', () => {
   it('replays every history without a determinism error', async () => {
     const results = await replay(await workflowBundle(), recorded);
     expect(results).toHaveLength(recorded.length);
-    for (const result of results) expect({ id: result.workflowId, error: result.error }).toEqual({ id: result.workflowId, error: undefined });
+    for (const result of results)
+      expect({ id: result.workflowId, error: result.error }).toEqual({ id: result.workflowId, error: undefined });
   });
 
   it('negative control: an incompatible change is caught', async () => {

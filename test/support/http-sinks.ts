@@ -1,5 +1,5 @@
 /** Real HTTP peers on loopback for tests: misbehaving Policy Engines and a webhook receiver. */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** A running loopback server. */
@@ -21,7 +21,7 @@ function closer(server: Server): () => Promise<void> {
     });
 }
 
-async function readBody(req: import('node:http').IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage): Promise<string> {
   let body = '';
   for await (const chunk of req) body += String(chunk);
   return body;

@@ -9,6 +9,7 @@ import type { StartSimulationBody } from '../../api/schemas/policy-simulations.j
 import { createLogger, type Logger } from '../../core/logger.js';
 import type { Pool } from '../../db/pool.js';
 import { POLICY_SIMULATION_TASK_QUEUE } from '../../workflows/policy-simulation/definitions.js';
+import type { policySimulationWorkflow } from '../../workflows/policy-simulation/workflow.js';
 import { uniqueName, workflowBundle } from './temporal.js';
 
 /** A worker serving a private `…policy-simulation` queue with the given engine and webhook. */
@@ -74,7 +75,12 @@ export function simulationBody(overrides: Partial<StartSimulationBody> = {}): St
 export async function startOn(
   temporal: TemporalFacade,
   worker: Pick<SimulationWorker, 'prefix'>,
-  options: { tenantId?: string; body?: StartSimulationBody; idempotencyKey?: string; evaluationTimeoutSeconds?: number } = {},
+  options: {
+    tenantId?: string;
+    body?: StartSimulationBody;
+    idempotencyKey?: string;
+    evaluationTimeoutSeconds?: number;
+  } = {},
 ) {
   const tenantId = options.tenantId ?? 'acme';
   const { created, doc } = await startSimulation(temporal, {
@@ -85,5 +91,5 @@ export async function startOn(
     evaluationTimeoutSeconds: options.evaluationTimeoutSeconds ?? 60,
     taskQueuePrefix: worker.prefix,
   });
-  return { created, doc, handle: temporal.client.workflow.getHandle(doc.workflowId) };
+  return { created, doc, handle: temporal.client.workflow.getHandle<typeof policySimulationWorkflow>(doc.workflowId) };
 }

@@ -86,7 +86,10 @@ describe('policySimulationWorkflow (dev server)', () => {
   it('retries engine 5xx answers and then succeeds', async () => {
     const flaky = await startFlakyEngine({ failures: 2, status: 503, upstream: engine.url });
     const w = await startSimulationWorker(env, { pool: db.pool, policyEngineUrl: flaky.url });
-    cleanups.push(() => w.stop(), () => flaky.close());
+    cleanups.push(
+      () => w.stop(),
+      () => flaky.close(),
+    );
     const { handle } = await startOn(temporal, w);
     const result = await handle.result();
     expect(result.status).toBe('succeeded');
@@ -99,8 +102,18 @@ describe('policySimulationWorkflow (dev server)', () => {
     cleanups.push(() => w.stop());
     const { handle, doc } = await startOn(temporal, w);
     // The projection activity cannot run without an activity worker, so the run stays queued in Temporal.
-    const cancelled = await cancelSimulation(temporal, { tenantId: 'acme', runId: doc.runId, reason: 'not needed', requestedBy: 't' });
-    expect(cancelled).toMatchObject({ status: 'cancelled', cancellationRequested: true, cancellationReason: 'not needed', startedAt: null });
+    const cancelled = await cancelSimulation(temporal, {
+      tenantId: 'acme',
+      runId: doc.runId,
+      reason: 'not needed',
+      requestedBy: 't',
+    });
+    expect(cancelled).toMatchObject({
+      status: 'cancelled',
+      cancellationRequested: true,
+      cancellationReason: 'not needed',
+      startedAt: null,
+    });
     expect(cancelled.finishedAt).not.toBeNull();
     await recordHistory(handle, 'policy-simulation-cancelled-queued');
   });
@@ -108,11 +121,21 @@ describe('policySimulationWorkflow (dev server)', () => {
   it('cancels a running evaluation and rejects a second cancel with 409', async () => {
     const hanging = await startHangingEngine();
     const w = await startSimulationWorker(env, { pool: db.pool, policyEngineUrl: hanging.url });
-    cleanups.push(() => w.stop(), () => hanging.close());
+    cleanups.push(
+      () => w.stop(),
+      () => hanging.close(),
+    );
     const { handle, doc } = await startOn(temporal, w);
-    await eventually(async () => ((await getPolicyRun(db.pool, 'acme', doc.runId))?.status === 'running' ? true : undefined));
+    await eventually(async () =>
+      (await getPolicyRun(db.pool, 'acme', doc.runId))?.status === 'running' ? true : undefined,
+    );
 
-    const cancelled = await cancelSimulation(temporal, { tenantId: 'acme', runId: doc.runId, reason: 'wrong version', requestedBy: 't' });
+    const cancelled = await cancelSimulation(temporal, {
+      tenantId: 'acme',
+      runId: doc.runId,
+      reason: 'wrong version',
+      requestedBy: 't',
+    });
     expect(cancelled.status).toBe('cancelled');
     expect(cancelled.cancellationReason).toBe('wrong version');
     expect(cancelled.startedAt).not.toBeNull();
@@ -120,9 +143,12 @@ describe('policySimulationWorkflow (dev server)', () => {
     await recordHistory(handle, 'policy-simulation-cancelled-running');
     expect(await statuses(doc)).toEqual(['queued', 'running', 'cancelled']);
 
-    const again = await cancelSimulation(temporal, { tenantId: 'acme', runId: doc.runId, reason: 'again', requestedBy: 't' }).catch(
-      (e: unknown) => e,
-    );
+    const again = await cancelSimulation(temporal, {
+      tenantId: 'acme',
+      runId: doc.runId,
+      reason: 'again',
+      requestedBy: 't',
+    }).catch((e: unknown) => e);
     expect(again).toBeInstanceOf(HttpError);
     expect((again as HttpError).statusCode).toBe(409);
   });
@@ -138,7 +164,10 @@ describe('policySimulationWorkflow (dev server)', () => {
       POLICY_WEBHOOK_SIGNING_SECRET: secret,
     });
     const w = await startSimulationWorker(env, { pool: db.pool, policyEngineUrl: engine.url, webhook });
-    cleanups.push(() => w.stop(), () => receiver.close());
+    cleanups.push(
+      () => w.stop(),
+      () => receiver.close(),
+    );
     const { handle, doc } = await startOn(temporal, w, { tenantId: 'globex' });
     const result = await handle.result();
     await recordHistory(handle, 'policy-simulation-webhook-delivered');
@@ -149,7 +178,10 @@ describe('policySimulationWorkflow (dev server)', () => {
     expect(delivery!.headers['x-stellaops-tenant']).toBe('globex');
     expect(delivery!.headers['x-stellaops-run-id']).toBe(doc.runId);
     expect(delivery!.headers['x-api-key']).toBe('k-123');
-    const payload = new Webhook(secret).verify(delivery!.body, delivery!.headers as Record<string, string>) as Record<string, unknown>;
+    const payload = new Webhook(secret).verify(delivery!.body, delivery!.headers as Record<string, string>) as Record<
+      string,
+      unknown
+    >;
     expect(payload).toMatchObject({ tenantId: 'globex', simulation: result, result: result.result });
     expect(payload).not.toHaveProperty('reason');
     expect(String(payload.latencySeconds)).toMatch(/^\d+(\.\d{1,4})?$/);
@@ -163,7 +195,10 @@ describe('policySimulationWorkflow (dev server)', () => {
       POLICY_WEBHOOK_MAX_ATTEMPTS: '2',
     });
     const w = await startSimulationWorker(env, { pool: db.pool, policyEngineUrl: engine.url, webhook });
-    cleanups.push(() => w.stop(), () => receiver.close());
+    cleanups.push(
+      () => w.stop(),
+      () => receiver.close(),
+    );
     const { handle, doc } = await startOn(temporal, w, {
       body: simulationBody({ inputs: { sbomSet: ['sbom-missing'] } }),
     });
@@ -194,9 +229,10 @@ describe('policySimulationWorkflow (dev server)', () => {
     expect(first.created).toBe(true);
     expect(second.created).toBe(false);
     expect(second.doc.runId).toBe(first.doc.runId);
-    const other = await startOn(temporal, worker, { idempotencyKey: key, body: simulationBody({ policyVersion: 4 }) }).catch(
-      (e: unknown) => e,
-    );
+    const other = await startOn(temporal, worker, {
+      idempotencyKey: key,
+      body: simulationBody({ policyVersion: 4 }),
+    }).catch((e: unknown) => e);
     expect((other as HttpError).statusCode).toBe(409);
     // Same key after completion: still the same run, never a second execution.
     await expect(

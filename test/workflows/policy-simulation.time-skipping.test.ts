@@ -8,6 +8,7 @@ import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
 import { getPolicyRun } from '../../db/queries/policy-runs.js';
 import { startPolicyEngine, type RunningPolicyEngine } from '../../policy-engine/server.js';
+import type { policySimulationWorkflow } from '../../workflows/policy-simulation/workflow.js';
 import { recordHistory } from '../support/histories.js';
 import { startFlakyEngine, startReceiver } from '../support/http-sinks.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
@@ -38,7 +39,7 @@ describe('policySimulationWorkflow timers (time-skipping server)', () => {
       const started = Date.now();
       const { doc } = await startOn(temporal, w, { evaluationTimeoutSeconds: 10 });
       // The environment's client skips time while it waits for a result.
-      const handle = env.client.workflow.getHandle(doc.workflowId);
+      const handle = env.client.workflow.getHandle<typeof policySimulationWorkflow>(doc.workflowId);
       const result = await handle.result();
       await recordHistory(handle, 'policy-simulation-timed-out');
       expect(result.status).toBe('failed');
@@ -64,7 +65,7 @@ describe('policySimulationWorkflow timers (time-skipping server)', () => {
     const w = await startSimulationWorker(env, { pool: db.pool, policyEngineUrl: engine.url, webhook });
     try {
       const { doc } = await startOn(temporal, w);
-      const result = await env.client.workflow.getHandle(doc.workflowId).result();
+      const result = await env.client.workflow.getHandle<typeof policySimulationWorkflow>(doc.workflowId).result();
       expect(result.status).toBe('succeeded');
       // Three 503s, then delivered: one successful delivery, receivers dedupe the earlier ones on the run id.
       expect(receiver.received).toHaveLength(4);

@@ -48,7 +48,12 @@ export function queuedStatus(
 /** The evaluation started (attempt `attempt`, 1-based). The first start time is kept across retries. */
 export function runningStatus(doc: PolicyRunStatus, startedAt: string, attempt: number): PolicyRunStatus {
   if (isTerminalStatus(doc.status)) return doc;
-  return { ...doc, status: 'running', startedAt: doc.startedAt ?? startedAt, attempts: Math.max(doc.attempts, attempt) };
+  return {
+    ...doc,
+    status: 'running',
+    startedAt: doc.startedAt ?? startedAt,
+    attempts: Math.max(doc.attempts, attempt),
+  };
 }
 
 /** The evaluation produced a result. */
@@ -68,7 +73,12 @@ export function succeededStatus(
 }
 
 /** The evaluation failed for good (after `attempts` attempts, when known). */
-export function failedStatus(doc: PolicyRunStatus, error: string, finishedAt: string, attempts?: number): PolicyRunStatus {
+export function failedStatus(
+  doc: PolicyRunStatus,
+  error: string,
+  finishedAt: string,
+  attempts?: number,
+): PolicyRunStatus {
   return { ...doc, status: 'failed', error, finishedAt, attempts: Math.max(doc.attempts, attempts ?? 0) };
 }
 
@@ -79,14 +89,22 @@ export function cancellationRequestedStatus(doc: PolicyRunStatus, reason: string
 
 /** The run ended cancelled. */
 export function cancelledStatus(doc: PolicyRunStatus, reason: string, finishedAt: string): PolicyRunStatus {
-  return { ...doc, status: 'cancelled', cancellationRequested: true, cancellationReason: doc.cancellationReason ?? reason, finishedAt };
+  return {
+    ...doc,
+    status: 'cancelled',
+    cancellationRequested: true,
+    cancellationReason: doc.cancellationReason ?? reason,
+    finishedAt,
+  };
 }
 
 /** Why an input cannot be simulated, or undefined when it can. */
 export function invalidInputReason(input: PolicySimulationInput): string | undefined {
   if (!input.tenantId) return 'tenantId is required';
   if (!input.policyId) return 'policyId is required';
-  if (!Number.isInteger(input.policyVersion) || input.policyVersion < 1) return 'policyVersion must be a positive integer';
-  if (!Array.isArray(input.inputs?.sbomSet) || input.inputs.sbomSet.length === 0) return 'inputs.sbomSet must not be empty';
+  if (!Number.isInteger(input.policyVersion) || input.policyVersion < 1)
+    return 'policyVersion must be a positive integer';
+  if (!Array.isArray(input.inputs?.sbomSet) || input.inputs.sbomSet.length === 0)
+    return 'inputs.sbomSet must not be empty';
   return undefined;
 }

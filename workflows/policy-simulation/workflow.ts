@@ -62,7 +62,8 @@ function evaluationActivity(timeoutSeconds: number) {
 /** Attempt number an evaluation failure reports in its details, if any. */
 function failedAttempts(error: unknown): number | undefined {
   const cause = error instanceof ActivityFailure ? error.cause : undefined;
-  const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as { attempt?: unknown } | undefined) : undefined;
+  const details =
+    cause instanceof ApplicationFailure ? (cause.details?.[0] as { attempt?: unknown } | undefined) : undefined;
   return typeof details?.attempt === 'number' ? details.attempt : undefined;
 }
 
@@ -103,7 +104,10 @@ export async function policySimulationWorkflow(input: PolicySimulationInput): Pr
     {
       validator: ({ reason }) => {
         if (isTerminalStatus(doc.status)) {
-          throw ApplicationFailure.nonRetryable(`Simulation ${runId} is already ${doc.status}`, SimulationFailure.AlreadyTerminal);
+          throw ApplicationFailure.nonRetryable(
+            `Simulation ${runId} is already ${doc.status}`,
+            SimulationFailure.AlreadyTerminal,
+          );
         }
         if (typeof reason !== 'string' || reason.trim() === '') {
           throw ApplicationFailure.nonRetryable('reason is required', FailureType.InvalidInput);
@@ -125,9 +129,14 @@ export async function policySimulationWorkflow(input: PolicySimulationInput): Pr
     .catch(() => undefined); // cancelled once the evaluation is over
   try {
     await evaluation.run(async () => {
-      await recordPolicyRunStatus({ doc, revision: Revision.queued, ...(input.requestedBy ? { actor: input.requestedBy } : {}) });
+      await recordPolicyRunStatus({
+        doc,
+        revision: Revision.queued,
+        ...(input.requestedBy ? { actor: input.requestedBy } : {}),
+      });
       const invalid = invalidInputReason(input);
-      if (invalid) throw ApplicationFailure.nonRetryable(`Invalid simulation input: ${invalid}`, FailureType.InvalidInput);
+      if (invalid)
+        throw ApplicationFailure.nonRetryable(`Invalid simulation input: ${invalid}`, FailureType.InvalidInput);
       const { startedAt } = await markPolicyRunRunning({ doc });
       doc = runningStatus(doc, startedAt, 1);
       const outcome = await evaluate({ doc });
@@ -136,7 +145,8 @@ export async function policySimulationWorkflow(input: PolicySimulationInput): Pr
   } catch (error) {
     const now = new Date().toISOString();
     if (timedOut) doc = failedStatus(doc, `Policy evaluation timed out after ${timeoutSeconds} s`, now);
-    else if (isCancellation(error)) doc = cancelledStatus(doc, doc.cancellationReason ?? 'Cancelled through Temporal', now);
+    else if (isCancellation(error))
+      doc = cancelledStatus(doc, doc.cancellationReason ?? 'Cancelled through Temporal', now);
     else doc = failedStatus(doc, failureMessage(error), now, failedAttempts(error));
   } finally {
     deadline.cancel();

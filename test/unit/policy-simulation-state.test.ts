@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import type { PolicySimulationInput } from '../../workflows/policy-simulation/definitions.js';
+import {
+  cancellationRequestedStatus,
+  cancelledStatus,
+  failedStatus,
+  invalidInputReason,
+  isTerminalStatus,
+  queuedStatus,
+  runningStatus,
+  succeededStatus,
+} from '../../workflows/policy-simulation/state.js';
+
+const input: PolicySimulationInput = {
+  tenantId: 'acme',
+  runId: 'r1',
+  policyId: 'p',
+  policyVersion: 2,
+  inputs: { sbomSet: ['a'] },
+};
+const queued = queuedStatus(
+  input,
+  { runId: 'r1', workflowId: 'policy-simulation/acme/r1' },
+  '2026-01-01T00:00:00.000Z',
+);
+const stats = { sboms: 1, components: 2, findings: 3, durationMs: 4 };
+const result = {
+  activePolicyVersion: 1,
+  candidatePolicyVersion: 2,
+  active: { pass: 3, warn: 0, block: 0 },
+  candidate: { pass: 2, warn: 0, block: 1 },
+  transitions: { 'pass->block': 1 },
+  changed: 1,
+  changes: [],
+};
+
+describe('policy simulation state', () => {
+  it('starts queued with defaults', () => {
+    expect(queued).toMatchObject({
+      status: 'queued',
+      priority: 'normal',
+      attempts: 0,
+      mode: 'simulate',
+      metadata: {},
+      startedAt: null,
+    });
+  });
+
+  it('keeps the first start time and the highest attempt across retries', () => {
+    const first = runningStatus(queued, '2026-01-01T00:00:01.000Z', 1);
+    const retried = runningStatus(first, '2026-01-01T00:00:09.000Z', 3);
+    expect(retried).toMatchObject({ status: 'running', startedAt: '2026-01-01T00:00:01.000Z', attempts: 3 });
+    expect(runningStatus(retried, 'later', 2).attempts).toBe(3);
+  });
+
+  it('never leaves a terminal state through a late running write', () => {
+    const done = failedStatus(queued, 'boom', '2026-01-01T00:00:02.000Z', 2);
+    expect(runningStatus(done, 'x', 5)).toBe(done);
+    expect(done).toMatchObject({ status: 'failed', error: 'boom', attempts: 2 });
+  });
+
+  it('records result, stats and attempts on success', () => {
+    const running = runningStatus(queued, '2026-01-01T00:00:01.000Z', 1);
+    const done = succeededStatus(running, { stats, result, attempts: 2 }, '2026-01-01T00:00:05.000Z');
+    expect(done).toMatchObject({
+      status: 'succeeded',
+      stats,
+      result,
+      attempts: 2,
+      finishedAt: '2026-01-01T00:00:05.000Z',
+    });
+  });
+
+  it('keeps the requester’s cancellation reason', () => {
+    const requested = cancellationRequestedStatus(queued, 'wrong version');
+    expect(requested).toMatchObject({
+      status: 'queued',
+      cancellationRequested: true,
+      cancellationReason: 'wrong version',
+    });
+    expect(cancelledStatus(requested, 'fallback', 'now')).toMatchObject({
+      status: 'cancelled',
+      cancellationReason: 'wrong version',
+    });
+    expect(cancelledStatus(queued, 'Cancelled through Temporal', 'now').cancellationReason).toBe(
+      'Cancelled through Temporal',
+    );
+  });
+
+  it('classifies terminal statuses and explains invalid input', () => {
+    expect(['queued', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => isTerminalStatus(s as never))).toEqual([
+      false,
+      false,
+      true,
+      true,
+      true,
+    ]);
+    expect(invalidInputReason(input)).toBeUndefined();
+    expect(invalidInputReason({ ...input, policyVersion: 0 })).toMatch(/policyVersion/);
+    expect(invalidInputReason({ ...input, inputs: { sbomSet: [] } })).toMatch(/sbomSet/);
+  });
+});
