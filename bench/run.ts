@@ -1,0 +1,23 @@
+/**
+ * `npm run bench [-- metrics|throughput]`: runs the benchmarks and prints their figures. Each reports a ratio
+ * against a baseline measured in the same run on the same machine; none is a pass/fail test.
+ */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { benchMetricsLatency } from './metrics-latency.js';
+import { benchSimulationThroughput } from './simulation-throughput.js';
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+const which = process.argv[2] ?? 'all';
+const format = (r: Record<string, number>) =>
+  Object.entries(r)
+    .map(([k, v]) => `  ${k.padEnd(20)} ${Number.isInteger(v) ? v : v.toFixed(3)}`)
+    .join('\n');
+
+if (which === 'all' || which === 'metrics') {
+  console.log('metrics endpoint latency (1k vs large history):');
+  console.log(format(await benchMetricsLatency()));
+}
+if (which === 'all' || which === 'throughput') {
+  console.log('simulation throughput vs self-check (same activities, same server):');
+  console.log(format(await benchSimulationThroughput()));
+}

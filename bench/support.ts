@@ -1,0 +1,47 @@
+/** Shared set-up of the benchmarks: a throwaway embedded Postgres and Temporal dev server on free ports. */
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../core/logger.js';
+import { migrate } from '../db/migrate.js';
+import { createPool, type Pool } from '../db/pool.js';
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../stack/postgres.js';
+
+export const logger = createLogger({ level: 'warn', name: 'bench' });
+
+/** A free loopback port. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** A migrated Postgres in a temporary directory. */
+export async function benchPostgres(): Promise<{ pool: Pool; server: EmbeddedPostgresHandle; close(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'stellaops-bench-'));
+  await chmod(dir, 0o755);
+  const server = await startEmbeddedPostgres({ databaseDir: join(dir, 'pg'), port: await freePort(), persistent: false });
+  const pool = createPool({ connectionString: server.url, applicationName: 'bench', max: 20 });
+  await migrate(pool);
+  return {
+    pool,
+    server,
+    async close() {
+      await pool.end();
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The q-quantile (0–1) of `values` (nearest rank). */
+export function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}
