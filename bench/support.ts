@@ -1,26 +1,16 @@
 /** Shared set-up of the benchmarks: a throwaway embedded Postgres and Temporal dev server on free ports. */
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../core/logger.js';
 import { migrate } from '../db/migrate.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../stack/postgres.js';
+import { freePort } from '../test/support/ports.js';
+
+export { freePort };
 
 export const logger = createLogger({ level: 'warn', name: 'bench' });
-
-/** A free loopback port. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** A migrated Postgres in a temporary directory. */
 export async function benchPostgres(): Promise<{ pool: Pool; server: EmbeddedPostgresHandle; close(): Promise<void> }> {
