@@ -13,6 +13,7 @@ import { startSelfCheck } from '../api/temporal/self-check.js';
 import { TASK_QUEUES } from '../core/config.js';
 import { startPolicyEngine } from '../policy-engine/server.js';
 import { startDevServer } from '../stack/temporal.js';
+import type { policySimulationWorkflow } from '../workflows/policy-simulation/workflow.js';
 import { bundleWorkflows, createWorkerHost } from '../workers/host.js';
 import { benchPostgres, freePort, logger } from './support.js';
 
@@ -45,7 +46,12 @@ export async function benchSimulationThroughput(): Promise<Record<string, number
     connection,
     namespace: 'default',
     queues: TASK_QUEUES,
-    activities: createActivities({ pool: pg.pool, logger, policyEngineUrl: engine.url, policyWebhook: loadWebhookConfig({}) }),
+    activities: createActivities({
+      pool: pg.pool,
+      logger,
+      policyEngineUrl: engine.url,
+      policyWebhook: loadWebhookConfig({}),
+    }),
     workflowBundle: await bundleWorkflows(),
     logger,
   });
@@ -59,13 +65,17 @@ export async function benchSimulationThroughput(): Promise<Record<string, number
   const simulation = async () => {
     const { doc } = await startSimulation(temporal, {
       tenantId: 'bench',
-      body: { policyId: 'baseline-security', policyVersion: 3, inputs: { sbomSet: ['sbom-payments-api', 'sbom-web-frontend'] } },
+      body: {
+        policyId: 'baseline-security',
+        policyVersion: 3,
+        inputs: { sbomSet: ['sbom-payments-api', 'sbom-web-frontend'] },
+      },
       idempotencyKey: randomUUID(),
       requestedBy: 'bench',
       evaluationTimeoutSeconds: 300,
     });
-    const result = await temporal.client.workflow.getHandle(doc.workflowId).result();
-    if ((result as { status: string }).status !== 'succeeded') throw new Error(`simulation ${doc.runId} did not succeed`);
+    const result = await temporal.client.workflow.getHandle<typeof policySimulationWorkflow>(doc.workflowId).result();
+    if (result.status !== 'succeeded') throw new Error(`simulation ${doc.runId} did not succeed`);
   };
   try {
     await runAll(20, selfCheck); // warm-up of both paths

@@ -16,7 +16,11 @@ export const logger = createLogger({ level: 'warn', name: 'bench' });
 export async function benchPostgres(): Promise<{ pool: Pool; server: EmbeddedPostgresHandle; close(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'stellaops-bench-'));
   await chmod(dir, 0o755);
-  const server = await startEmbeddedPostgres({ databaseDir: join(dir, 'pg'), port: await freePort(), persistent: false });
+  const server = await startEmbeddedPostgres({
+    databaseDir: join(dir, 'pg'),
+    port: await freePort(),
+    persistent: false,
+  });
   const pool = createPool({ connectionString: server.url, applicationName: 'bench', max: 20 });
   await migrate(pool);
   return {
