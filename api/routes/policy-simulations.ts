@@ -16,7 +16,7 @@ import { isTerminalStatus } from '../../workflows/policy-simulation/state.js';
 import type { AppDeps } from '../app.js';
 import { commonErrorResponses, errorRef, HttpError } from '../errors.js';
 import { principalOf, requireScopes } from '../plugins/auth.js';
-import { IdempotencyKeyHeader } from '../schemas/self-checks.js';
+import { IdempotencyKeyHeader } from '../schemas/common.js';
 import {
   CancelSimulationBody,
   ListSimulationsQuery,

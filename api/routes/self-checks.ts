@@ -10,7 +10,8 @@ import { Scope } from '../../core/scopes.js';
 import type { AppDeps } from '../app.js';
 import { commonErrorResponses, errorRef, notFound } from '../errors.js';
 import { principalOf, requireScopes } from '../plugins/auth.js';
-import { IdempotencyKeyHeader, SelfCheckParams, SelfCheckStatus, StartSelfCheckBody } from '../schemas/self-checks.js';
+import { IdempotencyKeyHeader } from '../schemas/common.js';
+import { SelfCheckParams, SelfCheckStatus, StartSelfCheckBody } from '../schemas/self-checks.js';
 import { startSelfCheck } from '../temporal/self-check.js';
 import type { TemporalFacade } from '../temporal/facade.js';
 

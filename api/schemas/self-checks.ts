@@ -2,12 +2,6 @@
 import { Type } from '@sinclair/typebox';
 import { WORKFLOW_TASK_QUEUES } from '../../core/config.js';
 
-export const IdempotencyKeyHeader = Type.Object({
-  'idempotency-key': Type.Optional(
-    Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: 'Retries with the same key return the same run' }),
-  ),
-});
-
 export const StartSelfCheckBody = Type.Object(
   {
     activityCount: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, default: 1 })),
