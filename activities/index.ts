@@ -1,5 +1,6 @@
 import type { Logger } from '../core/logger.js';
 import type { Pool } from '../db/pool.js';
+import { createPackApprovalActivities, type PackApprovalDeps } from './pack-approval/index.js';
 import { createPolicySimulationActivities } from './policy-simulation/index.js';
 import type { WebhookConfig } from './policy-simulation/webhook.js';
 import { createSelfCheckActivities } from './self-check/index.js';
@@ -10,6 +11,8 @@ export interface ActivityDeps {
   logger: Logger;
   policyEngineUrl: string;
   policyWebhook: WebhookConfig;
+  /** Channels and settings of pack approvals; without them the pack-approval activities are not registered. */
+  packApprovals?: Omit<PackApprovalDeps, 'pool' | 'logger'>;
 }
 
 /** Merges the activity factories of every capability. */
@@ -22,6 +25,9 @@ export function createActivities(deps: ActivityDeps) {
       policyEngineUrl: deps.policyEngineUrl,
       webhook: deps.policyWebhook,
     }),
+    ...(deps.packApprovals
+      ? createPackApprovalActivities({ ...deps.packApprovals, pool: deps.pool, logger: deps.logger })
+      : {}),
   };
 }
 

@@ -10,10 +10,12 @@ import type { AppConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { VERSION } from '../core/version.js';
 import type { Pool } from '../db/pool.js';
+import { approvalLinkSecretOf, packEventSecretsOf } from '../core/local-secrets.js';
 import { ErrorResponse, registerErrorHandlers } from './errors.js';
 import { createMetricsRegistry, registerHttpMetrics } from './metrics.js';
 import type { TokenVerifier } from './plugins/auth.js';
 import { policySimulationRoutes } from './routes/policy-simulations.js';
+import { packApprovalRoutes } from './routes/pack-approvals.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { selfCheckRoutes } from './routes/self-checks.js';
 import { PolicyRunStatus, SimulationMetrics } from './schemas/policy-simulations.js';
@@ -36,16 +38,25 @@ export interface AppDeps {
   policyRunHub: PolicyRunHub;
   /** Interval of SSE keep-alive comments (default 15 s). */
   sseKeepAliveMs?: number;
+  /** Inbound event secrets and the approval-link secret (resolved from the configuration by default). */
+  packApprovalSecrets: { eventSecrets: string[]; linkSecret: string };
 }
 
 /** Builds the API. The caller owns (and closes) the pool and the Temporal facade. */
 export async function buildApp(
-  deps: Omit<AppDeps, 'metrics' | 'policyRunHub'> & { metrics?: Registry },
+  deps: Omit<AppDeps, 'metrics' | 'policyRunHub' | 'packApprovalSecrets'> & {
+    metrics?: Registry;
+    packApprovalSecrets?: AppDeps['packApprovalSecrets'];
+  },
 ): Promise<FastifyInstance> {
   const full: AppDeps = {
     ...deps,
     metrics: deps.metrics ?? createMetricsRegistry(),
     policyRunHub: new PolicyRunHub(deps.pool, deps.logger),
+    packApprovalSecrets: deps.packApprovalSecrets ?? {
+      eventSecrets: await packEventSecretsOf(deps.config),
+      linkSecret: await approvalLinkSecretOf(deps.config),
+    },
   };
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
@@ -93,5 +104,6 @@ export async function buildApp(
   await app.register(selfCheckRoutes, { deps: full });
   await app.register(policySimulationRoutes, { deps: full });
   await app.register(scheduleRoutes, { deps: full });
+  await app.register(packApprovalRoutes, { deps: full });
   return app;
 }

@@ -49,6 +49,32 @@ export interface AppConfig {
     /** Port of the reference engine started by `npm start`. */
     embeddedPort: number;
   };
+  packApprovals: {
+    /** Base URL of this API as approvers reach it (approval links). */
+    publicBaseUrl: string;
+    /** HMAC secrets of inbound Task Runner events (several for rotation); undefined → local generated secret. */
+    eventSecrets: string[] | undefined;
+    /** Secret of approval-link and resume tokens; undefined → local generated secret. */
+    linkSecret: string | undefined;
+    /** CIDRs allowed to post events; empty → any. */
+    ipAllowlist: string[];
+    /** Events per tenant per minute before 429. */
+    rateLimitPerMinute: number;
+    reminderOffsetsSeconds: number[];
+    defaultTtlSeconds: number;
+    defaultLocale: string;
+    /** Recipients of tenants without routing rules. */
+    defaultRecipients: string[];
+    retentionDays: number;
+    smtpUrl: string | undefined;
+    mailFrom: string;
+    /** Where mail goes when no SMTP server is configured (a local inbox of .eml files). */
+    inboxDir: string;
+    /** Standard Webhooks secret of outbound notification webhooks. */
+    webhookSigningSecret: string | undefined;
+    /** Standard Webhooks secret of Task Runner resume callbacks. */
+    taskRunnerSigningSecret: string | undefined;
+  };
   simulations: {
     /** Number of most recent terminal runs the latency percentiles cover. */
     metricsWindow: number;
@@ -89,6 +115,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     return raw ? raw : fallback;
   };
   const optional = (name: string): string | undefined => env[name]?.trim() || undefined;
+  const list = (name: string): string[] | undefined => {
+    const raw = optional(name);
+    return raw
+      ? raw
+          .split(',')
+          .map((v) => v.trim())
+          .filter(Boolean)
+      : undefined;
+  };
 
   const nodeEnv = str('NODE_ENV', 'development');
   if (!['development', 'test', 'production'].includes(nodeEnv)) {
@@ -133,6 +168,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     problems.push('AUTH_JWT_PUBLIC_KEY must be a PEM-encoded SPKI public key (-----BEGIN PUBLIC KEY-----)');
   }
   const useLocalKey = !publicKeyPem && !jwksUrl;
+  if (nodeEnv === 'production' && (!optional('PACK_EVENTS_SIGNING_SECRETS') || !optional('APPROVAL_LINK_SECRET'))) {
+    problems.push(
+      'NODE_ENV=production needs PACK_EVENTS_SIGNING_SECRETS and APPROVAL_LINK_SECRET (local ones are generated only for local runs)',
+    );
+  }
+  if (optional('SMTP_URL') && !/^smtps?:\/\//.test(optional('SMTP_URL')!))
+    problems.push('SMTP_URL must be smtp:// or smtps://');
   if (useLocalKey && nodeEnv === 'production') {
     problems.push(
       'NODE_ENV=production needs AUTH_JWKS_URL or AUTH_JWT_PUBLIC_KEY: the generated local key is for local runs only',
@@ -166,6 +208,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     selfCheck: { tenantId: str('SELF_CHECK_TENANT', 'local') },
     policyEngine: { url: policyEngineUrl, embeddedPort: int('POLICY_ENGINE_PORT', 3100, 1, PORT_MAX) },
+    packApprovals: {
+      publicBaseUrl: str('PUBLIC_BASE_URL', `http://127.0.0.1:${int('API_PORT', 3000, 0, PORT_MAX)}`).replace(
+        /\/$/,
+        '',
+      ),
+      eventSecrets: list('PACK_EVENTS_SIGNING_SECRETS'),
+      linkSecret: optional('APPROVAL_LINK_SECRET'),
+      ipAllowlist: list('PACK_EVENTS_IP_ALLOWLIST') ?? [],
+      rateLimitPerMinute: int('PACK_EVENTS_RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
+      reminderOffsetsSeconds: (list('PACK_APPROVAL_REMINDERS_SECONDS') ?? ['3600']).map((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n <= 0)
+          problems.push(`PACK_APPROVAL_REMINDERS_SECONDS must list positive integers (got "${v}")`);
+        return n;
+      }),
+      defaultTtlSeconds: int('PACK_APPROVAL_DEFAULT_TTL_SECONDS', 7 * 24 * 3600, 60, 365 * 24 * 3600),
+      defaultLocale: str('PACK_APPROVAL_DEFAULT_LOCALE', 'en-US'),
+      // Local runs mail a placeholder approver (into the local inbox) so a new user sees notifications at once.
+      defaultRecipients:
+        list('PACK_APPROVAL_DEFAULT_RECIPIENTS') ?? (nodeEnv === 'production' ? [] : ['approvers@stellaops.local']),
+      retentionDays: int('PACK_APPROVAL_RETENTION_DAYS', 90, 1, 3650),
+      smtpUrl: optional('SMTP_URL'),
+      mailFrom: str('MAIL_FROM', 'StellaOps Approvals <approvals@stellaops.local>'),
+      inboxDir: resolve(str('MAIL_INBOX_DIR', `${str('DATA_DIR', '.data')}/mail`)),
+      webhookSigningSecret: optional('NOTIFY_WEBHOOK_SIGNING_SECRET'),
+      taskRunnerSigningSecret: optional('TASK_RUNNER_SIGNING_SECRET'),
+    },
     simulations: {
       metricsWindow: int('POLICY_SIMULATION_METRICS_WINDOW', 200, 1, 10_000),
       evaluationTimeoutSeconds: int('POLICY_SIMULATION_TIMEOUT_SECONDS', 900, 1, 86_400),

@@ -6,6 +6,12 @@ export const Scope = {
   PolicySimulate: 'policy:simulate',
   /** Create, pause, trigger and delete recurring simulation schedules. */
   PolicySchedule: 'policy:schedule',
+  /** Post pack-approval events, read approvals, and approve or reject them. */
+  PacksApprove: 'Packs.Approve',
+  /** Post notification events (the Task Runner's service identity). */
+  NotifierEventsWrite: 'Notifier.Events:Write',
+  /** Manage routing rules and templates. */
+  NotifierAdmin: 'Notifier.Admin',
 } as const;
 export type Scope = (typeof Scope)[keyof typeof Scope];
 

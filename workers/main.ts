@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import closeWithGrace from 'close-with-grace';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import { packApprovalDepsFromConfig } from '../activities/pack-approval/deps.js';
 import { loadWebhookConfig } from '../activities/policy-simulation/webhook.js';
 import { databaseUrlOf, loadConfig, policyEngineUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
@@ -40,6 +41,7 @@ export async function startWorkers(config: AppConfig, logger: Logger): Promise<R
         logger,
         policyEngineUrl: policyEngineUrlOf(config),
         policyWebhook: loadWebhookConfig(process.env),
+        packApprovals: await packApprovalDepsFromConfig(config, logger),
       }),
       workflowBundle: await bundleWorkflows(),
       logger,

@@ -1,3 +1,4 @@
 // The only workflow bundle entry: every workflow type the workers serve is re-exported here explicitly.
 export { selfCheckWorkflow } from './self-check/workflow.js';
 export { policySimulationWorkflow } from './policy-simulation/workflow.js';
+export { packApprovalWorkflow } from './pack-approval/workflow.js';

@@ -5,11 +5,13 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { FastifyInstance } from 'fastify';
 import { createActivities } from '../../activities/index.js';
+import type { PackApprovalDeps } from '../../activities/pack-approval/index.js';
 import { loadWebhookConfig, type WebhookConfig } from '../../activities/policy-simulation/webhook.js';
 import { startPolicyEngine } from '../../policy-engine/server.js';
 import { buildApp } from '../../api/app.js';
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
 import { loadConfig, TASK_QUEUES } from '../../core/config.js';
+import { generateSecret, generateWebhookSecret } from '../../core/local-secrets.js';
 import { createLogger } from '../../core/logger.js';
 import { createWorkerHost, type WorkerHost } from '../../workers/host.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER, type TestSigner } from './auth.js';
@@ -37,6 +39,9 @@ export interface ApiHarnessOptions {
   /** Extra environment for the API's configuration. */
   env?: NodeJS.ProcessEnv;
   sseKeepAliveMs?: number;
+  /** Channels of the pack-approval activities (not registered without them). */
+  packApprovals?: Omit<PackApprovalDeps, 'pool' | 'logger'>;
+  packApprovalSecrets?: { eventSecrets: string[]; linkSecret: string };
 }
 
 /** Starts the harness. */
@@ -65,6 +70,7 @@ export async function startApiHarness(options: ApiHarnessOptions = {}): Promise<
         logger,
         policyEngineUrl: options.policyEngineUrl ?? engine!.url,
         policyWebhook: options.webhook ?? loadWebhookConfig({}),
+        ...(options.packApprovals ? { packApprovals: options.packApprovals } : {}),
       }),
       workflowBundle: await workflowBundle(),
       logger,
@@ -79,6 +85,11 @@ export async function startApiHarness(options: ApiHarnessOptions = {}): Promise<
     temporal,
     verifyToken: signer.verifier,
     taskQueuePrefix,
+    ...(options.sseKeepAliveMs ? { sseKeepAliveMs: options.sseKeepAliveMs } : {}),
+    packApprovalSecrets: options.packApprovalSecrets ?? {
+      eventSecrets: [generateWebhookSecret()],
+      linkSecret: generateSecret(),
+    },
   });
   return {
     app,

@@ -45,7 +45,15 @@ describe('loadConfig', () => {
 
   it('refuses production without a verification key: the local key is for local runs only', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/AUTH_JWKS_URL or AUTH_JWT_PUBLIC_KEY/);
-    const config = loadConfig({ NODE_ENV: 'production', AUTH_JWKS_URL: 'https://idp.example/jwks.json' });
+    expect(() => loadConfig({ NODE_ENV: 'production', AUTH_JWKS_URL: 'https://idp.example/jwks.json' })).toThrow(
+      /PACK_EVENTS_SIGNING_SECRETS and APPROVAL_LINK_SECRET/,
+    );
+    const config = loadConfig({
+      NODE_ENV: 'production',
+      AUTH_JWKS_URL: 'https://idp.example/jwks.json',
+      PACK_EVENTS_SIGNING_SECRETS: 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=',
+      APPROVAL_LINK_SECRET: 'a-long-link-secret',
+    });
     expect(config.auth.useLocalKey).toBe(false);
   });
 });

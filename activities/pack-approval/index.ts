@@ -1,0 +1,264 @@
+/**
+ * Activities of pack approvals: persist transitions, plan notifications from routing rules, deliver each one
+ * (email or signed webhook, idempotent per approval/round/channel/recipient), resume the Task Runner.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { signApprovalLink } from '../../core/approval-tokens.js';
+import type { Logger } from '../../core/logger.js';
+import type { Pool } from '../../db/pool.js';
+import { listRules, listTemplates } from '../../db/queries/notify-config.js';
+import {
+  deliverySent,
+  recordApprovalState,
+  recordDelivery,
+  type TransitionRecord,
+} from '../../db/queries/pack-approvals.js';
+import {
+  packApprovalWorkflowId,
+  type ApprovalView,
+  type Decision,
+  type NotificationIntent,
+  type PackApprovalEvent,
+  type ResumeOutcome,
+} from '../../workflows/pack-approval/definitions.js';
+import { DeliveryError, type EmailSender, type SignedWebhookSender } from './channels.js';
+import { DEFAULT_TEMPLATES, defaultTemplateIdFor } from './default-templates.js';
+import { routeEvent, type NotifyRule } from './routing.js';
+import type { TaskRunnerClient } from './task-runner.js';
+import { buildTemplateModel, redactSecrets, renderEmail, renderWebhook, resolveTemplate } from './templates.js';
+
+/** Dependencies of the pack-approval activities. */
+export interface PackApprovalDeps {
+  pool: Pool;
+  logger: Logger;
+  email: EmailSender;
+  webhook: SignedWebhookSender;
+  taskRunner: TaskRunnerClient;
+  /** Base URL of the approval page links. */
+  publicBaseUrl: string;
+  linkSecret: string;
+  defaultLocale: string;
+  /** Email recipients of tenants that have no routing rules. */
+  defaultRecipients: string[];
+}
+
+/** The event a view stands for, as routing and templates see it (never with the resume secret). */
+export function eventOfView(view: ApprovalView): PackApprovalEvent {
+  const status = view.state === 'pending' ? undefined : view.state;
+  return {
+    eventId: view.eventIds[view.eventIds.length - 1] ?? '',
+    type: view.eventIds.length > 1 || status ? 'PackApprovalUpdated' : 'PackApprovalRequested',
+    kind: view.kind,
+    tenantId: view.tenantId,
+    runId: view.runId,
+    approvalId: view.approvalId,
+    planHash: view.planHash,
+    requiredGrants: view.requiredGrants,
+    stepIds: view.stepIds,
+    message: view.message,
+    ...(view.policyGate ? { policyGate: view.policyGate } : {}),
+    requestedBy: view.requestedBy,
+    requestedAt: view.requestedAt,
+    ...(view.expiresAt ? { expiresAt: view.expiresAt } : {}),
+    locale: view.locale,
+    correlationId: view.correlationId,
+    ...(status ? { status } : {}),
+    ...(view.lastReason ? { reason: view.lastReason } : {}),
+  };
+}
+
+function toFailure(error: unknown, nonRetryableType: string): never {
+  if (error instanceof DeliveryError) {
+    if (!error.retryable) throw ApplicationFailure.nonRetryable(error.message, nonRetryableType);
+    throw ApplicationFailure.create({
+      message: error.message,
+      type: 'DeliveryUnavailable',
+      ...(error.retryAfterMs !== undefined ? { nextRetryDelay: error.retryAfterMs } : {}),
+    });
+  }
+  throw error;
+}
+
+/** Creates the activities; all I/O goes through `deps`. */
+export function createPackApprovalActivities(deps: PackApprovalDeps) {
+  const workflowIdOf = (view: ApprovalView) => packApprovalWorkflowId(view.tenantId, view.runId, view.approvalId);
+
+  return {
+    /** Persists the view at `seq` with an optional transition (and its audit record); idempotent. */
+    recordApproval: async (input: {
+      view: ApprovalView;
+      seq: number;
+      transition?: TransitionRecord;
+      actor: string;
+      eventId?: string;
+    }): Promise<{ appended: boolean }> =>
+      recordApprovalState(deps.pool, { ...input, workflowId: workflowIdOf(input.view) }),
+
+    /** Evaluates the tenant's routing rules (or the default recipients) for `reason`. */
+    planApprovalNotifications: async (input: {
+      view: ApprovalView;
+      reason: NotificationIntent['reason'];
+    }): Promise<NotificationIntent[]> => {
+      const stored = await listRules(deps.pool, input.view.tenantId);
+      const rules: NotifyRule[] =
+        stored.length > 0 || deps.defaultRecipients.length === 0
+          ? stored
+          : [
+              {
+                ruleId: 'default',
+                tenantId: input.view.tenantId,
+                name: 'Default recipients',
+                predicate: 'true',
+                channels: [{ channel: 'email', recipients: deps.defaultRecipients }],
+                enabled: true,
+                priority: 1000,
+              },
+            ];
+      const { intents, errors } = routeEvent(rules, eventOfView(input.view), input.reason, {
+        templateIdFor: defaultTemplateIdFor,
+        locale: deps.defaultLocale,
+      });
+      for (const error of errors) {
+        deps.logger.warn({ tenantId: input.view.tenantId, ...error }, 'routing rule failed to evaluate');
+      }
+      return intents;
+    },
+
+    /**
+     * Renders and sends one notification. The idempotency key (approval, round, channel, recipient) is the email
+     * Message-ID / webhook-id, and a delivery already recorded as sent is not sent again.
+     */
+    deliverApprovalNotification: async (input: {
+      view: ApprovalView;
+      intent: NotificationIntent;
+      round: number;
+    }): Promise<{ status: 'sent' | 'already-sent' }> => {
+      const { view, intent } = input;
+      const workflowId = workflowIdOf(view);
+      const key = `${workflowId}/${input.round}/${intent.reason}/${intent.channel}/${intent.recipient}`;
+      if (await deliverySent(deps.pool, key)) return { status: 'already-sent' };
+
+      const tenantTemplates = await listTemplates(deps.pool, view.tenantId);
+      const template =
+        resolveTemplate(tenantTemplates, intent.templateId, intent.channel, intent.locale, deps.defaultLocale) ??
+        resolveTemplate(DEFAULT_TEMPLATES, intent.templateId, intent.channel, intent.locale, deps.defaultLocale) ??
+        resolveTemplate(
+          DEFAULT_TEMPLATES,
+          defaultTemplateIdFor(intent.reason),
+          intent.channel,
+          intent.locale,
+          deps.defaultLocale,
+        );
+      if (!template)
+        throw ApplicationFailure.nonRetryable(
+          `No template ${intent.templateId} for ${intent.channel}`,
+          'DeliveryRejected',
+        );
+
+      const expiresAt = view.expiresAt ? new Date(view.expiresAt) : new Date(Date.now() + 7 * 24 * 3600 * 1000);
+      const link = `${deps.publicBaseUrl}/approvals/${await signApprovalLink(
+        deps.linkSecret,
+        {
+          tenantId: view.tenantId,
+          runId: view.runId,
+          approvalId: view.approvalId,
+          recipient: intent.recipient,
+          grants: view.requiredGrants,
+        },
+        expiresAt,
+      )}`;
+      const model = buildTemplateModel(eventOfView(view), {
+        reason: intent.reason,
+        approvalLink: link,
+        ...(view.decision ? { decision: view.decision } : {}),
+      });
+      const base = {
+        idempotencyKey: key,
+        tenantId: view.tenantId,
+        runId: view.runId,
+        approvalId: view.approvalId,
+        channel: intent.channel,
+        recipient: intent.recipient,
+        reason: intent.reason,
+        templateId: template.templateId,
+        locale: template.locale,
+      };
+      try {
+        if (intent.channel === 'email') {
+          const mail = redactSecrets(renderEmail(template, model), [deps.linkSecret]);
+          await deps.email.send({
+            to: intent.recipient,
+            ...mail,
+            idempotencyKey: key,
+            headers: { 'X-StellaOps-Tenant': view.tenantId },
+          });
+        } else {
+          const payload = redactSecrets(renderWebhook(template, model), [deps.linkSecret]);
+          await deps.webhook.send({ url: intent.recipient, tenantId: view.tenantId, idempotencyKey: key, payload });
+        }
+      } catch (error) {
+        const final = !(error instanceof DeliveryError) || !error.retryable;
+        deps.logger.warn(
+          {
+            tenantId: view.tenantId,
+            runId: view.runId,
+            approvalId: view.approvalId,
+            correlationId: view.correlationId,
+            channel: intent.channel,
+            attempt: Context.current().info.attempt,
+            err: error,
+          },
+          'approval notification delivery failed',
+        );
+        if (final) await recordDelivery(deps.pool, { ...base, status: 'failed', detail: (error as Error).message });
+        toFailure(error, 'DeliveryRejected');
+      }
+      await recordDelivery(deps.pool, { ...base, status: 'sent' });
+      deps.logger.info(
+        {
+          tenantId: view.tenantId,
+          runId: view.runId,
+          approvalId: view.approvalId,
+          correlationId: view.correlationId,
+          channel: intent.channel,
+          reason: intent.reason,
+        },
+        'approval notification sent',
+      );
+      return { status: 'sent' };
+    },
+
+    /** Calls the Task Runner's resume callback (signed, idempotent per approval and decision). */
+    resumeTaskRunner: async (input: {
+      view: ApprovalView;
+      callback: { url: string; token: string };
+      decision: Decision;
+      decidedBy: string;
+      decidedAt: string;
+      comment?: string;
+    }): Promise<ResumeOutcome> => {
+      const { view } = input;
+      try {
+        const { status } = await deps.taskRunner.resume({
+          url: input.callback.url,
+          token: input.callback.token,
+          tenantId: view.tenantId,
+          runId: view.runId,
+          approvalId: view.approvalId,
+          decision: input.decision,
+          decidedBy: input.decidedBy,
+          decidedAt: input.decidedAt,
+          ...(input.comment ? { comment: input.comment } : {}),
+          idempotencyKey: `${workflowIdOf(view)}/resume/${input.decision}`,
+          correlationId: view.correlationId,
+        });
+        return { status: 'resumed', httpStatus: status };
+      } catch (error) {
+        toFailure(error, 'ResumeRejected');
+      }
+    },
+  };
+}
+
+/** The pack-approval activities. */
+export type PackApprovalActivities = ReturnType<typeof createPackApprovalActivities>;

@@ -1,0 +1,98 @@
+/** Real peers and helpers of pack-approval tests: an SMTP server, signed events, and the channels to wire. */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { SMTPServer } from 'smtp-server';
+import { Webhook } from 'standardwebhooks';
+import { createEmailSender, createSignedWebhookSender } from '../../activities/pack-approval/channels.js';
+import type { PackApprovalDeps } from '../../activities/pack-approval/index.js';
+import { createTaskRunnerClient } from '../../activities/pack-approval/task-runner.js';
+import { createLogger } from '../../core/logger.js';
+import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
+
+/** A message the SMTP server received. */
+export interface ReceivedMail {
+  to: string[];
+  raw: string;
+}
+
+/** An SMTP server on loopback that keeps what it receives; `stop`/`start` simulate an outage on the same port. */
+export async function startSmtp(): Promise<{
+  url: string;
+  port: number;
+  mails: ReceivedMail[];
+  close(): Promise<void>;
+}> {
+  const mails: ReceivedMail[] = [];
+  const server = new SMTPServer({
+    secure: false,
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      let raw = '';
+      stream.on('data', (chunk: Buffer) => (raw += chunk.toString()));
+      stream.on('end', () => {
+        mails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.server.address() as { port: number }).port;
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    port,
+    mails,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** The committed sample request with fresh ids (and overrides). */
+export function sampleEvent(overrides: Partial<PackApprovalEvent> = {}): PackApprovalEvent {
+  const sample = JSON.parse(
+    readFileSync(new URL('../../samples/pack-approvals/pack-approval-requested.json', import.meta.url), 'utf8'),
+  ) as PackApprovalEvent;
+  const now = Date.now();
+  return {
+    ...sample,
+    eventId: `evt-${randomUUID()}`,
+    runId: `run-${randomUUID().slice(0, 8)}`,
+    requestedAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + 24 * 3600 * 1000).toISOString(),
+    ...overrides,
+  };
+}
+
+/** Standard Webhooks headers for `body` signed with `secret`. */
+export function signedHeaders(
+  secret: string,
+  body: string,
+  options: { id?: string; at?: Date } = {},
+): Record<string, string> {
+  const id = options.id ?? `msg_${randomUUID()}`;
+  const at = options.at ?? new Date();
+  return {
+    'webhook-id': id,
+    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+    'webhook-signature': new Webhook(secret).sign(id, at, body),
+  };
+}
+
+/** Channels of the pack-approval activities pointed at test peers. */
+export function testPackApprovalDeps(options: {
+  smtpUrl: string;
+  linkSecret: string;
+  publicBaseUrl?: string;
+  defaultRecipients?: string[];
+}): Omit<PackApprovalDeps, 'pool' | 'logger'> {
+  const logger = createLogger({ level: 'silent' });
+  return {
+    email: createEmailSender({ smtpUrl: options.smtpUrl, from: 'approvals@stellaops.test', logger }),
+    webhook: createSignedWebhookSender({ logger }),
+    taskRunner: createTaskRunnerClient({ logger }),
+    publicBaseUrl: options.publicBaseUrl ?? 'http://127.0.0.1:3000',
+    linkSecret: options.linkSecret,
+    defaultLocale: 'en-US',
+    defaultRecipients: options.defaultRecipients ?? ['approvers@acme.test'],
+  };
+}
