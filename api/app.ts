@@ -15,6 +15,8 @@ import { ErrorResponse, registerErrorHandlers } from './errors.js';
 import { createMetricsRegistry, registerHttpMetrics } from './metrics.js';
 import type { TokenVerifier } from './plugins/auth.js';
 import { policySimulationRoutes } from './routes/policy-simulations.js';
+import { approvalPageRoutes } from './routes/approval-page.js';
+import { notifyConfigRoutes } from './routes/notify-config.js';
 import { packApprovalRoutes } from './routes/pack-approvals.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { selfCheckRoutes } from './routes/self-checks.js';
@@ -105,5 +107,7 @@ export async function buildApp(
   await app.register(policySimulationRoutes, { deps: full });
   await app.register(scheduleRoutes, { deps: full });
   await app.register(packApprovalRoutes, { deps: full });
+  await app.register(notifyConfigRoutes, { deps: full });
+  await app.register(approvalPageRoutes, { deps: full });
   return app;
 }

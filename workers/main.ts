@@ -4,7 +4,9 @@
  */
 import { pathToFileURL } from 'node:url';
 import closeWithGrace from 'close-with-grace';
+import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { ensureRetentionSchedule } from '../stack/retention-schedule.js';
 import { createActivities } from '../activities/index.js';
 import { packApprovalDepsFromConfig } from '../activities/pack-approval/deps.js';
 import { loadWebhookConfig } from '../activities/policy-simulation/webhook.js';
@@ -46,6 +48,14 @@ export async function startWorkers(config: AppConfig, logger: Logger): Promise<R
       workflowBundle: await bundleWorkflows(),
       logger,
     });
+    if (config.worker.queues.includes('pack-approval')) {
+      const client = new Client({ connection, namespace: config.temporal.namespace });
+      const created = await ensureRetentionSchedule(client, {
+        retentionDays: config.packApprovals.retentionDays,
+        taskQueue: 'pack-approval',
+      });
+      logger.info({ created, retentionDays: config.packApprovals.retentionDays }, 'retention schedule ensured');
+    }
     const done = host.run();
     done.catch((err: unknown) => logger.error({ err }, 'a worker failed'));
     let stopping: Promise<void> | undefined;

@@ -79,10 +79,23 @@ function toFailure(error: unknown, nonRetryableType: string): never {
   throw error;
 }
 
+const workflowIdOf = (view: ApprovalView) => packApprovalWorkflowId(view.tenantId, view.runId, view.approvalId);
+
+/** Identity of one delivery: its idempotency key is (approval, round, reason, channel, recipient). */
+function deliveryBase(view: ApprovalView, intent: NotificationIntent, round: number) {
+  return {
+    idempotencyKey: `${workflowIdOf(view)}/${round}/${intent.reason}/${intent.channel}/${intent.recipient}`,
+    tenantId: view.tenantId,
+    runId: view.runId,
+    approvalId: view.approvalId,
+    channel: intent.channel,
+    recipient: intent.recipient,
+    reason: intent.reason,
+  };
+}
+
 /** Creates the activities; all I/O goes through `deps`. */
 export function createPackApprovalActivities(deps: PackApprovalDeps) {
-  const workflowIdOf = (view: ApprovalView) => packApprovalWorkflowId(view.tenantId, view.runId, view.approvalId);
-
   return {
     /** Persists the view at `seq` with an optional transition (and its audit record); idempotent. */
     recordApproval: async (input: {
@@ -98,6 +111,7 @@ export function createPackApprovalActivities(deps: PackApprovalDeps) {
     planApprovalNotifications: async (input: {
       view: ApprovalView;
       reason: NotificationIntent['reason'];
+      round: number;
     }): Promise<NotificationIntent[]> => {
       const stored = await listRules(deps.pool, input.view.tenantId);
       const rules: NotifyRule[] =
@@ -121,6 +135,14 @@ export function createPackApprovalActivities(deps: PackApprovalDeps) {
       for (const error of errors) {
         deps.logger.warn({ tenantId: input.view.tenantId, ...error }, 'routing rule failed to evaluate');
       }
+      for (const intent of intents) {
+        await recordDelivery(deps.pool, {
+          ...deliveryBase(input.view, intent, input.round),
+          templateId: intent.templateId,
+          locale: intent.locale,
+          status: 'queued',
+        });
+      }
       return intents;
     },
 
@@ -134,8 +156,7 @@ export function createPackApprovalActivities(deps: PackApprovalDeps) {
       round: number;
     }): Promise<{ status: 'sent' | 'already-sent' }> => {
       const { view, intent } = input;
-      const workflowId = workflowIdOf(view);
-      const key = `${workflowId}/${input.round}/${intent.reason}/${intent.channel}/${intent.recipient}`;
+      const key = deliveryBase(view, intent, input.round).idempotencyKey;
       if (await deliverySent(deps.pool, key)) return { status: 'already-sent' };
 
       const tenantTemplates = await listTemplates(deps.pool, view.tenantId);
@@ -173,13 +194,7 @@ export function createPackApprovalActivities(deps: PackApprovalDeps) {
         ...(view.decision ? { decision: view.decision } : {}),
       });
       const base = {
-        idempotencyKey: key,
-        tenantId: view.tenantId,
-        runId: view.runId,
-        approvalId: view.approvalId,
-        channel: intent.channel,
-        recipient: intent.recipient,
-        reason: intent.reason,
+        ...deliveryBase(view, intent, input.round),
         templateId: template.templateId,
         locale: template.locale,
       };

@@ -21,6 +21,7 @@ import {
 import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
 import type { AppDeps } from '../app.js';
 import { commonErrorResponses, errorRef, forbidden, HttpError, unauthorized } from '../errors.js';
+import { registerPackApprovalMetrics } from '../metrics.js';
 import { principalOf, requireScopes } from '../plugins/auth.js';
 import {
   AckBody,
@@ -62,6 +63,7 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
   const allowed = allowlist(settings.ipAllowlist);
   const ingestAuth = requireScopes(deps.verifyToken, [Scope.PacksApprove, Scope.NotifierEventsWrite]);
   const approverAuth = requireScopes(deps.verifyToken, [Scope.PacksApprove]);
+  const { ackLatency } = registerPackApprovalMetrics(deps.metrics, pool, deps.logger);
 
   app.addSchema(PackApprovalRequested);
   app.addSchema(PackApprovalUpdated);
@@ -233,6 +235,12 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
           grants,
         },
       );
+      const view = result.repeated
+        ? undefined
+        : await getApprovalView(pool, tenantId, runId, approvalId).catch(() => undefined);
+      if (view) {
+        ackLatency.observe(Math.max(0, (Date.parse(result.decidedAt) - Date.parse(view.requestedAt)) / 1000));
+      }
       const resumeToken = await signResumeToken(deps.packApprovalSecrets.linkSecret, {
         tenantId,
         runId,
@@ -240,7 +248,8 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
         decision: result.decision,
         decidedBy: result.decidedBy,
       });
-      return { runId, approvalId, ...result, resumeToken };
+      const { repeated: _repeated, ...answer } = result;
+      return { runId, approvalId, ...answer, resumeToken };
     },
   );
 };

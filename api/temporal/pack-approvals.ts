@@ -88,7 +88,7 @@ export async function ackApproval(
     const description = await temporal.withDeadline(() => handle.describe()).catch(() => undefined);
     if (!description) throw notFound(`Approval ${label} not found`);
     const view = await temporal.withDeadline(() => handle.query(getApprovalQuery));
-    if (view.decision?.decision === args.decision) return view.decision;
+    if (view.decision?.decision === args.decision) return { ...view.decision, repeated: true };
     throw conflict(view.decision ? `Already decided: ${view.decision.decision}` : `The approval is ${view.state}`);
   }
 }

@@ -139,18 +139,18 @@ export interface DeliveryRecord {
   reason: string;
   templateId: string;
   locale: string;
-  status: 'sent' | 'failed';
+  status: 'queued' | 'sent' | 'failed';
   detail?: string;
 }
 
-/** Records a delivery once per idempotency key; a later `sent` overrides an earlier `failed`. */
+/** Records a delivery once per idempotency key: queued → sent | failed; a later `sent` overrides `failed`. */
 export async function recordDelivery(pool: Pool, d: DeliveryRecord): Promise<void> {
   await pool.query(
     `INSERT INTO notify.deliveries
        (idempotency_key, tenant_id, run_id, approval_id, channel, recipient, reason, template_id, locale, status, detail)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
      ON CONFLICT (idempotency_key) DO UPDATE SET status = EXCLUDED.status, detail = EXCLUDED.detail
-     WHERE notify.deliveries.status = 'failed'`,
+     WHERE notify.deliveries.status <> 'sent' AND EXCLUDED.status <> 'queued'`,
     [
       d.idempotencyKey,
       d.tenantId,
@@ -243,4 +243,20 @@ export async function purgeApprovalsBefore(pool: Pool, cutoff: Date): Promise<Re
       signatureIds: await count('DELETE FROM notify.signature_ids WHERE seen_at < $1'),
     };
   });
+}
+
+/** Open approvals (pending or held), read through a partial index. */
+export async function countOutstandingApprovals(pool: Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>(
+    "SELECT count(*) AS n FROM notify.pack_approvals WHERE state IN ('pending', 'held')",
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Notification counts by channel and status. */
+export async function countDeliveries(pool: Pool): Promise<{ channel: string; status: string; n: number }[]> {
+  const { rows } = await pool.query<{ channel: string; status: string; n: string }>(
+    'SELECT channel, status, count(*) AS n FROM notify.deliveries GROUP BY channel, status',
+  );
+  return rows.map((r) => ({ ...r, n: Number(r.n) }));
 }

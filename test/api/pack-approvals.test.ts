@@ -223,3 +223,14 @@ describe('POST /notifications/pack-approvals/{runId}/{approvalId}/ack', () => {
     expect(res.statusCode).toBe(404);
   });
 });
+
+describe('pack approval metrics', () => {
+  it('exposes outstanding approvals, notifications by channel and status, and ack latency', async () => {
+    const res = await h.app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.body).toMatch(/^stellaops_pack_approvals_outstanding \d+$/m);
+    const sent = /^stellaops_pack_approval_notifications\{channel="email",status="sent"\} (\d+)$/m.exec(res.body);
+    expect(Number(sent?.[1])).toBeGreaterThan(0);
+    const acks = /^stellaops_pack_approval_ack_latency_seconds_count (\d+)$/m.exec(res.body);
+    expect(Number(acks?.[1])).toBeGreaterThanOrEqual(2); // one bearer ack and one link ack; repeats are not counted
+  });
+});

@@ -15,14 +15,14 @@ export interface ReceivedMail {
   raw: string;
 }
 
-/** An SMTP server on loopback that keeps what it receives; `stop`/`start` simulate an outage on the same port. */
-export async function startSmtp(): Promise<{
+/** An SMTP server on loopback that keeps what it receives (restart it on the same port to simulate an outage). */
+export async function startSmtp(options: { port?: number; mails?: ReceivedMail[] } = {}): Promise<{
   url: string;
   port: number;
   mails: ReceivedMail[];
   close(): Promise<void>;
 }> {
-  const mails: ReceivedMail[] = [];
+  const mails: ReceivedMail[] = options.mails ?? [];
   const server = new SMTPServer({
     secure: false,
     authOptional: true,
@@ -37,7 +37,7 @@ export async function startSmtp(): Promise<{
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const port = (server.server.address() as { port: number }).port;
   return {
     url: `smtp://127.0.0.1:${port}`,

@@ -91,6 +91,8 @@ export interface AckResult {
   decidedAt: string;
   comment?: string;
   resumeStatus: ResumeOutcome['status'];
+  /** Set when this answers a repeat of an earlier identical ack. */
+  repeated?: boolean;
 }
 
 /** Input of `packApprovalWorkflow` (set by the API at signalWithStart). */

@@ -118,7 +118,7 @@ export async function packApprovalWorkflow(input: PackApprovalInput): Promise<Ap
   const notify = async (reason: NotificationIntent['reason']) => {
     const snapshot = view!;
     const thisRound = ++round;
-    const intents = await planApprovalNotifications({ view: snapshot, reason });
+    const intents = await planApprovalNotifications({ view: snapshot, reason, round: thisRound });
     await Promise.all(
       intents.map((intent) =>
         deliverApprovalNotification({ view: snapshot, intent, round: thisRound }).catch((error: unknown) =>
@@ -135,7 +135,7 @@ export async function packApprovalWorkflow(input: PackApprovalInput): Promise<Ap
   setHandler(
     ackApprovalUpdate,
     async (args): Promise<AckResult> => {
-      if (view!.decision) return view!.decision; // the same decision again: the original result
+      if (view!.decision) return { ...view!.decision, repeated: true }; // the same decision again: the original result
       const decided = decide(view!, args, new Date().toISOString());
       view = decided.view;
       await persist(decided.transition, args.decidedBy);

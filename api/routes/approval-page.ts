@@ -1,0 +1,204 @@
+/**
+ * The approval page at the links that mails carry (`{publicBaseUrl}/approvals/{token}`): the signed link token is
+ * the credential. GET shows the approval; POST (an HTML form, no JavaScript) approves or rejects it through the
+ * workflow's Update, exactly like the JSON ack route. Every answer in this scope is an HTML page — errors too.
+ *
+ * The route is a wildcard (`/approvals/*`) because a link token is longer than the router's 100-character limit
+ * for named parameters.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { verifyApprovalLink, type ApprovalLinkClaims } from '../../core/approval-tokens.js';
+import { getApprovalView } from '../../db/queries/pack-approvals.js';
+import { DECISIONS } from '../../workflows/pack-approval/definitions.js';
+import type { AppDeps } from '../app.js';
+import { HttpError, RETRY_AFTER_SECONDS, unavailableDependency } from '../errors.js';
+import { ackApproval } from '../temporal/pack-approvals.js';
+import { renderApprovalPage, renderErrorPage, renderResultPage } from '../views/approval-page.js';
+
+/** Headers of every page: never cached or framed, no referrer (the URL is a credential), no scripts. */
+const SECURITY_HEADERS = {
+  'cache-control': 'no-store',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'content-security-policy':
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+} as const;
+
+const HTML = 'text/html; charset=utf-8';
+const MAX_COMMENT = 2000;
+
+const Html = (description: string) => Type.String({ description: `text/html: ${description}` });
+const TokenParams = Type.Object({ '*': Type.String({ maxLength: 4000, description: 'Signed approval-link token' }) });
+const DecisionForm = Type.Object({
+  decision: Type.Union(
+    DECISIONS.map((d) => Type.Literal(d)),
+    { description: 'The button pressed' },
+  ),
+  comment: Type.Optional(Type.String({ maxLength: MAX_COMMENT })),
+});
+const errorPages = {
+  400: Html('invalid form'),
+  401: Html('invalid or expired link'),
+  404: Html('unknown approval, or not available yet'),
+  500: Html('internal error (no details)'),
+  503: Html('Temporal or Postgres unavailable; retry later'),
+} as const;
+
+const TITLES: Record<number, string> = {
+  400: 'Invalid request',
+  401: 'Link invalid or expired',
+  403: 'Not allowed',
+  404: 'Approval not found',
+  409: 'Already decided',
+  413: 'Request too large',
+  415: 'Unsupported form',
+  503: 'Temporarily unavailable',
+};
+
+function page(reply: FastifyReply, status: number, html: string): FastifyReply {
+  return reply.code(status).type(HTML).send(html);
+}
+
+function errorPage(reply: FastifyReply, status: number, message: string): FastifyReply {
+  const title = TITLES[status] ?? 'Something went wrong';
+  return page(reply, status, renderErrorPage(status, title, message));
+}
+
+/** Fields of a urlencoded form, first value per name. */
+function parseForm(body: string): Record<string, string> {
+  const form: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [name, value] of new URLSearchParams(body)) if (!(name in form)) form[name] = value;
+  return form;
+}
+
+/** Why a submitted form is not a decision, if it is not. */
+function formProblem(body: unknown): string | undefined {
+  const form = (body ?? {}) as { decision?: unknown; comment?: unknown };
+  if (typeof form.decision !== 'string' || !(DECISIONS as readonly string[]).includes(form.decision)) {
+    return 'Choose Approve or Reject.';
+  }
+  if (form.comment !== undefined && (typeof form.comment !== 'string' || form.comment.length > MAX_COMMENT)) {
+    return `The comment is limited to ${MAX_COMMENT} characters.`;
+  }
+  return undefined;
+}
+
+export const approvalPageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+  const { pool, temporal } = deps;
+  const claimsOf = new WeakMap<FastifyRequest, ApprovalLinkClaims>();
+  const tokenOf = (request: FastifyRequest) => (request.params as { '*'?: string })['*'] ?? '';
+
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit: 64 * 1024 },
+    (_request, body, done) => done(null, parseForm(body as string)),
+  );
+
+  // The link is the credential: check it before anything else, on every route of this scope.
+  app.addHook('onRequest', async (request) => {
+    try {
+      claimsOf.set(request, await verifyApprovalLink(deps.packApprovalSecrets.linkSecret, tokenOf(request)));
+    } catch {
+      throw new HttpError(
+        401,
+        'Unauthorized',
+        'This approval link is invalid or has expired. Ask for a new notification, or decide through the API.',
+      );
+    }
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.headers(SECURITY_HEADERS);
+    return payload;
+  });
+
+  // Pages for every failure of this scope, never a JSON document or internals.
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof HttpError) return errorPage(reply, error.statusCode, error.message);
+    if (error.validation) return errorPage(reply, 400, 'The request is invalid.');
+    const dependency = unavailableDependency(error);
+    if (dependency) {
+      request.log.warn({ err: error, dependency }, 'dependency unavailable');
+      reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+      return errorPage(reply, 503, 'The service is temporarily unavailable. Retry in a moment.');
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) return errorPage(reply, status, error.message);
+    request.log.error({ err: error }, 'unhandled error');
+    return errorPage(reply, 500, `Internal error; quote request id ${request.id} when reporting it.`);
+  });
+
+  const loadView = async (claims: ApprovalLinkClaims) => {
+    const view = await getApprovalView(pool, claims.tenantId, claims.runId, claims.approvalId);
+    if (!view) {
+      throw new HttpError(
+        404,
+        'NotFound',
+        `Approval ${claims.runId}/${claims.approvalId} is not available yet; retry in a moment.`,
+      );
+    }
+    return view;
+  };
+
+  app.get(
+    '/approvals/*',
+    {
+      schema: {
+        tags: ['approval-page'],
+        summary: 'The approval page of an approval link (HTML)',
+        description: 'Shows the approval and, while it is pending, a form to approve or reject it.',
+        params: TokenParams,
+        produces: ['text/html'],
+        response: { 200: Html('the approval page'), ...errorPages },
+      },
+    },
+    async (request, reply) => {
+      const claims = claimsOf.get(request)!;
+      const view = await loadView(claims);
+      return page(reply, 200, renderApprovalPage(view, { token: tokenOf(request), recipient: claims.recipient }));
+    },
+  );
+
+  app.post(
+    '/approvals/*',
+    {
+      attachValidation: true,
+      schema: {
+        tags: ['approval-page'],
+        summary: 'Approve or reject from the approval page (HTML form)',
+        description:
+          'The form of the approval page. 200 with the recorded decision (the same decision again answers the ' +
+          'original one); 400 invalid form; 401 invalid link; 403 grants missing; 404 unknown; 409 decided ' +
+          'differently or no longer pending; 503 retry later.',
+        params: TokenParams,
+        consumes: ['application/x-www-form-urlencoded'],
+        produces: ['text/html'],
+        body: DecisionForm,
+        response: { 200: Html('the decision'), 403: Html('grants missing'), 409: Html('conflict'), ...errorPages },
+      },
+    },
+    async (request, reply) => {
+      const claims = claimsOf.get(request)!;
+      const token = tokenOf(request);
+      const problem = formProblem(request.body);
+      if (problem) {
+        const view = await loadView(claims);
+        return page(reply, 400, renderApprovalPage(view, { token, recipient: claims.recipient, error: problem }));
+      }
+      const decision = request.body.decision;
+      const comment = request.body.comment?.trim();
+      const result = await ackApproval(
+        temporal,
+        { tenantId: claims.tenantId, runId: claims.runId, approvalId: claims.approvalId },
+        { decision, ...(comment ? { comment } : {}), decidedBy: claims.recipient, grants: claims.grants },
+      );
+      request.log.info(
+        { tenantId: claims.tenantId, runId: claims.runId, approvalId: claims.approvalId, decision },
+        'approval decided from the approval page',
+      );
+      return page(reply, 200, renderResultPage(result, { token, runId: claims.runId, approvalId: claims.approvalId }));
+    },
+  );
+};

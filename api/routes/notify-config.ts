@@ -1,0 +1,303 @@
+/**
+ * Per-tenant notification configuration of pack approvals (scope `Notifier.Admin`): routing rules and templates.
+ * The tenant is the token's. Bodies pass the route schema, then the semantic checks of the routing and template
+ * modules (`validateRule`: CEL predicate and recipient formats; `validateTemplate`: mustache safety and webhook
+ * JSON); a failure answers 400 with field errors and stores nothing. Every change is audited with the token subject
+ * as actor (`notify.rule.created|updated|deleted`, `notify.template.upserted|deleted`).
+ *
+ * 201 vs 200 of a PUT is decided by a read before the upsert: two concurrent first writes of the same id may both
+ * answer 201 (the stored result is the same last-writer-wins row either way).
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+// The routing and template modules are pure (no I/O): the API validates with them, it never runs activities.
+// eslint-disable-next-line no-restricted-imports
+import { DEFAULT_TEMPLATES } from '../../activities/pack-approval/default-templates.js';
+// eslint-disable-next-line no-restricted-imports
+import {
+  RuleInput,
+  validateRule,
+  type FieldError,
+  type NotifyChannel,
+  type NotifyRule,
+  type RuleInputValue,
+} from '../../activities/pack-approval/routing.js';
+// eslint-disable-next-line no-restricted-imports
+import { validateTemplate, type NotifyTemplate } from '../../activities/pack-approval/templates.js';
+import { Scope } from '../../core/scopes.js';
+import { recordAudit } from '../../db/queries/audit.js';
+import {
+  deleteRule,
+  deleteTemplate,
+  getRule,
+  listRules,
+  listTemplates,
+  upsertRule,
+  upsertTemplate,
+} from '../../db/queries/notify-config.js';
+import type { AppDeps } from '../app.js';
+import { commonErrorResponses, errorRef, notFound } from '../errors.js';
+import { principalOf, requireScopes } from '../plugins/auth.js';
+import {
+  RuleDoc,
+  RuleList,
+  RuleParams,
+  TemplateBody,
+  TemplateDoc,
+  TemplateList,
+  TemplateParams,
+} from '../schemas/notify-config.js';
+
+const RULES = '/notifications/rules';
+const TEMPLATES = '/notifications/templates';
+
+/**
+ * The error-document path of a JSON pointer into validated input: `/channels/0/recipients/1` →
+ * `body.channels.0.recipients.1`, `/` → `body`. Fields listed in `fromPath` map to `params.<field>` instead.
+ */
+export function fieldPath(pointer: string, fromPath: readonly string[] = []): string {
+  const segments = pointer
+    .split('/')
+    .slice(1)
+    .filter((segment) => segment !== '')
+    .map((segment) => segment.replaceAll('~1', '/').replaceAll('~0', '~'));
+  const [first] = segments;
+  const context = first !== undefined && fromPath.includes(first) ? 'params' : 'body';
+  return [context, ...segments].join('.');
+}
+
+/** Answers 400 with the error document of the API (`ValidationFailed` with field errors). */
+function validationFailed(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  errors: readonly FieldError[],
+  fromPath: readonly string[] = [],
+) {
+  return reply.code(400).send({
+    error: 'ValidationFailed',
+    message: 'The request is invalid',
+    requestId: request.id,
+    errors: errors.map((e) => ({ path: fieldPath(e.path, fromPath), message: e.message })),
+  });
+}
+
+/**
+ * A recipient as the audit trail keeps it: email addresses as given, webhook URLs reduced to their origin (paths and
+ * query strings of webhook URLs often embed tokens).
+ */
+function auditedRecipient(channel: NotifyChannel, recipient: string): string {
+  if (channel !== 'webhook') return recipient;
+  try {
+    return new URL(recipient).origin;
+  } catch {
+    return '[invalid url]';
+  }
+}
+
+export const notifyConfigRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
+  const { pool } = deps;
+  // Authentication before body parsing and validation: callers without the scope learn nothing about the input.
+  const auth = requireScopes(deps.verifyToken, [Scope.NotifierAdmin]);
+  const security = [{ bearer: [] }];
+  const tags = ['notifications'];
+  const audit = (
+    tenantId: string,
+    eventType: string,
+    actor: string,
+    subject: string,
+    details: Record<string, unknown>,
+  ) => recordAudit(pool, { tenantId, eventType, actor, subject, details });
+
+  app.get(
+    RULES,
+    {
+      onRequest: auth,
+      schema: {
+        tags,
+        summary: 'List the tenant’s routing rules of pack-approval notifications, in evaluation order',
+        security,
+        response: { 200: RuleList, ...commonErrorResponses },
+      },
+    },
+    async (request) => ({ items: await listRules(pool, principalOf(request).tenantId) }),
+  );
+
+  app.get(
+    `${RULES}/:ruleId`,
+    {
+      onRequest: auth,
+      schema: {
+        tags,
+        summary: 'Read a routing rule',
+        security,
+        params: RuleParams,
+        response: { 200: RuleDoc, 404: errorRef, ...commonErrorResponses },
+      },
+    },
+    async (request) => {
+      const rule = await getRule(pool, principalOf(request).tenantId, request.params.ruleId);
+      if (!rule) throw notFound(`Rule ${request.params.ruleId} not found`);
+      return rule;
+    },
+  );
+
+  app.put(
+    `${RULES}/:ruleId`,
+    {
+      onRequest: auth,
+      schema: {
+        tags,
+        summary: 'Create or replace a routing rule',
+        description:
+          '201 when created, 200 when replaced. `predicate` is a CEL expression over `event` (kind, type, runId, ' +
+          'approvalId, planHash, requiredGrants, stepIds, requestedBy, locale, status, reason, gateId, ' +
+          'hasPolicyGate) and `reason` that must evaluate to a bool; `matches` is not allowed. Email recipients ' +
+          'are addresses, webhook recipients https URLs (http only for loopback). 400 with field errors otherwise.',
+        security,
+        params: RuleParams,
+        body: RuleInput,
+        response: { 200: RuleDoc, 201: RuleDoc, ...commonErrorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { tenantId, subject } = principalOf(request);
+      const { ruleId } = request.params;
+      const errors = validateRule(request.body);
+      if (errors.length > 0) return validationFailed(request, reply, errors);
+      const input = Value.Default(RuleInput, Value.Clone(request.body)) as RuleInputValue;
+      const rule: NotifyRule = {
+        ruleId,
+        tenantId,
+        name: input.name,
+        predicate: input.predicate,
+        channels: input.channels,
+        ...(input.templateId !== undefined ? { templateId: input.templateId } : {}),
+        enabled: input.enabled,
+        priority: input.priority,
+      };
+      const existed = (await getRule(pool, tenantId, ruleId)) !== undefined;
+      await upsertRule(pool, rule, subject);
+      await audit(tenantId, `notify.rule.${existed ? 'updated' : 'created'}`, subject, ruleId, {
+        name: rule.name,
+        predicate: rule.predicate,
+        channels: rule.channels.map(({ channel, recipients }) => ({
+          channel,
+          recipients: recipients.map((recipient) => auditedRecipient(channel, recipient)),
+        })),
+        templateId: rule.templateId ?? null,
+        enabled: rule.enabled,
+        priority: rule.priority,
+      });
+      if (existed) return reply.code(200).send(rule);
+      return reply.code(201).header('location', `${RULES}/${ruleId}`).send(rule);
+    },
+  );
+
+  app.delete(
+    `${RULES}/:ruleId`,
+    {
+      onRequest: auth,
+      schema: {
+        tags,
+        summary: 'Delete a routing rule',
+        security,
+        params: RuleParams,
+        response: { 204: Type.Null(), 404: errorRef, ...commonErrorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { tenantId, subject } = principalOf(request);
+      const { ruleId } = request.params;
+      if (!(await deleteRule(pool, tenantId, ruleId))) throw notFound(`Rule ${ruleId} not found`);
+      await audit(tenantId, 'notify.rule.deleted', subject, ruleId, {});
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    TEMPLATES,
+    {
+      onRequest: auth,
+      schema: {
+        tags,
+        summary: 'List the tenant’s notification templates, and the built-in defaults for reference',
+        security,
+        response: { 200: TemplateList, ...commonErrorResponses },
+      },
+    },
+    async (request) => ({
+      items: await listTemplates(pool, principalOf(request).tenantId),
+      builtIn: [...DEFAULT_TEMPLATES],
+    }),
+  );
+
+  app.put(
+    `${TEMPLATES}/:templateId/:channel/:locale`,
+    {
+      onRequest: auth,
+      schema: {
+        tags,
+        summary: 'Create or replace a notification template',
+        description:
+          '201 when created, 200 when replaced. Email: `{ subject, text, html? }`; webhook: `{ body }` (a JSON ' +
+          'document template). Mustache tags may only name model fields; partials are not supported; `{{{x}}}` and ' +
+          '`{{&x}}` are refused in `html` and `body`; a webhook body must render to a JSON object. 400 with field ' +
+          'errors otherwise.',
+        security,
+        params: TemplateParams,
+        body: TemplateBody,
+        response: { 200: TemplateDoc, 201: TemplateDoc, ...commonErrorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { tenantId, subject } = principalOf(request);
+      const { templateId, channel, locale } = request.params;
+      // The route schema allows only subject/text/html/body, so the path's fields cannot be overridden here.
+      const input = { templateId, channel, locale, ...request.body };
+      const errors = validateTemplate(input);
+      if (errors.length > 0) return validationFailed(request, reply, errors, ['templateId', 'channel', 'locale']);
+      const template = input as NotifyTemplate;
+      const existed = (await listTemplates(pool, tenantId)).some(
+        (t) => t.templateId === templateId && t.channel === channel && t.locale === locale,
+      );
+      await upsertTemplate(pool, tenantId, template, subject);
+      await audit(tenantId, 'notify.template.upserted', subject, `${templateId}/${channel}/${locale}`, {
+        templateId,
+        channel,
+        locale,
+        created: !existed,
+      });
+      if (existed) return reply.code(200).send(template);
+      return reply.code(201).header('location', `${TEMPLATES}/${templateId}/${channel}/${locale}`).send(template);
+    },
+  );
+
+  app.delete(
+    `${TEMPLATES}/:templateId/:channel/:locale`,
+    {
+      onRequest: auth,
+      schema: {
+        tags,
+        summary: 'Delete a notification template (the built-in default applies again)',
+        security,
+        params: TemplateParams,
+        response: { 204: Type.Null(), 404: errorRef, ...commonErrorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { tenantId, subject } = principalOf(request);
+      const { templateId, channel, locale } = request.params;
+      if (!(await deleteTemplate(pool, tenantId, templateId, channel, locale))) {
+        throw notFound(`Template ${templateId}/${channel}/${locale} not found`);
+      }
+      await audit(tenantId, 'notify.template.deleted', subject, `${templateId}/${channel}/${locale}`, {
+        templateId,
+        channel,
+        locale,
+      });
+      return reply.code(204).send(null);
+    },
+  );
+};
