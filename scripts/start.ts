@@ -95,7 +95,16 @@ try {
       `  curl -N ${api.url}/api/v1/scheduler/policies/simulations/<runId>/stream -H "Authorization: Bearer $TOKEN"`,
     );
   }
-  lines.push('', 'Press Ctrl-C to stop.', '');
+  lines.push(
+    '',
+    'Pack approvals:',
+    `  Event signing   ${config.packApprovals.eventSecrets ? 'PACK_EVENTS_SIGNING_SECRETS' : `${config.dataDir}/auth/pack-events-secret`} (Standard Webhooks secret shared with the Task Runner)`,
+    `  Mail            ${config.packApprovals.smtpUrl ? config.packApprovals.smtpUrl : `local inbox ${config.packApprovals.inboxDir}/*.eml`}`,
+    '  Try:            npm run pack-event -- samples/pack-approvals/pack-approval-requested.json --fresh',
+    '',
+    'Press Ctrl-C to stop.',
+    '',
+  );
   process.stdout.write(`${lines.join('\n')}\n`);
 } catch (error) {
   logger.error({ err: error }, 'start failed');

@@ -2,68 +2,23 @@
  * `npm start` as a user runs it: a child process on free ports and a temporary data directory, driven over
  * HTTP. Ctrl-C (SIGINT to the process group) must leave nothing behind, and a second start finds its data.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { embeddedDatabaseUrl } from '../../core/config.js';
 import { freePort, isListening } from '../support/ports.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-interface Stack {
-  child: ChildProcess;
-  output: () => string;
-  token: string;
-  exited: Promise<number | null>;
-}
+import { startStack, stackEnv, stopStack, type Stack } from '../support/stack.js';
 
 let dataDir: string;
 let ports: { api: number; temporal: number; ui: number; pg: number; engine: number };
 let current: Stack | undefined;
 
-function env(): NodeJS.ProcessEnv {
-  const { TEMPORAL_ADDRESS: _t, DATABASE_URL: _d, ...rest } = process.env;
-  return {
-    ...rest,
-    NODE_ENV: 'development',
-    LOG_LEVEL: 'warn',
-    DATA_DIR: dataDir,
-    API_PORT: String(ports.api),
-    TEMPORAL_DEV_PORT: String(ports.temporal),
-    TEMPORAL_UI_PORT: String(ports.ui),
-    PG_EMBEDDED_PORT: String(ports.pg),
-    POLICY_ENGINE_PORT: String(ports.engine),
-  };
-}
-
-async function startStack(): Promise<Stack> {
-  // Its own process group, like a terminal's foreground job, so SIGINT reaches every child as Ctrl-C does.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
-    cwd: ROOT,
-    env: env(),
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 150_000;
-  while (!/StellaOps Workflows is ready/.test(output)) {
-    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output}`);
-    if (/is NOT ready/.test(output) || Date.now() > deadline) {
-      process.kill(-child.pid!, 'SIGKILL');
-      throw new Error(`npm start did not become ready:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const token = /Local token[^\n]*\n\s+(\S+)/.exec(output)?.[1];
-  if (!token) throw new Error(`no token printed:\n${output}`);
-  current = { child, output: () => output, token, exited };
+const env = () => stackEnv(dataDir, ports);
+async function start(): Promise<Stack> {
+  current = await startStack(env());
   return current;
 }
 
@@ -73,13 +28,8 @@ function processesUsing(dir: string): string[] {
   return out.split('\n').filter((line) => line.includes(dir) && !line.includes('ps -eo'));
 }
 
-async function stopStack(stack: Stack): Promise<number | null> {
-  process.kill(-stack.child.pid!, 'SIGINT');
-  const code = await Promise.race([
-    stack.exited,
-    new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 45_000)),
-  ]);
-  if (code === 'timeout') throw new Error(`npm start did not stop within 45 s:\n${stack.output()}`);
+async function stop(stack: Stack): Promise<number | null> {
+  const code = await stopStack(stack);
   current = undefined;
   return code;
 }
@@ -111,7 +61,7 @@ afterAll(async () => {
 
 describe('npm start', () => {
   it('runs the whole product, answers deep readiness, shows runs by TenantId in the Web UI, stops cleanly', async () => {
-    const stack = await startStack();
+    const stack = await start();
     expect(stack.output()).toContain(`http://127.0.0.1:${ports.ui}/namespaces/default/workflows?query=TenantId`);
 
     const ready = await api('/ready?deep=true');
@@ -187,12 +137,12 @@ describe('npm start', () => {
     }
     expect(simulationListed).toBe(true);
 
-    expect(await stopStack(stack)).toBe(0);
+    expect(await stop(stack)).toBe(0);
     for (const port of Object.values(ports)) expect(await isListening(port), `port ${port} still open`).toBe(false);
     expect(processesUsing(dataDir)).toEqual([]);
 
     // Second start: same data directory, Temporal history and Postgres rows are still there.
-    const again = await startStack();
+    const again = await start();
     const read = await api(`/api/v1/self-checks/${persistedId}`, { token: again.token });
     expect(read.status).toBe(200);
     expect(await read.json()).toMatchObject({ status: 'COMPLETED', result: { activitiesCompleted: 1 } });
@@ -202,7 +152,7 @@ describe('npm start', () => {
     await client2.end();
     expect(rows).toEqual([{ subject: persistedId }]);
 
-    expect(await stopStack(again)).toBe(0);
+    expect(await stop(again)).toBe(0);
     expect(processesUsing(dataDir)).toEqual([]);
   });
 });

@@ -1,0 +1,93 @@
+/**
+ * Pack approvals through `npm start`, black-box over HTTP: a signed event in → a mail in the local inbox →
+ * approve on the page behind the mail's link → the Task Runner's resume callback received.
+ */
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, startReceiver } from '../support/http-sinks.js';
+import { sampleEvent, signedHeaders } from '../support/pack-approvals.js';
+import { freePort } from '../support/ports.js';
+import { startStack, stackEnv, stopStack, type Stack } from '../support/stack.js';
+
+let dataDir: string;
+let stack: Stack | undefined;
+let receiver: Awaited<ReturnType<typeof startReceiver>>;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'stellaops-e2e-pack-'));
+  await chmod(dataDir, 0o755);
+  receiver = await startReceiver(() => 200);
+});
+afterAll(async () => {
+  if (stack) process.kill(-stack.child.pid!, 'SIGKILL');
+  await receiver?.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('pack approvals through npm start', () => {
+  it('signed event → mail → approve via the page → resume callback', async () => {
+    const ports = {
+      api: await freePort(),
+      temporal: await freePort(),
+      ui: await freePort(),
+      pg: await freePort(),
+      engine: await freePort(),
+    };
+    stack = await startStack({ ...stackEnv(dataDir, ports), PUBLIC_BASE_URL: `http://127.0.0.1:${ports.api}` });
+    const secret = (await readFile(join(dataDir, 'auth', 'pack-events-secret'), 'utf8')).trim();
+
+    const event = sampleEvent({
+      tenantId: 'local',
+      resumeCallback: { url: `${receiver.url}/resume`, token: 'tr-resume-secret-0123456789' },
+    });
+    const body = JSON.stringify(event);
+    const accepted = await fetch(`http://127.0.0.1:${ports.api}/notifications/pack-approvals`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${stack.token}`,
+        ...signedHeaders(secret, body),
+      },
+      body,
+    });
+    expect(accepted.status).toBe(202);
+
+    // The local inbox (no SMTP server configured) holds the approvers' mail.
+    const mail = await eventually(async () => {
+      const files = await readdir(join(dataDir, 'mail')).catch(() => [] as string[]);
+      for (const file of files) {
+        const text = await readFile(join(dataDir, 'mail', file), 'utf8');
+        if (text.includes(event.runId)) return text.replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+      }
+      return undefined;
+    }, 60_000);
+    expect(mail).toContain('approvers@stellaops.local');
+    expect(mail).not.toContain('tr-resume-secret');
+    const link = new RegExp(`http://127\\.0\\.0\\.1:${ports.api}/approvals/[A-Za-z0-9_.-]+`).exec(mail)?.[0];
+    expect(link).toBeDefined();
+
+    const page = await fetch(link!);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain(event.planHash);
+    const decided = await fetch(link!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ decision: 'approve', comment: 'LGTM' }).toString(),
+    });
+    expect(decided.status).toBe(200);
+    expect((await decided.text()).toLowerCase()).toContain('approved');
+
+    const callback = await eventually(() => receiver.received.find((r) => r.body.includes(event.runId)), 60_000);
+    expect(callback.headers.authorization).toBe('Bearer tr-resume-secret-0123456789');
+    expect(JSON.parse(callback.body)).toMatchObject({
+      decision: 'approve',
+      decidedBy: 'approvers@stellaops.local',
+      comment: 'LGTM',
+    });
+
+    expect(await stopStack(stack)).toBe(0);
+    stack = undefined;
+  });
+});

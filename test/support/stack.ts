@@ -1,0 +1,70 @@
+/** Runs `npm start` as a child process (its own process group, like a terminal job) for e2e tests. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A running `npm start`. */
+export interface Stack {
+  child: ChildProcess;
+  output: () => string;
+  /** The local token it printed. */
+  token: string;
+  exited: Promise<number | null>;
+}
+
+/** Starts the stack with `env` and waits for its ready banner. */
+export async function startStack(env: NodeJS.ProcessEnv): Promise<Stack> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+    cwd: ROOT,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 150_000;
+  while (!/StellaOps Workflows is ready/.test(output)) {
+    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output}`);
+    if (/is NOT ready/.test(output) || Date.now() > deadline) {
+      process.kill(-child.pid!, 'SIGKILL');
+      throw new Error(`npm start did not become ready:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const token = /Local token[^\n]*\n\s+(\S+)/.exec(output)?.[1];
+  if (!token) throw new Error(`no token printed:\n${output}`);
+  return { child, output: () => output, token, exited };
+}
+
+/** Ctrl-C: SIGINT to the whole process group; resolves with the exit code. */
+export async function stopStack(stack: Stack): Promise<number | null> {
+  process.kill(-stack.child.pid!, 'SIGINT');
+  const code = await Promise.race([
+    stack.exited,
+    new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 45_000)),
+  ]);
+  if (code === 'timeout') throw new Error(`npm start did not stop within 45 s:\n${stack.output()}`);
+  return code;
+}
+
+/** Environment of an isolated stack: no external servers, everything on the given ports and data directory. */
+export function stackEnv(
+  dataDir: string,
+  ports: { api: number; temporal: number; ui: number; pg: number; engine: number },
+): NodeJS.ProcessEnv {
+  const { TEMPORAL_ADDRESS: _t, DATABASE_URL: _d, POLICY_ENGINE_URL: _p, SMTP_URL: _s, ...rest } = process.env;
+  return {
+    ...rest,
+    NODE_ENV: 'development',
+    LOG_LEVEL: 'warn',
+    DATA_DIR: dataDir,
+    API_PORT: String(ports.api),
+    TEMPORAL_DEV_PORT: String(ports.temporal),
+    TEMPORAL_UI_PORT: String(ports.ui),
+    PG_EMBEDDED_PORT: String(ports.pg),
+    POLICY_ENGINE_PORT: String(ports.engine),
+  };
+}
