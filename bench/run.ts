@@ -4,6 +4,7 @@
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { benchMetricsLatency } from './metrics-latency.js';
+import { benchPackApprovals } from './pack-approvals.js';
 import { benchSimulationThroughput } from './simulation-throughput.js';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -20,4 +21,8 @@ if (which === 'all' || which === 'metrics') {
 if (which === 'all' || which === 'throughput') {
   console.log('simulation throughput vs self-check (same activities, same server):');
   console.log(format(await benchSimulationThroughput()));
+}
+if (which === 'all' || which === 'pack-approvals') {
+  console.log('pack approvals: ingestion latency, throughput vs bare Fastify, ack → resume latency:');
+  console.log(format(await benchPackApprovals()));
 }

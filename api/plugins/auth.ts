@@ -49,7 +49,12 @@ export function createTokenVerifier(
   else if ('publicKeyPem' in source) key = createPublicKey(source.publicKeyPem);
   else key = source.key;
 
-  return async (token) => {
+  // Services such as the Task Runner reuse one token for many requests: remember verified tokens until they
+  // expire (bounded), so signature verification is paid once per token, not per request.
+  const verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
+  const MAX_CACHED = 1000;
+
+  const verifyOnce = async (token: string): Promise<{ principal: Principal; expiresAtMs: number }> => {
     let payload: JWTPayload;
     try {
       ({ payload } =
@@ -70,7 +75,17 @@ export function createTokenVerifier(
         .forEach((s) => scopes.add(s));
     if (Array.isArray(payload.scp))
       payload.scp.filter((s): s is string => typeof s === 'string').forEach((s) => scopes.add(s));
-    return { subject: payload.sub ?? 'unknown', tenantId: tenant, scopes };
+    const principal = { subject: payload.sub ?? 'unknown', tenantId: tenant, scopes };
+    return { principal, expiresAtMs: typeof payload.exp === 'number' ? payload.exp * 1000 : Date.now() + 60_000 };
+  };
+
+  return async (token) => {
+    const cached = verified.get(token);
+    if (cached && cached.expiresAtMs > Date.now()) return cached.principal;
+    const result = await verifyOnce(token);
+    if (verified.size >= MAX_CACHED) verified.delete(verified.keys().next().value!);
+    verified.set(token, result);
+    return result.principal;
   };
 }
 

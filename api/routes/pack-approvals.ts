@@ -135,7 +135,8 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
       if (event.tenantId !== principalOf(request).tenantId)
         throw forbidden('The event’s tenant is not the token’s tenant');
       const workflowId = `pack-approval/${event.tenantId}/${event.runId}/${event.approvalId}`;
-      if (await isIngestedEvent(pool, event.tenantId, event.eventId)) {
+      const duplicate = await isIngestedEvent(pool, event.tenantId, event.eventId);
+      if (duplicate) {
         return reply.code(200).send({ status: 'duplicate', eventId: event.eventId, workflowId });
       }
       // Signal first, then remember the id: a crash in between only means the retry is signalled again, which the
