@@ -146,10 +146,18 @@ describe('POST /notifications/pack-approvals/{runId}/{approvalId}/ack', () => {
         payload: { decision, comment: 'ship it' },
       });
 
+    const read = (token: string) =>
+      h.app.inject({
+        method: 'GET',
+        url: `/notifications/pack-approvals/${event.runId}/deploy-prod`,
+        headers: { authorization: `Bearer ${token}` },
+      });
+    expect((await read(approver)).statusCode).toBe(200);
     const noGrant = await h.signer.token({ tenant: 'acme', scopes: [Scope.PacksApprove] });
     expect((await ack('approve', noGrant)).statusCode).toBe(403);
     const otherTenant = await h.signer.token({ tenant: 'globex', scopes: [Scope.PacksApprove, 'deploy:prod'] });
     expect((await ack('approve', otherTenant)).statusCode).toBe(404);
+    expect((await read(otherTenant)).statusCode).toBe(404);
 
     const first = await ack('approve');
     expect(first.statusCode).toBe(200);
