@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecret, generateWebhookSecret } from '../../core/local-secrets.js';
 import { Scope } from '../../core/scopes.js';
 import { listAudit } from '../../db/queries/audit.js';
+import { upsertRule } from '../../db/queries/notify-config.js';
 import { getApprovalView, listDeliveries, listTransitions } from '../../db/queries/pack-approvals.js';
 import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
 import { startApiHarness, type ApiHarness } from '../support/api.js';
@@ -229,6 +230,46 @@ describe('POST /notifications/pack-approvals/{runId}/{approvalId}/ack', () => {
       payload: { decision: 'approve' },
     });
     expect(res.statusCode).toBe(404);
+  });
+});
+
+describe('routing rules', () => {
+  it('routes by a CEL rule to a signed webhook and an email recipient, rendering the tenant’s locale', async () => {
+    const hooks = await startReceiver(() => 204);
+    try {
+      await upsertRule(
+        h.db.pool,
+        {
+          ruleId: 'prod-deploys',
+          tenantId: 'hooks',
+          name: 'Production deploys',
+          predicate: 'event.kind == "pack.approval" && "deploy:prod" in event.requiredGrants',
+          channels: [
+            { channel: 'webhook', recipients: [`${hooks.url}/approvals`] },
+            { channel: 'email', recipients: ['release-managers@hooks.test'] },
+          ],
+          enabled: true,
+          priority: 10,
+        },
+        'test',
+      );
+      const token = await h.signer.token({ tenant: 'hooks', scopes: [Scope.NotifierEventsWrite] });
+      const event = withRunner({ tenantId: 'hooks', locale: 'de-DE' });
+      expect((await post(event, { token })).statusCode).toBe(202);
+      const delivery = await eventually(() => hooks.received.find((r) => r.body.includes(event.runId)));
+      expect(delivery.headers['x-stellaops-tenant']).toBe('hooks');
+      expect(delivery.headers['idempotency-key']).toContain(event.runId);
+      expect(delivery.body).not.toContain('tr-resume-secret');
+      const mail = await eventually(() => smtp.mails.find((m) => m.raw.includes(event.runId)));
+      expect(mail.to).toEqual(['release-managers@hooks.test']);
+      const deliveries = await eventually(async () => {
+        const rows = await listDeliveries(h.db.pool, 'hooks', event.runId, 'deploy-prod');
+        return rows.length === 2 && rows.every((r) => r.status === 'sent') ? rows : undefined;
+      });
+      expect(deliveries.map((d) => d.locale)).toEqual(['de-DE', 'de-DE']);
+    } finally {
+      await hooks.close();
+    }
   });
 });
 
