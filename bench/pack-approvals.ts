@@ -24,7 +24,7 @@ import { startDevServer } from '../stack/temporal.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../test/support/auth.js';
 import { sampleEvent } from '../test/support/pack-approvals.js';
 import { bundleWorkflows, createWorkerHost } from '../workers/host.js';
-import { benchPostgres, freePort, logger, quantile } from './support.js';
+import { benchPostgres, closedLoop, freePort, logger, quantile } from './support.js';
 
 const RATE = Number(process.env.BENCH_INGEST_RATE ?? 50);
 const SECONDS = Number(process.env.BENCH_INGEST_SECONDS ?? 10);
@@ -43,20 +43,6 @@ function signer(secret: string) {
       'webhook-signature': webhook.sign(id, at, body),
     };
   };
-}
-
-async function closedLoop(count: number, one: () => Promise<void>): Promise<number> {
-  let next = 0;
-  const started = Date.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < count) {
-        next++;
-        await one();
-      }
-    }),
-  );
-  return count / ((Date.now() - started) / 1000);
 }
 
 export async function benchPackApprovals(): Promise<Record<string, number>> {
@@ -151,10 +137,10 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
 
   try {
     // 1. Throughput (first, while no workflow is busy): ingestion with a no-op Temporal call vs a bare Fastify POST, same client, same machine.
-    const ingestion = await closedLoop(THROUGHPUT_REQUESTS, () =>
+    const ingestion = await closedLoop(THROUGHPUT_REQUESTS, CONCURRENCY, () =>
       post(`${noopBase}/notifications/pack-approvals`, sampleEvent()),
     );
-    const bareRate = await closedLoop(THROUGHPUT_REQUESTS, () =>
+    const bareRate = await closedLoop(THROUGHPUT_REQUESTS, CONCURRENCY, () =>
       post(`${bareBase}/notifications/pack-approvals`, sampleEvent()),
     );
 

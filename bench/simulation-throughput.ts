@@ -15,26 +15,12 @@ import { startPolicyEngine } from '../policy-engine/server.js';
 import { startDevServer } from '../stack/temporal.js';
 import type { policySimulationWorkflow } from '../workflows/policy-simulation/workflow.js';
 import { bundleWorkflows, createWorkerHost } from '../workers/host.js';
-import { benchPostgres, freePort, logger } from './support.js';
+import { benchPostgres, closedLoop, freePort, logger } from './support.js';
 
 const RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_THROUGHPUT_CONCURRENCY ?? 20);
 /** Activities of one simulation: record queued, mark running, evaluate, record terminal, completion webhook. */
 const SIMULATION_ACTIVITIES = 5;
-
-async function runAll(count: number, one: () => Promise<unknown>): Promise<number> {
-  let next = 0;
-  const started = Date.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < count) {
-        next++;
-        await one();
-      }
-    }),
-  );
-  return count / ((Date.now() - started) / 1000);
-}
 
 export async function benchSimulationThroughput(): Promise<Record<string, number>> {
   const pg = await benchPostgres();
@@ -78,13 +64,13 @@ export async function benchSimulationThroughput(): Promise<Record<string, number
     if (result.status !== 'succeeded') throw new Error(`simulation ${doc.runId} did not succeed`);
   };
   try {
-    await runAll(20, selfCheck); // warm-up of both paths
-    await runAll(20, simulation);
+    await closedLoop(20, CONCURRENCY, selfCheck); // warm-up of both paths
+    await closedLoop(20, CONCURRENCY, simulation);
     // Interleave two rounds of each so drift on a shared machine hits both sides alike.
-    const base1 = await runAll(RUNS, selfCheck);
-    const sim1 = await runAll(RUNS, simulation);
-    const base2 = await runAll(RUNS, selfCheck);
-    const sim2 = await runAll(RUNS, simulation);
+    const base1 = await closedLoop(RUNS, CONCURRENCY, selfCheck);
+    const sim1 = await closedLoop(RUNS, CONCURRENCY, simulation);
+    const base2 = await closedLoop(RUNS, CONCURRENCY, selfCheck);
+    const sim2 = await closedLoop(RUNS, CONCURRENCY, simulation);
     const baseline = (base1 + base2) / 2;
     const simulations = (sim1 + sim2) / 2;
     return {

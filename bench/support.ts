@@ -39,3 +39,18 @@ export function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
+
+/** Runs `one` `count` times with `concurrency` in flight (closed loop); returns completions per second. */
+export async function closedLoop(count: number, concurrency: number, one: () => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const started = Date.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        next++;
+        await one();
+      }
+    }),
+  );
+  return count / ((Date.now() - started) / 1000);
+}

@@ -1,7 +1,14 @@
 /** Real peers and helpers of pack-approval tests: an SMTP server, signed events, and the channels to wire. */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import { SMTPServer } from 'smtp-server';
+import { createActivities } from '../../activities/index.js';
+import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js';
+import { generateSecret } from '../../core/local-secrets.js';
+import type { Pool } from '../../db/pool.js';
+import { workflowBundle } from './temporal.js';
 import { Webhook } from 'standardwebhooks';
 import { createEmailSender, createSignedWebhookSender } from '../../activities/pack-approval/channels.js';
 import type { PackApprovalDeps } from '../../activities/pack-approval/index.js';
@@ -95,4 +102,26 @@ export function testPackApprovalDeps(options: {
     defaultLocale: 'en-US',
     defaultRecipients: options.defaultRecipients ?? ['approvers@acme.test'],
   };
+}
+
+/** A worker with every activity, the pack-approval ones pointed at `smtpUrl`, on `taskQueue`. */
+export async function createPackApprovalWorker(
+  env: TestWorkflowEnvironment,
+  options: { pool: Pool; smtpUrl: string; taskQueue: string; linkSecret?: string },
+): Promise<Worker> {
+  return Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: options.taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: createActivities({
+      pool: options.pool,
+      logger: createLogger({ level: 'silent' }),
+      policyEngineUrl: 'http://127.0.0.1:1',
+      policyWebhook: loadWebhookConfig({}),
+      packApprovals: testPackApprovalDeps({
+        smtpUrl: options.smtpUrl,
+        linkSecret: options.linkSecret ?? generateSecret(),
+      }),
+    }),
+  });
 }

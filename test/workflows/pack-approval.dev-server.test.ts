@@ -1,11 +1,7 @@
 /** packApprovalWorkflow on the real dev server: the ack Update, event dedupe, and policy-gate hold/release. */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities/index.js';
-import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js';
-import { generateSecret } from '../../core/local-secrets.js';
-import { createLogger } from '../../core/logger.js';
 import { listDeliveries } from '../../db/queries/pack-approvals.js';
 import {
   ackApprovalUpdate,
@@ -17,9 +13,9 @@ import {
 import type { packApprovalWorkflow } from '../../workflows/pack-approval/workflow.js';
 import { recordHistory } from '../support/histories.js';
 import { eventually, startReceiver } from '../support/http-sinks.js';
-import { sampleEvent, startSmtp, testPackApprovalDeps } from '../support/pack-approvals.js';
+import { createPackApprovalWorker, sampleEvent, startSmtp } from '../support/pack-approvals.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { createDevServerEnv, uniqueName, workflowBundle } from '../support/temporal.js';
+import { createDevServerEnv, uniqueName } from '../support/temporal.js';
 
 let env: TestWorkflowEnvironment;
 let db: TestDatabase;
@@ -36,18 +32,7 @@ beforeAll(async () => {
     startSmtp(),
     startReceiver(() => 200),
   ]);
-  worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowBundle: await workflowBundle(),
-    activities: createActivities({
-      pool: db.pool,
-      logger: createLogger({ level: 'silent' }),
-      policyEngineUrl: 'http://127.0.0.1:1',
-      policyWebhook: loadWebhookConfig({}),
-      packApprovals: testPackApprovalDeps({ smtpUrl: smtp.url, linkSecret: generateSecret() }),
-    }),
-  });
+  worker = await createPackApprovalWorker(env, { pool: db.pool, smtpUrl: smtp.url, taskQueue });
   running = worker.run();
 });
 afterAll(async () => {

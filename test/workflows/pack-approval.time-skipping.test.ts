@@ -3,21 +3,16 @@
  * notifies and reports back to the Task Runner — a day of server time in seconds.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities/index.js';
-import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js';
-import { generateSecret } from '../../core/local-secrets.js';
-import { createLogger } from '../../core/logger.js';
 import { listDeliveries, listTransitions } from '../../db/queries/pack-approvals.js';
 import { packApprovalEventSignal, packApprovalWorkflowId } from '../../workflows/pack-approval/definitions.js';
 import type { packApprovalWorkflow } from '../../workflows/pack-approval/workflow.js';
 import { TENANT_ID } from '../../workflows/shared/search-attributes.js';
 import { recordHistory } from '../support/histories.js';
 import { startReceiver } from '../support/http-sinks.js';
-import { sampleEvent, startSmtp, testPackApprovalDeps } from '../support/pack-approvals.js';
+import { createPackApprovalWorker, sampleEvent, startSmtp } from '../support/pack-approvals.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { createTimeSkippingEnv, uniqueName, workflowBundle } from '../support/temporal.js';
+import { createTimeSkippingEnv, uniqueName } from '../support/temporal.js';
 
 let env: TestWorkflowEnvironment;
 let db: TestDatabase;
@@ -41,18 +36,7 @@ afterAll(async () => {
 describe('packApprovalWorkflow timers (time-skipping server)', () => {
   it('sends reminders before expiry, then expires, notifies and reports the expiry to the Task Runner', async () => {
     const taskQueue = uniqueName('pack');
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowBundle: await workflowBundle(),
-      activities: createActivities({
-        pool: db.pool,
-        logger: createLogger({ level: 'silent' }),
-        policyEngineUrl: 'http://127.0.0.1:1',
-        policyWebhook: loadWebhookConfig({}),
-        packApprovals: testPackApprovalDeps({ smtpUrl: smtp.url, linkSecret: generateSecret() }),
-      }),
-    });
+    const worker = await createPackApprovalWorker(env, { pool: db.pool, smtpUrl: smtp.url, taskQueue });
     // Server time, not wall time: the test server starts its clock at the real time.
     const requestedAt = new Date();
     const event = sampleEvent({
