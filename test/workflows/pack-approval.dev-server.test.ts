@@ -76,6 +76,20 @@ describe('packApprovalWorkflow (dev server)', () => {
     ]);
   });
 
+  it('keeps an update that arrives before its request and applies it afterwards', async () => {
+    const request = sampleEvent({ approvalId: 'early-update' });
+    const cancel = {
+      ...request,
+      eventId: `${request.eventId}-cancel`,
+      type: 'PackApprovalUpdated' as const,
+      status: 'cancelled' as const,
+    };
+    const handle = await start(cancel);
+    await handle.signal(packApprovalEventSignal, request);
+    const view = await handle.result();
+    expect(view).toMatchObject({ state: 'cancelled', eventIds: [request.eventId, cancel.eventId] });
+  });
+
   it('holds on a policy gate and notifies the release', async () => {
     const hold = sampleEvent({
       kind: 'pack.policy.gate',

@@ -78,6 +78,7 @@ function failureMessage(error: unknown): string {
  */
 export async function packApprovalWorkflow(input: PackApprovalInput): Promise<ApprovalView> {
   const queue: PackApprovalEvent[] = [];
+  const early: PackApprovalEvent[] = []; // updates that arrived before their request
   const seen = new Set<string>();
   let view: ApprovalView | undefined;
   let callback: PackApprovalEvent['resumeCallback'];
@@ -156,11 +157,13 @@ export async function packApprovalWorkflow(input: PackApprovalInput): Promise<Ap
       if (event.resumeCallback) callback = event.resumeCallback;
       if (!view) {
         if (event.type !== 'PackApprovalRequested') {
-          log.warn('update before request ignored', { eventId: event.eventId });
+          // Delivered out of order: kept until the request arrives, never dropped.
+          early.push(event);
           continue;
         }
         view = initialView(event, input.defaultTtlSeconds ?? DEFAULT_TTL_SECONDS);
         await transition(requestedTransition(view), event.requestedBy, event.eventId);
+        queue.unshift(...early.splice(0));
         continue;
       }
       const applied = applyEvent(view, event);
