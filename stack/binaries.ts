@@ -251,3 +251,30 @@ export async function resolveTestServer(options: ResolveOptions = {}): Promise<R
       `${TEMPORAL_TEST_SERVER_VERSION} can be fetched.`,
   );
 }
+
+/**
+ * Resolves a Chromium for the browser tests: `CHROMIUM_PATH`, then Debian's `/usr/bin/chromium`, else installs the
+ * Debian package (as root, or with sudo) — the tests drive it with playwright-core, which downloads nothing.
+ * @throws BinaryUnavailableError saying how to provide one.
+ */
+export async function resolveChromium(options: ResolveOptions = {}): Promise<string> {
+  const env = options.env ?? process.env;
+  const path = env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (await isExecutable(path)) return path;
+  if (env.CHROMIUM_PATH) throw new BinaryUnavailableError(`CHROMIUM_PATH=${path} is not an executable file.`);
+  if (options.build !== false && (await commandExists('apt-get', env))) {
+    options.log?.('Installing Debian chromium for the browser tests (first run only)…');
+    const [command, prefix] = process.getuid?.() === 0 ? ['apt-get', []] : ['sudo', ['-n', 'apt-get']];
+    const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
+    try {
+      await run(command, [...prefix, 'update', '-qq'], { env: aptEnv });
+      await run(command, [...prefix, 'install', '-y', '-qq', 'chromium'], { env: aptEnv });
+      if (await isExecutable(path)) return path;
+    } catch (error) {
+      options.log?.(`apt-get install chromium failed: ${(error as Error).message.slice(0, 500)}`);
+    }
+  }
+  throw new BinaryUnavailableError(
+    "No Chromium for the browser tests: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH.",
+  );
+}

@@ -7,7 +7,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { embeddedDatabaseUrl } from '../../core/config.js';
-import { resolveTemporalCli, resolveTestServer } from '../../stack/binaries.js';
+import { resolveChromium, resolveTemporalCli, resolveTestServer } from '../../stack/binaries.js';
 import { startEmbeddedPostgres } from '../../stack/postgres.js';
 import { freePort } from './ports.js';
 
@@ -17,6 +17,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   if (cli.path) process.env.TEMPORAL_CLI_PATH = cli.path;
   if (testServer.path) process.env.TEMPORAL_TEST_SERVER_PATH = testServer.path;
   log(`Temporal CLI: ${cli.path ?? 'SDK download'}; time-skipping server: ${testServer.path ?? 'SDK download'}`);
+  process.env.CHROMIUM_PATH = await resolveChromium({ log });
 
   const dir = await mkdtemp(join(tmpdir(), 'stellaops-test-pg-'));
   await chmod(dir, 0o755); // the postgres system user must reach the data directory

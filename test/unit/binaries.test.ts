@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BinaryUnavailableError,
+  resolveChromium,
   resolveTemporalCli,
   resolveTestServer,
   temporalCliCacheDir,
@@ -63,6 +64,14 @@ describe('binary resolution order', () => {
     await expect(cli).rejects.toThrow(/TEMPORAL_CLI_PATH=.*go install github.com\/temporalio\/cli\/cmd\/temporal@v/s);
     await expect(resolveTestServer({ env, build: false, allowDownload: false })).rejects.toThrow(
       /TEMPORAL_TEST_SERVER_PATH=.*io\.temporal:temporal-test-server/s,
+    );
+  });
+
+  it('uses CHROMIUM_PATH for the browser tests and names it when it is wrong', async () => {
+    const chromium = await executable(join(dir, 'bin', 'chromium'));
+    expect(await resolveChromium({ env: { CHROMIUM_PATH: chromium }, build: false })).toBe(chromium);
+    await expect(resolveChromium({ env: { CHROMIUM_PATH: join(dir, 'nope') }, build: false })).rejects.toThrow(
+      /CHROMIUM_PATH=/,
     );
   });
 
