@@ -12,12 +12,7 @@ import { Type } from '@sinclair/typebox';
 import { Webhook } from 'standardwebhooks';
 import { signResumeToken, verifyApprovalLink } from '../../core/approval-tokens.js';
 import { Scope } from '../../core/scopes.js';
-import {
-  getApprovalView,
-  isIngestedEvent,
-  recordIngestedEvent,
-  recordSignatureId,
-} from '../../db/queries/pack-approvals.js';
+import { getApprovalView, recordIngestedEvent, claimSignatureAndCheckEvent } from '../../db/queries/pack-approvals.js';
 import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
 import type { AppDeps } from '../app.js';
 import { commonErrorResponses, errorRef, forbidden, HttpError, unauthorized } from '../errors.js';
@@ -115,9 +110,6 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
           }
         });
         if (!valid) throw unauthorized(failure);
-        if (!(await recordSignatureId(pool, headers['webhook-id']))) {
-          throw unauthorized('Signature id already used (replay); sign each delivery attempt anew');
-        }
       },
       schema: {
         tags: ['pack-approvals'],
@@ -135,7 +127,13 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
       if (event.tenantId !== principalOf(request).tenantId)
         throw forbidden('The event’s tenant is not the token’s tenant');
       const workflowId = `pack-approval/${event.tenantId}/${event.runId}/${event.approvalId}`;
-      const duplicate = await isIngestedEvent(pool, event.tenantId, event.eventId);
+      const { freshSignature, duplicate } = await claimSignatureAndCheckEvent(
+        pool,
+        String(request.headers['webhook-id']),
+        event.tenantId,
+        event.eventId,
+      );
+      if (!freshSignature) throw unauthorized('Signature id already used (replay); sign each delivery attempt anew');
       if (duplicate) {
         return reply.code(200).send({ status: 'duplicate', eventId: event.eventId, workflowId });
       }

@@ -216,13 +216,25 @@ export async function isIngestedEvent(pool: Pool, tenantId: string, eventId: str
   return (rowCount ?? 0) > 0;
 }
 
-/** Records a signature id; false when it was seen before (a replay). */
-export async function recordSignatureId(pool: Pool, signatureId: string): Promise<boolean> {
-  const { rowCount } = await pool.query(
-    'INSERT INTO notify.signature_ids (signature_id) VALUES ($1) ON CONFLICT DO NOTHING',
-    [signatureId],
+/**
+ * One round trip for the two ingestion checks: records the signature id (false when seen before: a replay) and
+ * tells whether the event id was already accepted (a duplicate).
+ */
+export async function claimSignatureAndCheckEvent(
+  pool: Pool,
+  signatureId: string,
+  tenantId: string,
+  eventId: string,
+): Promise<{ freshSignature: boolean; duplicate: boolean }> {
+  const { rows } = await pool.query<{ fresh_signature: boolean; duplicate: boolean }>(
+    `WITH claimed AS (
+       INSERT INTO notify.signature_ids (signature_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1
+     )
+     SELECT EXISTS (SELECT 1 FROM claimed) AS fresh_signature,
+            EXISTS (SELECT 1 FROM notify.ingested_events WHERE tenant_id = $2 AND event_id = $3) AS duplicate`,
+    [signatureId, tenantId, eventId],
   );
-  return (rowCount ?? 0) > 0;
+  return { freshSignature: rows[0]!.fresh_signature, duplicate: rows[0]!.duplicate };
 }
 
 /** Deletes approval records, transitions, deliveries and ingestion bookkeeping older than `cutoff`. */
