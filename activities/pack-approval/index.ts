@@ -22,10 +22,16 @@ import {
   type ResumeOutcome,
 } from '../../workflows/pack-approval/definitions.js';
 import { DeliveryError, type EmailSender, type SignedWebhookSender } from './channels.js';
-import { DEFAULT_TEMPLATES, defaultTemplateIdFor } from './default-templates.js';
-import { routeEvent, type NotifyRule } from './routing.js';
+import { DEFAULT_TEMPLATES, defaultTemplateIdFor } from '../../notify/default-templates.js';
+import { routeEvent, type NotifyRule } from '../../notify/routing.js';
 import type { TaskRunnerClient } from './task-runner.js';
-import { buildTemplateModel, redactSecrets, renderEmail, renderWebhook, resolveTemplate } from './templates.js';
+import {
+  buildTemplateModel,
+  redactSecrets,
+  renderEmail,
+  renderWebhook,
+  resolveTemplate,
+} from '../../notify/templates.js';
 
 /** Dependencies of the pack-approval activities. */
 export interface PackApprovalDeps {

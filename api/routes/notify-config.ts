@@ -13,9 +13,7 @@ import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 // The routing and template modules are pure (no I/O): the API validates with them, it never runs activities.
-// eslint-disable-next-line no-restricted-imports
-import { DEFAULT_TEMPLATES } from '../../activities/pack-approval/default-templates.js';
-// eslint-disable-next-line no-restricted-imports
+import { DEFAULT_TEMPLATES } from '../../notify/default-templates.js';
 import {
   RuleInput,
   validateRule,
@@ -23,9 +21,8 @@ import {
   type NotifyChannel,
   type NotifyRule,
   type RuleInputValue,
-} from '../../activities/pack-approval/routing.js';
-// eslint-disable-next-line no-restricted-imports
-import { validateTemplate, type NotifyTemplate } from '../../activities/pack-approval/templates.js';
+} from '../../notify/routing.js';
+import { validateTemplate, type NotifyTemplate } from '../../notify/templates.js';
 import { Scope } from '../../core/scopes.js';
 import { recordAudit } from '../../db/queries/audit.js';
 import {

@@ -6,10 +6,8 @@
  */
 import { Type } from '@sinclair/typebox';
 // The routing and template modules are pure (no I/O); the API shares their id and locale patterns.
-// eslint-disable-next-line no-restricted-imports
-import { TEMPLATE_ID_PATTERN } from '../../activities/pack-approval/routing.js';
-// eslint-disable-next-line no-restricted-imports
-import { LOCALE_PATTERN } from '../../activities/pack-approval/templates.js';
+import { TEMPLATE_ID_PATTERN } from '../../notify/routing.js';
+import { LOCALE_PATTERN } from '../../notify/templates.js';
 
 /** Pattern of rule ids. */
 export const RULE_ID_PATTERN = '^[a-z0-9][a-z0-9._-]{0,63}$';

@@ -1,6 +1,6 @@
 /** Routing rules and templates of a tenant (`notify.rules`, `notify.templates`). */
-import type { NotifyRule } from '../../activities/pack-approval/routing.js';
-import type { NotifyTemplate } from '../../activities/pack-approval/templates.js';
+import type { NotifyRule } from '../../notify/routing.js';
+import type { NotifyTemplate } from '../../notify/templates.js';
 import type { Pool } from '../pool.js';
 
 interface RuleRow {

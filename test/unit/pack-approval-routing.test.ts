@@ -8,8 +8,8 @@ import {
   validateRule,
   type NotifyRule,
   type RoutingDefaults,
-} from '../../activities/pack-approval/routing.js';
-import { defaultTemplateIdFor } from '../../activities/pack-approval/default-templates.js';
+} from '../../notify/routing.js';
+import { defaultTemplateIdFor } from '../../notify/default-templates.js';
 import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
 
 const RESUME_TOKEN = 'resume-secret-token-0123456789';

@@ -1,9 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  DEFAULT_TEMPLATE_IDS,
-  DEFAULT_TEMPLATES,
-  defaultTemplateIdFor,
-} from '../../activities/pack-approval/default-templates.js';
+import { DEFAULT_TEMPLATE_IDS, DEFAULT_TEMPLATES, defaultTemplateIdFor } from '../../notify/default-templates.js';
 import {
   buildTemplateModel,
   localeChain,
@@ -14,7 +10,7 @@ import {
   TemplateError,
   validateTemplate,
   type NotifyTemplate,
-} from '../../activities/pack-approval/templates.js';
+} from '../../notify/templates.js';
 import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
 
 const RESUME_TOKEN = 'tok_9f8e7d6c5b4a3210';

@@ -13,7 +13,7 @@
 import mustache from 'mustache';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { Decision, PackApprovalEvent, PackEventKind } from '../../workflows/pack-approval/definitions.js';
+import type { Decision, PackApprovalEvent, PackEventKind } from '../workflows/pack-approval/definitions.js';
 import { TEMPLATE_ID_PATTERN, type FieldError, type NotifyChannel, type NotifyReason } from './routing.js';
 
 /** Pattern of template locales: a language, optionally with a region (`de`, `de-CH`). */

@@ -11,7 +11,7 @@
 import { Environment, type ASTNode } from '@marcbachmann/cel-js';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { NotificationIntent, PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
+import type { NotificationIntent, PackApprovalEvent } from '../workflows/pack-approval/definitions.js';
 
 /** Why a notification is sent (the `reason` of a `NotificationIntent`). */
 export type NotifyReason = NotificationIntent['reason'];
