@@ -7,6 +7,7 @@ import {
   type RetentionPurgeInput,
 } from '../workflows/retention/definitions.js';
 import type { retentionPurgeWorkflow } from '../workflows/retention/workflow.js';
+import { TENANT_ID } from '../workflows/shared/search-attributes.js';
 
 /**
  * Ensures the daily purge schedule exists with `retentionDays`; a second call (another replica, a restart) only
@@ -25,6 +26,8 @@ export async function ensureRetentionSchedule(
     taskQueue: options.taskQueue,
     args,
     staticSummary: `Purge pack-approval records older than ${options.retentionDays} days`,
+    // Every workflow carries a tenant; this one works across tenants.
+    typedSearchAttributes: [{ key: TENANT_ID, value: 'system' }],
   };
   try {
     await client.schedule.create({

@@ -1,4 +1,5 @@
 /** Retention on the dev server: the purge deletes only old finished records; the schedule is created once. */
+import { TypedSearchAttributes } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { initialView } from '../../workflows/pack-approval/state.js';
 import { RETENTION_SCHEDULE_ID } from '../../workflows/retention/definitions.js';
 import type { retentionPurgeWorkflow } from '../../workflows/retention/workflow.js';
 import { ensureRetentionSchedule } from '../../stack/retention-schedule.js';
+import { TENANT_ID } from '../../workflows/shared/search-attributes.js';
 import { recordHistory } from '../support/histories.js';
 import { sampleEvent } from '../support/pack-approvals.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
@@ -108,5 +110,8 @@ describe('retentionPurgeWorkflow (dev server)', () => {
     expect(description.action.type).toBe('startWorkflow');
     expect(description.action.type === 'startWorkflow' ? description.action.args : []).toEqual([{ retentionDays: 30 }]);
     expect(description.info.nextActionTimes.length).toBeGreaterThan(0);
+    const attributes =
+      description.action.type === 'startWorkflow' ? description.action.typedSearchAttributes : undefined;
+    expect(attributes instanceof TypedSearchAttributes ? attributes.get(TENANT_ID) : undefined).toBe('system');
   });
 });
