@@ -5,7 +5,7 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { bundleWorkflowCode, Worker, type ReplayResult } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { HISTORIES_DIR } from '../support/histories.js';
+import { HISTORIES_DIR, sanitizeHistory } from '../support/histories.js';
 import { workflowBundle } from '../support/temporal.js';
 
 interface Recorded {
@@ -40,6 +40,13 @@ describe('replay of committed histories', () => {
     const exported = Object.keys(await import('../../workflows/index.js'));
     const types = new Set(recorded.map((r) => r.workflowType));
     expect(exported.filter((name) => !types.has(name))).toEqual([]);
+  });
+
+  it('holds nothing of the recording machine (identities, sticky queues, stack traces)', async () => {
+    for (const file of (await readdir(HISTORIES_DIR)).filter((f) => f.endsWith('.json'))) {
+      const text = await readFile(`${HISTORIES_DIR}${file}`, 'utf8');
+      expect(JSON.stringify(sanitizeHistory(JSON.parse(text))), file).toBe(JSON.stringify(JSON.parse(text)));
+    }
   });
 
   it('replays every history without a determinism error', async () => {

@@ -11,9 +11,30 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 /** Folder of the committed histories. */
 export const HISTORIES_DIR = fileURLToPath(new URL('../replay/histories/', import.meta.url));
 
-/** Writes the handle's history as `<name>.json` when recording; a no-op otherwise. */
+/** Identity written in place of the recording worker's `pid@host`. */
+export const RECORDER_IDENTITY = 'history-recorder';
+
+/**
+ * Removes what describes the recording machine rather than the workflow: worker identities and sticky task queue
+ * names (`pid@host…`) and failure stack traces (absolute paths). Replay reads none of them.
+ */
+export function sanitizeHistory(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sanitizeHistory);
+  if (value === null || typeof value !== 'object') return value;
+  if ((value as { kind?: unknown }).kind === 'TASK_QUEUE_KIND_STICKY')
+    return { ...value, name: `${RECORDER_IDENTITY}-sticky` };
+  return Object.fromEntries(
+    Object.entries(value).map(([key, v]) => {
+      if (key === 'identity' && typeof v === 'string') return [key, RECORDER_IDENTITY];
+      if (key === 'stackTrace' && typeof v === 'string') return [key, ''];
+      return [key, sanitizeHistory(v)];
+    }),
+  );
+}
+
+/** Writes the handle's (sanitized) history as `<name>.json` when recording; a no-op otherwise. */
 export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
   if (process.env.RECORD_HISTORIES !== '1') return;
-  const history = await handle.fetchHistory();
-  await writeFile(`${HISTORIES_DIR}${name}.json`, `${historyToJSON(history)}\n`);
+  const history = JSON.parse(historyToJSON(await handle.fetchHistory())) as unknown;
+  await writeFile(`${HISTORIES_DIR}${name}.json`, `${JSON.stringify(sanitizeHistory(history), null, 2)}\n`);
 }
