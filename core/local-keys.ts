@@ -2,9 +2,8 @@
  * The local signing key: an ES256 key pair generated once under the data directory, used by `npm start`
  * and `npm run token` when no JWKS URL or public key is configured. Never used in production.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type CryptoKey } from 'jose';
+import { loadOrCreateSecret } from './local-secrets.js';
 
 const ALG = 'ES256';
 
@@ -15,34 +14,18 @@ export interface LocalKeyPair {
   publicKey: CryptoKey;
 }
 
-/** Path of the local key file. */
-export function localKeyPath(dataDir: string): string {
-  return join(dataDir, 'auth', 'local-jwt-key.json');
-}
-
-/** Loads the local key pair, generating it on first use (file mode 0600). */
+/** Loads the local key pair, generating it on first use (`DATA_DIR/auth/local-jwt-key.json`, mode 0600). */
 export async function loadOrCreateLocalKey(dataDir: string): Promise<LocalKeyPair> {
-  const path = localKeyPath(dataDir);
-  let stored: { kid: string; privateJwk: JWK; publicJwk: JWK };
-  try {
-    stored = JSON.parse(await readFile(path, 'utf8')) as typeof stored;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    const pair = await generateKeyPair(ALG, { extractable: true });
-    stored = {
-      kid: `local-${Date.now().toString(36)}`,
-      privateJwk: await exportJWK(pair.privateKey),
-      publicJwk: await exportJWK(pair.publicKey),
-    };
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    await writeFile(path, JSON.stringify(stored, null, 2), { mode: 0o600, flag: 'wx' }).catch(
-      async (e: NodeJS.ErrnoException) => {
-        // Another process created it first: use theirs.
-        if (e.code !== 'EEXIST') throw e;
-        stored = JSON.parse(await readFile(path, 'utf8')) as typeof stored;
-      },
-    );
-  }
+  const stored = JSON.parse(
+    await loadOrCreateSecret(dataDir, 'local-jwt-key.json', async () => {
+      const pair = await generateKeyPair(ALG, { extractable: true });
+      return JSON.stringify({
+        kid: `local-${Date.now().toString(36)}`,
+        privateJwk: await exportJWK(pair.privateKey),
+        publicJwk: await exportJWK(pair.publicKey),
+      });
+    }),
+  ) as { kid: string; privateJwk: JWK; publicJwk: JWK };
   return {
     kid: stored.kid,
     privateKey: (await importJWK(stored.privateJwk, ALG)) as CryptoKey,

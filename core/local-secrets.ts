@@ -1,6 +1,6 @@
 /**
- * Secrets that local runs generate once under the data directory (file mode 0600): the inbound event signing
- * secret and the approval-link secret. Production configures real ones (see core/config.ts).
+ * Secrets that local runs generate once under the data directory (file mode 0600): the local token signing key,
+ * the inbound event signing secret and the approval-link secret. Production configures real ones (see core/config.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -8,7 +8,11 @@ import { join } from 'node:path';
 import type { AppConfig } from './config.js';
 
 /** Reads `name` from `dataDir/auth/`, generating it with `generate` on first use. */
-export async function loadOrCreateSecret(dataDir: string, name: string, generate: () => string): Promise<string> {
+export async function loadOrCreateSecret(
+  dataDir: string,
+  name: string,
+  generate: () => string | Promise<string>,
+): Promise<string> {
   const path = join(dataDir, 'auth', name);
   try {
     return (await readFile(path, 'utf8')).trim();
@@ -16,7 +20,7 @@ export async function loadOrCreateSecret(dataDir: string, name: string, generate
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   await mkdir(join(dataDir, 'auth'), { recursive: true, mode: 0o700 });
-  const secret = generate();
+  const secret = await generate();
   try {
     await writeFile(path, `${secret}\n`, { mode: 0o600, flag: 'wx' });
     return secret;

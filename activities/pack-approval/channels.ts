@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { Webhook } from 'standardwebhooks';
 import type { Logger } from '../../core/logger.js';
-import { isRetryableStatus, parseRetryAfter } from '../policy-simulation/webhook.js';
+import { isLoopbackHost, isRetryableStatus, parseRetryAfter } from '../shared/http.js';
 
 /**
  * A failed delivery attempt. `retryable` is true when the same delivery may succeed later (network errors, timeouts,
@@ -78,12 +78,6 @@ function keyDigest(idempotencyKey: string): string {
  */
 export function messageIdFor(idempotencyKey: string): string {
   return `<${keyDigest(idempotencyKey)}@${MESSAGE_ID_DOMAIN}>`;
-}
-
-/** Whether `hostname` (as `URL` normalises it) is a loopback host: 127.0.0.0/8, ::1 or localhost. */
-function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.toLowerCase().replace(/\.$/, '');
-  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** A URL for the logs: origin and path, without credentials, query or fragment. */

@@ -21,6 +21,7 @@ import {
   type PackApprovalEvent,
   type ResumeOutcome,
 } from '../../workflows/pack-approval/definitions.js';
+import { outboundFailure } from '../shared/http.js';
 import { DeliveryError, type EmailSender, type SignedWebhookSender } from './channels.js';
 import { DEFAULT_TEMPLATES, defaultTemplateIdFor } from '../../notify/default-templates.js';
 import { routeEvent, type NotifyRule } from '../../notify/routing.js';
@@ -73,16 +74,15 @@ export function eventOfView(view: ApprovalView): PackApprovalEvent {
   };
 }
 
-function toFailure(error: unknown, nonRetryableType: string): never {
-  if (error instanceof DeliveryError) {
-    if (!error.retryable) throw ApplicationFailure.nonRetryable(error.message, nonRetryableType);
-    throw ApplicationFailure.create({
-      message: error.message,
-      type: 'DeliveryUnavailable',
-      ...(error.retryAfterMs !== undefined ? { nextRetryDelay: error.retryAfterMs } : {}),
-    });
-  }
-  throw error;
+/** Turns a channel's DeliveryError into the activity failure Temporal retries (or not); rethrows anything else. */
+function toFailure(error: unknown, finalType: string): never {
+  if (!(error instanceof DeliveryError)) throw error;
+  throw outboundFailure(error.message, {
+    retryable: error.retryable,
+    retryAfterMs: error.retryAfterMs,
+    finalType,
+    retryType: 'DeliveryUnavailable',
+  });
 }
 
 const workflowIdOf = (view: ApprovalView) => packApprovalWorkflowId(view.tenantId, view.runId, view.approvalId);

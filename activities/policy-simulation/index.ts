@@ -14,13 +14,8 @@ import {
   type SimulationStats,
 } from '../../workflows/policy-simulation/definitions.js';
 import { Revision, runningStatus } from '../../workflows/policy-simulation/state.js';
-import {
-  createWebhookSender,
-  parseRetryAfter,
-  WebhookDeliveryError,
-  type WebhookConfig,
-  type WebhookOutcome,
-} from './webhook.js';
+import { createWebhookSender, WebhookDeliveryError, type WebhookConfig, type WebhookOutcome } from './webhook.js';
+import { isRetryableStatus, outboundFailure, parseRetryAfter } from '../shared/http.js';
 
 /** Dependencies of the policy simulation activities. */
 export interface PolicySimulationDeps {
@@ -113,20 +108,12 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
           // not JSON: keep the text
         }
         const detail = `Policy Engine answered HTTP ${response.status}: ${message}`;
-        if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
-          throw ApplicationFailure.create({
-            message: detail,
-            type: SimulationFailure.EngineRejected,
-            nonRetryable: true,
-            details: [{ attempt }],
-          });
-        }
-        const delay = parseRetryAfter(response.headers.get('retry-after'));
-        throw ApplicationFailure.create({
-          message: detail,
-          type: 'PolicyEngineUnavailable',
+        throw outboundFailure(detail, {
+          retryable: isRetryableStatus(response.status),
+          retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+          finalType: SimulationFailure.EngineRejected,
+          retryType: 'PolicyEngineUnavailable',
           details: [{ attempt }],
-          ...(delay !== undefined ? { nextRetryDelay: delay } : {}),
         });
       } catch (error) {
         if (error instanceof ApplicationFailure || ctx.cancellationSignal.aborted) throw error;
@@ -151,14 +138,12 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
         return await sender.send(buildCompletionPayload(input.doc, new Date().toISOString()), input.doc.runId);
       } catch (error) {
         if (!(error instanceof WebhookDeliveryError)) throw error;
-        const e = error;
-        if (!e.retryable || attempt >= deps.webhook.maxAttempts) {
-          throw ApplicationFailure.nonRetryable(`${e.message} (attempt ${attempt})`, WEBHOOK_DELIVERY_FAILED);
-        }
-        throw ApplicationFailure.create({
-          message: e.message,
-          type: 'WebhookDeliveryRetry',
-          ...(e.retryAfterMs !== undefined ? { nextRetryDelay: e.retryAfterMs } : {}),
+        const final = !error.retryable || attempt >= deps.webhook.maxAttempts;
+        throw outboundFailure(final ? `${error.message} (attempt ${attempt})` : error.message, {
+          retryable: !final,
+          retryAfterMs: error.retryAfterMs,
+          finalType: WEBHOOK_DELIVERY_FAILED,
+          retryType: 'WebhookDeliveryRetry',
         });
       }
     },

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { Webhook } from 'standardwebhooks';
 import type { Logger } from '../../core/logger.js';
 import type { CompletionPayload } from '../../workflows/policy-simulation/definitions.js';
+import { isLoopbackHost, isRetryableStatus, parseRetryAfter } from '../shared/http.js';
 
 /** Validated configuration of the completion webhook. */
 export interface WebhookConfig {
@@ -84,12 +85,6 @@ type SettingName = keyof typeof SETTINGS;
 interface RawValue {
   value: unknown;
   source: string;
-}
-
-/** Whether `hostname` (as `URL` normalises it) is a loopback host: 127.0.0.0/8, ::1 or localhost. */
-function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.toLowerCase().replace(/\.$/, '');
-  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** Reads the `Scheduler.Worker.Policy.Webhook` section of the scheduler's JSON file. */
@@ -300,23 +295,6 @@ export class WebhookDeliveryError extends Error {
     if (details.status !== undefined) this.status = details.status;
     if (details.retryAfterMs !== undefined) this.retryAfterMs = details.retryAfterMs;
   }
-}
-
-/** Whether an HTTP failure status is worth retrying: 5xx, 408 and 429. */
-export function isRetryableStatus(status: number): boolean {
-  return status >= 500 || status === 408 || status === 429;
-}
-
-/**
- * Parses a `Retry-After` header (delay in seconds or an HTTP date) into milliseconds from `now`;
- * undefined when absent or invalid.
- */
-export function parseRetryAfter(header: string | null, now: number = Date.now()): number | undefined {
-  const value = header?.trim();
-  if (!value) return undefined;
-  if (/^\d+$/.test(value)) return Number(value) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
 /** Dependencies of `createWebhookSender`. */

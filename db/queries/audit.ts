@@ -1,25 +1,26 @@
 /** Appends to the audit trail (`audit.events`, append-only in the database). */
-import type { Pool } from '../pool.js';
+import type { Pool, PoolClient } from '../pool.js';
 
 /** One audit record. */
 export interface AuditRecord {
   tenantId: string;
   eventType: string;
-  actor: string;
+  /** Who did it (a token subject, `system`…); absent when unknown. */
+  actor?: string;
   subject: string;
   correlationId?: string;
   details?: Record<string, unknown>;
 }
 
-/** Appends `record`. */
-export async function recordAudit(pool: Pool, record: AuditRecord): Promise<void> {
-  await pool.query(
+/** Appends `record`, on the pool or inside the caller's transaction. */
+export async function recordAudit(db: Pool | PoolClient, record: AuditRecord): Promise<void> {
+  await db.query(
     `INSERT INTO audit.events (tenant_id, event_type, actor, subject, correlation_id, details)
      VALUES ($1, $2, $3, $4, $5, $6)`,
     [
       record.tenantId,
       record.eventType,
-      record.actor,
+      record.actor ?? null,
       record.subject,
       record.correlationId ?? null,
       JSON.stringify(record.details ?? {}),
@@ -35,7 +36,7 @@ export async function listAudit(
 ): Promise<(AuditRecord & { occurredAt: string })[]> {
   const { rows } = await pool.query<{
     event_type: string;
-    actor: string;
+    actor: string | null;
     subject: string;
     correlation_id: string | null;
     details: Record<string, unknown>;
@@ -48,7 +49,7 @@ export async function listAudit(
   return rows.map((r) => ({
     tenantId,
     eventType: r.event_type,
-    actor: r.actor,
+    ...(r.actor ? { actor: r.actor } : {}),
     subject: r.subject,
     ...(r.correlation_id ? { correlationId: r.correlation_id } : {}),
     details: r.details,

@@ -1,6 +1,7 @@
 /** Typed queries of pack approvals (`notify.*`). */
 import type { ApprovalView } from '../../workflows/pack-approval/definitions.js';
 import { withTransaction, type Pool } from '../pool.js';
+import { recordAudit } from './audit.js';
 
 /** A transition to append with the state write. */
 export interface TransitionRecord {
@@ -75,24 +76,14 @@ export async function recordApprovalState(
       ],
     );
     if (inserted.rowCount === 0) return { appended: false };
-    await client.query(
-      `INSERT INTO audit.events (tenant_id, event_type, actor, subject, correlation_id, details)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
-      [
-        view.tenantId,
-        t.auditType,
-        input.actor,
-        `${view.runId}/${view.approvalId}`,
-        view.correlationId,
-        JSON.stringify({
-          from: t.from,
-          to: t.to,
-          reason: t.reason,
-          eventId: input.eventId ?? null,
-          planHash: view.planHash,
-        }),
-      ],
-    );
+    await recordAudit(client, {
+      tenantId: view.tenantId,
+      eventType: t.auditType,
+      actor: input.actor,
+      subject: `${view.runId}/${view.approvalId}`,
+      correlationId: view.correlationId,
+      details: { from: t.from, to: t.to, reason: t.reason, eventId: input.eventId ?? null, planHash: view.planHash },
+    });
     return { appended: true };
   });
 }

@@ -1,6 +1,7 @@
 /** Typed queries of the policy simulation projection (`scheduler.policy_runs`, `scheduler.policy_run_events`). */
 import type { PolicyRunStatus, PolicyRunStatusValue } from '../../workflows/policy-simulation/definitions.js';
 import { withTransaction, type Pool } from '../pool.js';
+import { recordAudit } from './audit.js';
 
 /** Channel on which every projection change is announced (payload: `{ tenantId, runId, eventId }`). */
 export const POLICY_RUN_CHANNEL = 'policy_run_events';
@@ -66,23 +67,14 @@ export async function upsertPolicyRun(
           ? `policy.simulation.${doc.status}`
           : undefined;
     if (auditType) {
-      await client.query(
-        `INSERT INTO audit.events (tenant_id, event_type, actor, subject, correlation_id, details)
-         VALUES ($1, $2, $3, $4, $5, $6)`,
-        [
-          doc.tenantId,
-          auditType,
-          options.actor ?? null,
-          doc.runId,
-          doc.workflowId,
-          JSON.stringify({
-            policyId: doc.policyId,
-            policyVersion: doc.policyVersion,
-            status: doc.status,
-            error: doc.error,
-          }),
-        ],
-      );
+      await recordAudit(client, {
+        tenantId: doc.tenantId,
+        eventType: auditType,
+        ...(options.actor ? { actor: options.actor } : {}),
+        subject: doc.runId,
+        correlationId: doc.workflowId,
+        details: { policyId: doc.policyId, policyVersion: doc.policyVersion, status: doc.status, error: doc.error },
+      });
     }
     await client.query('SELECT pg_notify($1, $2)', [
       POLICY_RUN_CHANNEL,

@@ -1,5 +1,4 @@
 import {
-  ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
   condition,
@@ -8,6 +7,7 @@ import {
   setHandler,
 } from '@temporalio/workflow';
 import type { PackApprovalActivities } from '../../activities/pack-approval/index.js';
+import { failureMessage } from '../shared/failures.js';
 import {
   ackApprovalUpdate,
   getApprovalQuery,
@@ -37,32 +37,13 @@ const { recordApproval, planApprovalNotifications } = proxyActivities<PackApprov
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
 });
-// Channel outages are ridden out: retries back off to 5 minutes for up to a day, each send idempotent.
-const { deliverApprovalNotification } = proxyActivities<PackApprovalActivities>({
+// Outbound calls ride out outages: retries back off to 5 minutes for up to a day, each call idempotent; refusals
+// (4xx) come back from the activities as non-retryable failures.
+const { deliverApprovalNotification, resumeTaskRunner } = proxyActivities<PackApprovalActivities>({
   startToCloseTimeout: '1 minute',
   scheduleToCloseTimeout: '24 hours',
-  retry: {
-    initialInterval: '2 seconds',
-    backoffCoefficient: 2,
-    maximumInterval: '5 minutes',
-    nonRetryableErrorTypes: ['DeliveryRejected'],
-  },
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
-const { resumeTaskRunner } = proxyActivities<PackApprovalActivities>({
-  startToCloseTimeout: '1 minute',
-  scheduleToCloseTimeout: '24 hours',
-  retry: {
-    initialInterval: '2 seconds',
-    backoffCoefficient: 2,
-    maximumInterval: '5 minutes',
-    nonRetryableErrorTypes: ['ResumeRejected'],
-  },
-});
-
-function failureMessage(error: unknown): string {
-  if (error instanceof ActivityFailure && error.cause) return error.cause.message;
-  return error instanceof Error ? error.message : String(error);
-}
 
 /**
  * One approval (or policy gate) of a Task Runner run.

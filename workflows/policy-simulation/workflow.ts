@@ -13,7 +13,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { PolicySimulationActivities } from '../../activities/policy-simulation/index.js';
-import { FailureType } from '../shared/failures.js';
+import { failureMessage, FailureType } from '../shared/failures.js';
 import { POLICY_RUN_ID } from '../shared/search-attributes.js';
 import {
   cancelSimulationUpdate,
@@ -65,11 +65,6 @@ function failedAttempts(error: unknown): number | undefined {
   const details =
     cause instanceof ApplicationFailure ? (cause.details?.[0] as { attempt?: unknown } | undefined) : undefined;
   return typeof details?.attempt === 'number' ? details.attempt : undefined;
-}
-
-function failureMessage(error: unknown): string {
-  if (error instanceof ActivityFailure && error.cause) return error.cause.message;
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -1,3 +1,5 @@
+import { ActivityFailure } from '@temporalio/workflow';
+
 /** Failure types shared across workflows and activities; compared on `ApplicationFailure.type`, never renamed. */
 export const FailureType = {
   /** The workflow or activity input is invalid; retrying cannot help. */
@@ -6,3 +8,9 @@ export const FailureType = {
   SelfCheckMismatch: 'SelfCheckMismatch',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** The message worth recording of a failure: an activity's own message rather than the "Activity task failed" wrapper. */
+export function failureMessage(error: unknown): string {
+  if (error instanceof ActivityFailure && error.cause) return error.cause.message;
+  return error instanceof Error ? error.message : String(error);
+}
