@@ -1,10 +1,5 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import {
-  createServer as createHttpServer,
-  type IncomingHttpHeaders,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +13,7 @@ import {
   messageIdFor,
 } from '../../activities/pack-approval/channels.js';
 import { createLogger } from '../../core/logger.js';
+import { startHttpReceiver, type ReceivedRequest } from '../support/http-sinks.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
@@ -233,45 +229,22 @@ describe('email to the local inbox', () => {
   });
 });
 
-/** One request the webhook receiver got. */
-interface Received {
-  method: string | undefined;
-  url: string | undefined;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
 describe('signed webhook', () => {
-  const received: Received[] = [];
+  const received: ReceivedRequest[] = [];
   let answer: (res: ServerResponse) => void = (res) => res.writeHead(204).end();
-  let server: Server;
+  let receiver: Awaited<ReturnType<typeof startHttpReceiver>>;
   let base: string;
 
   beforeAll(async () => {
-    server = createHttpServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => {
-        received.push({
-          method: req.method,
-          url: req.url,
-          headers: req.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-        });
-        res.setHeader('Connection', 'close');
-        answer(res);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    receiver = await startHttpReceiver(() => answer, received);
+    base = receiver.url;
   });
   afterEach(() => {
     received.length = 0;
     answer = (res) => res.writeHead(204).end();
   });
   afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+    await receiver.close();
   });
 
   const delivery = (path = '/hooks/approvals') => ({

@@ -1,45 +1,24 @@
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryError } from '../../activities/pack-approval/channels.js';
 import { createTaskRunnerClient, type ResumeRequest } from '../../activities/pack-approval/task-runner.js';
 import { createLogger } from '../../core/logger.js';
+import { startHttpReceiver, type ReceivedRequest } from '../support/http-sinks.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const TOKEN = 'tr-resume-7c1f0e9b2d4a';
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
-/** One request the Task Runner stand-in got. */
-interface Received {
-  method: string | undefined;
-  url: string | undefined;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-const received: Received[] = [];
+const received: ReceivedRequest[] = [];
 let answer: (res: ServerResponse) => void = (res) => res.writeHead(202).end();
-let server: Server;
+let receiver: Awaited<ReturnType<typeof startHttpReceiver>>;
 let base: string;
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      received.push({
-        method: req.method,
-        url: req.url,
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-      });
-      res.setHeader('Connection', 'close');
-      answer(res);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  receiver = await startHttpReceiver(() => answer, received);
+  base = receiver.url;
 });
 
 afterEach(() => {
@@ -48,8 +27,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+  await receiver.close();
 });
 
 /** A logger writing to memory. */

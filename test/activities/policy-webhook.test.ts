@@ -1,4 +1,4 @@
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { Webhook } from 'standardwebhooks';
@@ -11,45 +11,20 @@ import {
 } from '../../activities/policy-simulation/webhook.js';
 import { buildCompletionPayload } from '../../workflows/policy-simulation/completion.js';
 import type { CompletionPayload, PolicyRunStatus } from '../../workflows/policy-simulation/definitions.js';
+import { startHttpReceiver, type ReceivedRequest, type Answer } from '../support/http-sinks.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const API_KEY = 'k-9f8e7d6c5b4a';
 
-/** One request the receiver got. */
-interface Received {
-  method: string | undefined;
-  url: string | undefined;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** How the receiver answers the next requests; `hang` never answers. */
-type Answer = ((res: ServerResponse) => void) | 'hang';
-
 // A real HTTP receiver on 127.0.0.1.
-const received: Received[] = [];
+const received: ReceivedRequest[] = [];
 let answer: Answer = (res) => res.writeHead(204).end();
-let server: Server;
+let receiver: Awaited<ReturnType<typeof startHttpReceiver>>;
 let base: string;
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      received.push({
-        method: req.method,
-        url: req.url,
-        headers: req.headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-      });
-      // One connection per request: no test inherits a keep-alive socket of another.
-      res.setHeader('Connection', 'close');
-      if (answer !== 'hang') answer(res);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  receiver = await startHttpReceiver(() => answer, received);
+  base = receiver.url;
 });
 
 afterEach(() => {
@@ -58,8 +33,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+  await receiver.close();
 });
 
 /** A pino logger writing to memory, and the parsed lines. */

@@ -1,5 +1,11 @@
 /** Real HTTP peers on loopback for tests: misbehaving Policy Engines and a webhook receiver. */
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** A running loopback server. */
@@ -67,22 +73,38 @@ export async function startFlakyEngine(options: {
 /** One request a receiver got. */
 export interface ReceivedRequest {
   method: string;
-  path: string;
+  /** Path and query. */
+  url: string;
   headers: IncomingHttpHeaders;
   body: string;
 }
 
-/** A webhook receiver answering `status()` and recording every request. */
-export async function startReceiver(status: () => number = () => 204): Promise<Sink & { received: ReceivedRequest[] }> {
-  const received: ReceivedRequest[] = [];
+/** How a receiver answers a request (each on its own connection); `hang` never answers. */
+export type Answer = ((res: ServerResponse) => void) | 'hang';
+
+/**
+ * A receiver on loopback recording every request into `received` and answering as `answer()` says at that moment
+ * (tests switch answers between cases).
+ */
+export async function startHttpReceiver(
+  answer: () => Answer,
+  received: ReceivedRequest[] = [],
+): Promise<Sink & { received: ReceivedRequest[] }> {
   const server = createServer((req, res) => {
     void (async () => {
-      received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: await readBody(req) });
-      res.writeHead(status(), { connection: 'close' });
-      res.end();
+      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: await readBody(req) });
+      // One connection per request: no case inherits a keep-alive socket of another.
+      res.setHeader('connection', 'close');
+      const respond = answer();
+      if (respond !== 'hang') respond(res);
     })();
   });
   return { url: await listen(server), close: closer(server), received };
+}
+
+/** A webhook receiver answering `status()` with an empty body and recording every request. */
+export function startReceiver(status: () => number = () => 204): Promise<Sink & { received: ReceivedRequest[] }> {
+  return startHttpReceiver(() => (res) => res.writeHead(status()).end());
 }
 
 /** Polls `fn` until it returns a defined value. */

@@ -174,7 +174,7 @@ describe('policySimulationWorkflow (dev server)', () => {
 
     expect(receiver.received).toHaveLength(1);
     const [delivery] = receiver.received;
-    expect(delivery!.path).toBe('/hooks/policy');
+    expect(delivery!.url).toBe('/hooks/policy');
     expect(delivery!.headers['x-stellaops-tenant']).toBe('globex');
     expect(delivery!.headers['x-stellaops-run-id']).toBe(doc.runId);
     expect(delivery!.headers['x-api-key']).toBe('k-123');
