@@ -2,29 +2,22 @@
  * Pack approvals: ingestion latency at a steady rate against the real stack; ingestion throughput with the Temporal
  * call replaced by a no-op vs a bare Fastify POST (ratio, goal ≥ 0.8); ack → resume callback latency.
  */
-import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NativeConnection } from '@temporalio/worker';
 import Fastify from 'fastify';
-import { Webhook } from 'standardwebhooks';
-import { createActivities } from '../activities/index.js';
 import { createEmailSender, createSignedWebhookSender } from '../activities/pack-approval/channels.js';
 import { createTaskRunnerClient } from '../activities/pack-approval/task-runner.js';
 import { loadWebhookConfig } from '../activities/policy-simulation/webhook.js';
 import { buildApp } from '../api/app.js';
-import { createTemporalFacade, type TemporalFacade } from '../api/temporal/facade.js';
-import { loadConfig, TASK_QUEUES } from '../core/config.js';
+import type { TemporalFacade } from '../api/temporal/facade.js';
+import { loadConfig } from '../core/config.js';
 import { generateSecret, generateWebhookSecret } from '../core/local-secrets.js';
 import { Scope } from '../core/scopes.js';
-import { startDevServer } from '../stack/temporal.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../test/support/auth.js';
-import { sampleEvent } from '../test/support/pack-approvals.js';
-import { bundleWorkflows, createWorkerHost } from '../workers/host.js';
-import { benchPostgres, closedLoop, freePort, logger, quantile } from './support.js';
+import { startHttpReceiver } from '../test/support/http-sinks.js';
+import { sampleEvent, signedHeaders } from '../test/support/pack-approvals.js';
+import { closedLoop, logger, quantile, startBenchStack } from './support.js';
 
 const RATE = Number(process.env.BENCH_INGEST_RATE ?? 50);
 const SECONDS = Number(process.env.BENCH_INGEST_SECONDS ?? 10);
@@ -32,25 +25,8 @@ const THROUGHPUT_REQUESTS = Number(process.env.BENCH_INGEST_REQUESTS ?? 2000);
 const CONCURRENCY = 16;
 const ACKS = Number(process.env.BENCH_ACKS ?? 30);
 
-function signer(secret: string) {
-  const webhook = new Webhook(secret);
-  return (body: string) => {
-    const id = `msg_${randomUUID()}`;
-    const at = new Date();
-    return {
-      'webhook-id': id,
-      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-      'webhook-signature': webhook.sign(id, at, body),
-    };
-  };
-}
-
 export async function benchPackApprovals(): Promise<Record<string, number>> {
-  const pg = await benchPostgres();
   const inbox = await mkdtemp(join(tmpdir(), 'stellaops-bench-inbox-'));
-  const server = await startDevServer({ ip: '127.0.0.1', port: await freePort(), namespace: 'default' });
-  const connection = await NativeConnection.connect({ address: server.address });
-  const temporal: TemporalFacade = createTemporalFacade({ address: server.address, namespace: 'default' });
   const secrets = { eventSecrets: [generateWebhookSecret()], linkSecret: generateSecret() };
   const auth = await createTestSigner();
   const config = loadConfig({
@@ -58,45 +34,25 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
     AUTH_JWT_AUDIENCE: TEST_AUDIENCE,
     PACK_EVENTS_RATE_LIMIT_PER_MINUTE: '1000000',
   });
-  const resumes = new Map<string, number>();
-  const runner = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      const { runId } = JSON.parse(body) as { runId: string };
-      resumes.set(runId, Date.now());
-      res.writeHead(200).end();
-    });
+  const runner = await startHttpReceiver(() => (res) => res.writeHead(200).end());
+  const stack = await startBenchStack({
+    policyEngineUrl: 'http://127.0.0.1:1',
+    policyWebhook: loadWebhookConfig({}),
+    packApprovals: {
+      email: createEmailSender({ from: 'bench@stellaops.local', inboxDir: inbox, logger }),
+      webhook: createSignedWebhookSender({ logger }),
+      taskRunner: createTaskRunnerClient({ logger }),
+      publicBaseUrl: 'http://127.0.0.1:3000',
+      linkSecret: secrets.linkSecret,
+      defaultLocale: 'en-US',
+      defaultRecipients: ['approvers@bench.local'],
+    },
   });
-  await new Promise<void>((r) => runner.listen(0, '127.0.0.1', r));
-  const runnerUrl = `http://127.0.0.1:${(runner.address() as AddressInfo).port}/resume`;
-  const host = await createWorkerHost({
-    connection,
-    namespace: 'default',
-    queues: TASK_QUEUES,
-    activities: createActivities({
-      pool: pg.pool,
-      logger,
-      policyEngineUrl: 'http://127.0.0.1:1',
-      policyWebhook: loadWebhookConfig({}),
-      packApprovals: {
-        email: createEmailSender({ from: 'bench@stellaops.local', inboxDir: inbox, logger }),
-        webhook: createSignedWebhookSender({ logger }),
-        taskRunner: createTaskRunnerClient({ logger }),
-        publicBaseUrl: 'http://127.0.0.1:3000',
-        linkSecret: secrets.linkSecret,
-        defaultLocale: 'en-US',
-        defaultRecipients: ['approvers@bench.local'],
-      },
-    }),
-    workflowBundle: await bundleWorkflows(),
-    logger,
-  });
-  const running = host.run();
+  const { pool, temporal } = stack;
   const app = await buildApp({
     config,
     logger,
-    pool: pg.pool,
+    pool,
     temporal,
     verifyToken: auth.verifier,
     packApprovalSecrets: secrets,
@@ -104,12 +60,15 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   const writer = await auth.token({ tenant: 'acme', scopes: [Scope.NotifierEventsWrite] });
   const approver = await auth.token({ tenant: 'acme', scopes: [Scope.PacksApprove, 'deploy:prod'] });
-  const sign = signer(secrets.eventSecrets[0]!);
   const post = async (url: string, event: unknown) => {
     const body = JSON.stringify(event);
     const res = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${writer}`, ...sign(body) },
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${writer}`,
+        ...signedHeaders(secrets.eventSecrets[0]!, body),
+      },
       body,
     });
     await res.arrayBuffer();
@@ -125,7 +84,7 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
   const noopApp = await buildApp({
     config,
     logger,
-    pool: pg.pool,
+    pool,
     temporal: noopTemporal,
     verifyToken: auth.verifier,
     packApprovalSecrets: secrets,
@@ -169,7 +128,7 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
     // 3. Ack → resume callback latency.
     const ackLatencies: number[] = [];
     for (let i = 0; i < ACKS; i++) {
-      const event = sampleEvent({ resumeCallback: { url: runnerUrl, token: 'bench-resume-token-123' } });
+      const event = sampleEvent({ resumeCallback: { url: `${runner.url}/resume`, token: 'bench-resume-token-123' } });
       await post(`${base}/notifications/pack-approvals`, event);
       for (;;) {
         const acked = performance.now();
@@ -185,8 +144,11 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
         }
         if (res.status !== 200) throw new Error(`ack answered ${res.status}`);
         const ackedAt = Date.now() - (performance.now() - acked);
-        while (!resumes.has(event.runId)) await new Promise((r) => setTimeout(r, 5));
-        ackLatencies.push(resumes.get(event.runId)! - ackedAt);
+        let resumed;
+        while (!(resumed = runner.received.find((r) => r.body.includes(event.runId)))) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        ackLatencies.push(resumed.receivedAt - ackedAt);
         break;
       }
     }
@@ -203,13 +165,8 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
     };
   } finally {
     await Promise.allSettled([app.close(), noopApp.close(), bare.close()]);
-    runner.close();
-    host.shutdown();
-    await running;
-    await connection.close();
-    await temporal.close();
-    await server.stop();
-    await pg.close();
+    await runner.close();
+    await stack.close();
     await rm(inbox, { recursive: true, force: true });
   }
 }

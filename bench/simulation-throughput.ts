@@ -4,18 +4,12 @@
  * the ratio simulation / self-check; the goal is ≥ 0.8.
  */
 import { randomUUID } from 'node:crypto';
-import { NativeConnection } from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
 import { loadWebhookConfig } from '../activities/policy-simulation/webhook.js';
-import { createTemporalFacade, type TemporalFacade } from '../api/temporal/facade.js';
 import { startSimulation } from '../api/temporal/policy-simulations.js';
 import { startSelfCheck } from '../api/temporal/self-check.js';
-import { TASK_QUEUES } from '../core/config.js';
 import { startPolicyEngine } from '../policy-engine/server.js';
-import { startDevServer } from '../stack/temporal.js';
 import type { policySimulationWorkflow } from '../workflows/policy-simulation/workflow.js';
-import { bundleWorkflows, createWorkerHost } from '../workers/host.js';
-import { benchPostgres, closedLoop, freePort, logger } from './support.js';
+import { closedLoop, startBenchStack } from './support.js';
 
 const RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_THROUGHPUT_CONCURRENCY ?? 20);
@@ -23,25 +17,9 @@ const CONCURRENCY = Number(process.env.BENCH_THROUGHPUT_CONCURRENCY ?? 20);
 const SIMULATION_ACTIVITIES = 5;
 
 export async function benchSimulationThroughput(): Promise<Record<string, number>> {
-  const pg = await benchPostgres();
   const engine = await startPolicyEngine();
-  const server = await startDevServer({ ip: '127.0.0.1', port: await freePort(), namespace: 'default' });
-  const connection = await NativeConnection.connect({ address: server.address });
-  const temporal: TemporalFacade = createTemporalFacade({ address: server.address, namespace: 'default' });
-  const host = await createWorkerHost({
-    connection,
-    namespace: 'default',
-    queues: TASK_QUEUES,
-    activities: createActivities({
-      pool: pg.pool,
-      logger,
-      policyEngineUrl: engine.url,
-      policyWebhook: loadWebhookConfig({}),
-    }),
-    workflowBundle: await bundleWorkflows(),
-    logger,
-  });
-  const running = host.run();
+  const stack = await startBenchStack({ policyEngineUrl: engine.url, policyWebhook: loadWebhookConfig({}) });
+  const { temporal } = stack;
   const selfCheck = () =>
     startSelfCheck(temporal, {
       tenantId: 'bench',
@@ -81,12 +59,7 @@ export async function benchSimulationThroughput(): Promise<Record<string, number
       ratio: simulations / baseline,
     };
   } finally {
-    host.shutdown();
-    await running;
-    await connection.close();
-    await temporal.close();
-    await server.stop();
+    await stack.close();
     await engine.close();
-    await pg.close();
   }
 }

@@ -2,10 +2,16 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NativeConnection } from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from '../activities/index.js';
+import { createTemporalFacade } from '../api/temporal/facade.js';
+import { TASK_QUEUES } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { migrate } from '../db/migrate.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../stack/postgres.js';
+import { startDevServer } from '../stack/temporal.js';
+import { bundleWorkflows, createWorkerHost } from '../workers/host.js';
 import { freePort } from '../test/support/ports.js';
 
 export { freePort };
@@ -53,4 +59,33 @@ export async function closedLoop(count: number, concurrency: number, one: () => 
     }),
   );
   return count / ((Date.now() - started) / 1000);
+}
+
+/** Postgres, a dev server and workers on every queue, as the benchmarks need them. */
+export async function startBenchStack(activities: Omit<ActivityDeps, 'pool' | 'logger'>) {
+  const pg = await benchPostgres();
+  const server = await startDevServer({ ip: '127.0.0.1', port: await freePort(), namespace: 'default' });
+  const connection = await NativeConnection.connect({ address: server.address });
+  const temporal = createTemporalFacade({ address: server.address, namespace: 'default' });
+  const host = await createWorkerHost({
+    connection,
+    namespace: 'default',
+    queues: TASK_QUEUES,
+    activities: createActivities({ pool: pg.pool, logger, ...activities }),
+    workflowBundle: await bundleWorkflows(),
+    logger,
+  });
+  const running = host.run();
+  return {
+    pool: pg.pool,
+    temporal,
+    async close() {
+      host.shutdown();
+      await running;
+      await connection.close();
+      await temporal.close();
+      await server.stop();
+      await pg.close();
+    },
+  };
 }

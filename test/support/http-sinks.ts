@@ -77,6 +77,8 @@ export interface ReceivedRequest {
   url: string;
   headers: IncomingHttpHeaders;
   body: string;
+  /** `Date.now()` when the body had arrived. */
+  receivedAt: number;
 }
 
 /** How a receiver answers a request (each on its own connection); `hang` never answers. */
@@ -92,7 +94,14 @@ export async function startHttpReceiver(
 ): Promise<Sink & { received: ReceivedRequest[] }> {
   const server = createServer((req, res) => {
     void (async () => {
-      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: await readBody(req) });
+      const body = await readBody(req);
+      received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body,
+        receivedAt: Date.now(),
+      });
       // One connection per request: no case inherits a keep-alive socket of another.
       res.setHeader('connection', 'close');
       const respond = answer();
