@@ -66,6 +66,8 @@ export async function startSimulation(
   const runId = simulationRunId(tenantId, options.idempotencyKey);
   const workflowId = policySimulationWorkflowId(tenantId, runId);
   const hash = requestHash(body);
+  // Accepted now: the answer and the workflow's document carry the same queuedAt without another round trip.
+  const queuedAt = new Date().toISOString();
   const input: PolicySimulationInput = {
     tenantId,
     runId,
@@ -76,17 +78,17 @@ export async function startSimulation(
     metadata: body.metadata ?? {},
     requestedBy: options.requestedBy,
     evaluationTimeoutSeconds: options.evaluationTimeoutSeconds,
+    queuedAt,
   };
   try {
-    const handle = await temporal.withDeadline(() =>
+    await temporal.withDeadline(() =>
       temporal.client.workflow.start<typeof policySimulationWorkflow>(POLICY_SIMULATION_WORKFLOW_TYPE, {
         ...simulationStartOptions(input, workflowId, `${options.taskQueuePrefix ?? ''}${POLICY_SIMULATION_TASK_QUEUE}`),
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         memo: { requestHash: hash },
       }),
     );
-    const description = await temporal.withDeadline(() => handle.describe());
-    return { created: true, doc: queuedStatus(input, { runId, workflowId }, description.startTime.toISOString()) };
+    return { created: true, doc: queuedStatus(input, { runId, workflowId }, queuedAt) };
   } catch (error) {
     if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
     const handle = temporal.client.workflow.getHandle(workflowId);

@@ -78,6 +78,7 @@ describe('POST /simulations', () => {
     expect(doc.workflowId).toBe(`policy-simulation/acme/${doc.runId}`);
     expect(res.headers.location).toBe(`${BASE}/${doc.runId}`);
     const done = await waitFor(doc.runId, 'succeeded');
+    expect(done.queuedAt).toBe(doc.queuedAt); // the answer and the projection agree
     expect(done.result?.candidatePolicyVersion).toBe(3);
     expect(done.stats?.sboms).toBe(2);
   });

@@ -108,6 +108,8 @@ export interface PolicySimulationInput {
   requestedBy?: string;
   /** Overall evaluation timeout in seconds (default 15 minutes). */
   evaluationTimeoutSeconds?: number;
+  /** When the API accepted the request; defaults to the workflow's start time (schedules). */
+  queuedAt?: string;
 }
 
 /** Arguments of the cancel update. */

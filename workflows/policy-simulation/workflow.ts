@@ -84,7 +84,7 @@ export async function policySimulationWorkflow(input: PolicySimulationInput): Pr
   const runId = input.runId ?? info.workflowId.split('/').pop()!;
   // Runs started by a schedule learn their id here; make them findable by it in the Web UI too.
   if (!input.runId) upsertSearchAttributes([{ key: POLICY_RUN_ID, value: runId }]);
-  let doc = queuedStatus(input, { runId, workflowId: info.workflowId }, new Date().toISOString());
+  let doc = queuedStatus(input, { runId, workflowId: info.workflowId }, input.queuedAt ?? info.startTime.toISOString());
   setHandler(getSimulationStatusQuery, () => doc);
 
   const evaluation = new CancellationScope();
