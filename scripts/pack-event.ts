@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { Webhook } from 'standardwebhooks';
+import { signatureHeaders } from '../activities/shared/http.js';
 import { loadConfig } from '../core/config.js';
 import { loadOrCreateLocalKey, mintToken } from '../core/local-keys.js';
 import { packEventSecretsOf } from '../core/local-secrets.js';
@@ -29,8 +30,6 @@ if (values.fresh) {
 }
 const body = JSON.stringify(event);
 const [secret] = await packEventSecretsOf(config);
-const id = `msg_${randomUUID()}`;
-const at = new Date();
 const token = await mintToken(await loadOrCreateLocalKey(config.dataDir), {
   tenant: String(event.tenantId),
   scopes: [Scope.NotifierEventsWrite],
@@ -44,9 +43,7 @@ const response = await fetch(`${values.api ?? `http://127.0.0.1:${config.api.por
   headers: {
     'content-type': 'application/json',
     authorization: `Bearer ${token}`,
-    'webhook-id': id,
-    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-    'webhook-signature': new Webhook(secret!).sign(id, at, body),
+    ...signatureHeaders(new Webhook(secret!), `msg_${randomUUID()}`, new Date(), body),
   },
   body,
 });

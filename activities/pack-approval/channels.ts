@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { Webhook } from 'standardwebhooks';
 import type { Logger } from '../../core/logger.js';
-import { isLoopbackHost, isRetryableStatus, parseRetryAfter } from '../shared/http.js';
+import { HEADER_VALUE, isLoopbackHost, postOnce, signatureHeaders } from '../shared/http.js';
 
 /**
  * A failed delivery attempt. `retryable` is true when the same delivery may succeed later (network errors, timeouts,
@@ -51,7 +51,6 @@ const IDEMPOTENCY_HEADER = 'X-StellaOps-Idempotency-Key';
 /** RFC 9110 / RFC 5322 token: the valid characters of a header name. */
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Visible ASCII, space and tab: a header value fetch accepts and every proxy forwards. */
-const HEADER_VALUE = /^[\t\x20-\x7e]+$/;
 /** Email headers the sender sets itself; `headers` may not override them. */
 const RESERVED_EMAIL_HEADERS = new Set([
   'from',
@@ -107,20 +106,6 @@ export function parseDeliveryUrl(raw: string): URL {
       : `delivery URL must be an https URL (got protocol "${url.protocol}")`,
     { retryable: false },
   );
-}
-
-/** Describes a fetch rejection by its cause (`ECONNREFUSED: connect ECONNREFUSED …`), never by the request. */
-function describeFetchError(error: unknown): { reason: string; code?: string } {
-  if (!(error instanceof Error)) return { reason: String(error) };
-  const cause = error.cause;
-  if (cause instanceof Error) {
-    const code = (cause as { code?: unknown }).code;
-    if (typeof code === 'string') {
-      return { reason: cause.message.includes(code) ? cause.message : `${code}: ${cause.message}`, code };
-    }
-    return { reason: cause.message };
-  }
-  return { reason: error.message };
 }
 
 /** One signed JSON POST, as `postSignedJson` performs it. */
@@ -180,41 +165,24 @@ export async function postSignedJson(request: SignedJsonRequest): Promise<{ stat
     if (!HEADER_VALUE.test(request.messageId)) {
       return fail('webhook-id must be non-empty visible ASCII', { retryable: false });
     }
-    const timestamp = (request.now ?? (() => new Date()))();
-    headers['webhook-id'] = request.messageId;
-    headers['webhook-timestamp'] = String(Math.floor(timestamp.getTime() / 1000));
-    headers['webhook-signature'] = signer.sign(request.messageId, timestamp, body);
+    Object.assign(headers, signatureHeaders(signer, request.messageId, (request.now ?? (() => new Date()))(), body));
   }
 
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method: 'POST',
-      headers,
-      body,
-      // A redirect would replay the headers (tokens included) to wherever it points: report it instead.
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (error) {
-    if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-      return fail(`timed out after ${timeoutMs} ms`, { retryable: true, code: 'ETIMEDOUT', cause: error });
-    }
-    const { reason, code } = describeFetchError(error);
-    return fail(`network error (${reason})`, { retryable: true, ...(code !== undefined && { code }), cause: error });
+  const outcome = await postOnce(url, { headers, body, timeoutMs });
+  if (outcome.ok) {
+    logger.info(
+      { ...fields, status: outcome.status },
+      `${what} to ${urlForLogs(url)} delivered: HTTP ${outcome.status}`,
+    );
+    return { status: outcome.status };
   }
-  // The answer's body is not needed: release the connection.
-  await response.body?.cancel().catch(() => undefined);
-
-  const status = response.status;
-  if (status >= 200 && status < 300) {
-    logger.info({ ...fields, status }, `${what} to ${urlForLogs(url)} delivered: HTTP ${status}`);
-    return { status };
-  }
-  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
-  return fail(status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`, {
-    status,
-    retryable: isRetryableStatus(status),
+  const { kind, status, retryable, retryAfterMs, code, reason, cause } = outcome;
+  if (kind === 'timeout') return fail(`timed out after ${timeoutMs} ms`, { retryable, code: 'ETIMEDOUT', cause });
+  if (kind === 'network')
+    return fail(`network error (${reason})`, { retryable, ...(code !== undefined && { code }), cause });
+  return fail(status! >= 300 && status! < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`, {
+    retryable,
+    ...(status !== undefined && { status }),
     ...(retryAfterMs !== undefined && { retryAfterMs }),
   });
 }

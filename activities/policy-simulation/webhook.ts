@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { Webhook } from 'standardwebhooks';
 import type { Logger } from '../../core/logger.js';
 import type { CompletionPayload } from '../../workflows/policy-simulation/definitions.js';
-import { isLoopbackHost, isRetryableStatus, parseRetryAfter } from '../shared/http.js';
+import { HEADER_VALUE, isLoopbackHost, postOnce, signatureHeaders } from '../shared/http.js';
 
 /** Validated configuration of the completion webhook. */
 export interface WebhookConfig {
@@ -60,8 +60,6 @@ const RESERVED_HEADERS = new Set([
 ]);
 /** RFC 9110 `token`: the valid characters of a header name. */
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Visible ASCII, space and tab: a header value fetch accepts and every proxy forwards. */
-const HEADER_VALUE = /^[\t\x20-\x7e]+$/;
 
 const FILE_SECTION = 'Scheduler:Worker:Policy:Webhook';
 
@@ -317,17 +315,6 @@ export interface WebhookSender {
   send(payload: CompletionPayload, jobId: string): Promise<WebhookOutcome>;
 }
 
-/** Describes a fetch rejection without the request (which could carry the API key). */
-function describeFetchError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause;
-  if (cause instanceof Error) {
-    const code = (cause as { code?: unknown }).code;
-    return typeof code === 'string' && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message;
-  }
-  return error.message;
-}
-
 /**
  * Creates the completion-webhook sender. The API key and the signing secret never reach the logs; the endpoint is
  * logged without credentials, query or fragment.
@@ -376,42 +363,28 @@ export function createWebhookSender({
       };
       if (config.apiKeyHeader !== undefined && config.apiKey !== undefined)
         headers[config.apiKeyHeader] = config.apiKey;
-      if (signer) {
-        const timestamp = now();
-        headers['webhook-id'] = runId;
-        headers['webhook-timestamp'] = String(Math.floor(timestamp.getTime() / 1000));
-        headers['webhook-signature'] = signer.sign(runId, timestamp, body);
-      }
+      if (signer) Object.assign(headers, signatureHeaders(signer, runId, now(), body));
 
-      let response: Response;
-      try {
-        response = await fetch(config.endpoint, {
-          method: 'POST',
-          headers,
-          body,
-          // A redirect would replay the API key to wherever it points: report it instead.
-          redirect: 'manual',
-          signal: AbortSignal.timeout(config.timeoutSeconds * 1000),
-        });
-      } catch (error) {
-        if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-          return fail(`timed out after ${config.timeoutSeconds}s`, { kind: 'timeout', retryable: true, cause: error });
-        }
-        return fail(`network error (${describeFetchError(error)})`, { kind: 'network', retryable: true, cause: error });
+      const outcome = await postOnce(config.endpoint, {
+        headers,
+        body,
+        timeoutMs: config.timeoutSeconds * 1000,
+        fetch,
+      });
+      if (outcome.ok) {
+        logger.info(
+          { ...fields, status: outcome.status },
+          `Policy run job ${jobId} completion webhook delivered: HTTP ${outcome.status}`,
+        );
+        return { delivered: true, status: outcome.status };
       }
-      // The answer's body is not needed: release the connection.
-      await response.body?.cancel().catch(() => undefined);
-
-      const status = response.status;
-      if (status >= 200 && status < 300) {
-        logger.info({ ...fields, status }, `Policy run job ${jobId} completion webhook delivered: HTTP ${status}`);
-        return { delivered: true, status };
-      }
-      const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
+      const { kind, status, retryable, retryAfterMs, reason, cause } = outcome;
+      if (kind === 'timeout') return fail(`timed out after ${config.timeoutSeconds}s`, { kind, retryable, cause });
+      if (kind === 'network') return fail(`network error (${reason})`, { kind, retryable, cause });
       return fail(`HTTP ${status}`, {
-        kind: 'http',
-        status,
-        retryable: isRetryableStatus(status),
+        kind,
+        retryable,
+        ...(status !== undefined && { status }),
         ...(retryAfterMs !== undefined && { retryAfterMs }),
       });
     },

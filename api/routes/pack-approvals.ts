@@ -13,9 +13,9 @@ import { Webhook } from 'standardwebhooks';
 import { signResumeToken, verifyApprovalLink } from '../../core/approval-tokens.js';
 import { Scope } from '../../core/scopes.js';
 import { getApprovalView, recordIngestedEvent, claimSignatureAndCheckEvent } from '../../db/queries/pack-approvals.js';
-import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
+import { packApprovalWorkflowId, type PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
 import type { AppDeps } from '../app.js';
-import { commonErrorResponses, errorRef, forbidden, HttpError, unauthorized } from '../errors.js';
+import { commonErrorResponses, errorRef, forbidden, HttpError, notFound, unauthorized } from '../errors.js';
 import { registerPackApprovalMetrics } from '../metrics.js';
 import { principalOf, requireScopes } from '../plugins/auth.js';
 import {
@@ -126,7 +126,7 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
       const event = request.body as PackApprovalEvent;
       if (event.tenantId !== principalOf(request).tenantId)
         throw forbidden('The event’s tenant is not the token’s tenant');
-      const workflowId = `pack-approval/${event.tenantId}/${event.runId}/${event.approvalId}`;
+      const workflowId = packApprovalWorkflowId(event.tenantId, event.runId, event.approvalId);
       const { freshSignature, duplicate } = await claimSignatureAndCheckEvent(
         pool,
         String(request.headers['webhook-id']),
@@ -180,8 +180,7 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
         request.params.runId,
         request.params.approvalId,
       );
-      if (!view)
-        throw new HttpError(404, 'NotFound', `Approval ${request.params.runId}/${request.params.approvalId} not found`);
+      if (!view) throw notFound(`Approval ${request.params.runId}/${request.params.approvalId} not found`);
       return view;
     },
   );

@@ -9,6 +9,7 @@ import {
 import {
   POLICY_SIMULATION_TASK_QUEUE,
   POLICY_SIMULATION_WORKFLOW_TYPE,
+  policySimulationWorkflowId,
   type PolicySimulationInput,
 } from '../../workflows/policy-simulation/definitions.js';
 import type { policySimulationWorkflow } from '../../workflows/policy-simulation/workflow.js';
@@ -125,7 +126,7 @@ export function createScheduleService(temporal: TemporalFacade, options: { taskQ
               // Temporal appends the scheduled time, giving each run its own business key.
               ...simulationStartOptions(
                 input,
-                `policy-simulation/${tenantId}/sched-${scheduleId}`,
+                policySimulationWorkflowId(tenantId, `sched-${scheduleId}`),
                 `${options.taskQueuePrefix ?? ''}${POLICY_SIMULATION_TASK_QUEUE}`,
               ),
             },

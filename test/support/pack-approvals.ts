@@ -6,6 +6,7 @@ import { Worker } from '@temporalio/worker';
 import { SMTPServer } from 'smtp-server';
 import { createActivities } from '../../activities/index.js';
 import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js';
+import { signatureHeaders } from '../../activities/shared/http.js';
 import { generateSecret } from '../../core/local-secrets.js';
 import type { Pool } from '../../db/pool.js';
 import { workflowBundle } from './temporal.js';
@@ -76,13 +77,7 @@ export function signedHeaders(
   body: string,
   options: { id?: string; at?: Date } = {},
 ): Record<string, string> {
-  const id = options.id ?? `msg_${randomUUID()}`;
-  const at = options.at ?? new Date();
-  return {
-    'webhook-id': id,
-    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-    'webhook-signature': new Webhook(secret).sign(id, at, body),
-  };
+  return signatureHeaders(new Webhook(secret), options.id ?? `msg_${randomUUID()}`, options.at ?? new Date(), body);
 }
 
 /** Channels of the pack-approval activities pointed at test peers. */
