@@ -4,7 +4,6 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
-import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createEmailSender,
@@ -14,6 +13,7 @@ import {
 } from '../../activities/pack-approval/channels.js';
 import { createLogger } from '../../core/logger.js';
 import { startHttpReceiver, type ReceivedRequest } from '../support/http-sinks.js';
+import { startSmtp } from '../support/pack-approvals.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
@@ -32,37 +32,6 @@ async function deliveryError(promise: Promise<unknown>): Promise<DeliveryError> 
   );
   expect(error).toBeInstanceOf(DeliveryError);
   return error as DeliveryError;
-}
-
-/** A real SMTP server on 127.0.0.1 (no TLS, no auth); `messages` collects the raw DATA of accepted messages. */
-async function startSmtp(options: Partial<SMTPServerOptions> = {}) {
-  const messages: { from: string; to: string[]; raw: string }[] = [];
-  const server = new SMTPServer({
-    secure: false,
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('end', () => {
-        messages.push({
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          to: session.envelope.rcptTo.map((r) => r.address),
-          raw: Buffer.concat(chunks).toString('utf8'),
-        });
-        callback();
-      });
-    },
-    ...options,
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.server.address() as AddressInfo).port;
-  return {
-    url: `smtp://127.0.0.1:${port}`,
-    messages,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
 }
 
 /** Unfolds the header section of a raw message into `name (lowercase) → value`. */
@@ -108,8 +77,8 @@ describe('email over SMTP', () => {
       expect(expectedId).toMatch(/^<[0-9a-f]{32}@stellaops-workflows>$/);
       expect(result.messageId).toBe(expectedId);
 
-      expect(smtp.messages).toHaveLength(1);
-      const received = smtp.messages[0]!;
+      expect(smtp.mails).toHaveLength(1);
+      const received = smtp.mails[0]!;
       expect(received.from).toBe('noreply@stellaops.test');
       expect(received.to).toEqual(['approver@example.test']);
       const headers = headersOf(received.raw);
@@ -127,7 +96,7 @@ describe('email over SMTP', () => {
 
       // A retried send carries the same Message-ID: the receiver can drop it.
       await sender.send(MESSAGE);
-      expect(headersOf(smtp.messages[1]!.raw).get('message-id')).toBe(expectedId);
+      expect(headersOf(smtp.mails[1]!.raw).get('message-id')).toBe(expectedId);
     } finally {
       await smtp.close();
     }
@@ -147,8 +116,10 @@ describe('email over SMTP', () => {
       [451, true],
     ] as const) {
       const smtp = await startSmtp({
-        onRcptTo(_address, _session, callback) {
-          callback(Object.assign(new Error(`Mailbox says ${responseCode}`), { responseCode }));
+        server: {
+          onRcptTo(_address, _session, callback) {
+            callback(Object.assign(new Error(`Mailbox says ${responseCode}`), { responseCode }));
+          },
         },
       });
       try {
@@ -157,7 +128,7 @@ describe('email over SMTP', () => {
         const error = await deliveryError(sender.send(MESSAGE));
         expect(error.retryable, `SMTP ${responseCode}`).toBe(retryable);
         expect(error.status).toBe(responseCode);
-        expect(smtp.messages).toHaveLength(0);
+        expect(smtp.mails).toHaveLength(0);
       } finally {
         await smtp.close();
       }

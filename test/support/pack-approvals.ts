@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { SMTPServer } from 'smtp-server';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { createActivities } from '../../activities/index.js';
 import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js';
 import { signatureHeaders } from '../../activities/shared/http.js';
@@ -19,17 +19,19 @@ import type { PackApprovalEvent } from '../../workflows/pack-approval/definition
 
 /** A message the SMTP server received. */
 export interface ReceivedMail {
+  from: string;
   to: string[];
+  /** The raw DATA of the message. */
   raw: string;
 }
 
-/** An SMTP server on loopback that keeps what it receives (restart it on the same port to simulate an outage). */
-export async function startSmtp(options: { port?: number; mails?: ReceivedMail[] } = {}): Promise<{
-  url: string;
-  port: number;
-  mails: ReceivedMail[];
-  close(): Promise<void>;
-}> {
+/**
+ * An SMTP server on loopback (no TLS, no auth) that keeps what it accepts; restart it on the same port to simulate an
+ * outage, or pass `smtp-server` options (e.g. `onRcptTo`) to make it refuse.
+ */
+export async function startSmtp(
+  options: { port?: number; mails?: ReceivedMail[]; server?: Partial<SMTPServerOptions> } = {},
+): Promise<{ url: string; port: number; mails: ReceivedMail[]; close(): Promise<void> }> {
   const mails: ReceivedMail[] = options.mails ?? [];
   const server = new SMTPServer({
     secure: false,
@@ -40,10 +42,15 @@ export async function startSmtp(options: { port?: number; mails?: ReceivedMail[]
       let raw = '';
       stream.on('data', (chunk: Buffer) => (raw += chunk.toString()));
       stream.on('end', () => {
-        mails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw });
+        mails.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw,
+        });
         callback();
       });
     },
+    ...options.server,
   });
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const port = (server.server.address() as { port: number }).port;
