@@ -16,7 +16,7 @@ import { generateSecret, generateWebhookSecret } from '../core/local-secrets.js'
 import { Scope } from '../core/scopes.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../test/support/auth.js';
 import { startHttpReceiver } from '../test/support/http-sinks.js';
-import { sampleEvent, signedHeaders } from '../test/support/pack-approvals.js';
+import { postSignedEvent, sampleEvent } from '../test/support/pack-approvals.js';
 import { closedLoop, logger, quantile, startBenchStack } from './support.js';
 
 const RATE = Number(process.env.BENCH_INGEST_RATE ?? 50);
@@ -60,17 +60,8 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   const writer = await auth.token({ tenant: 'acme', scopes: [Scope.NotifierEventsWrite] });
   const approver = await auth.token({ tenant: 'acme', scopes: [Scope.PacksApprove, 'deploy:prod'] });
-  const post = async (url: string, event: unknown) => {
-    const body = JSON.stringify(event);
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${writer}`,
-        ...signedHeaders(secrets.eventSecrets[0]!, body),
-      },
-      body,
-    });
+  const post = async (baseUrl: string, event: unknown) => {
+    const res = await postSignedEvent(baseUrl, event, { token: writer, secret: secrets.eventSecrets[0]! });
     await res.arrayBuffer();
     if (res.status !== 202 && res.status !== 200) throw new Error(`ingestion answered ${res.status}`);
   };
@@ -96,12 +87,8 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
 
   try {
     // 1. Throughput (first, while no workflow is busy): ingestion with a no-op Temporal call vs a bare Fastify POST, same client, same machine.
-    const ingestion = await closedLoop(THROUGHPUT_REQUESTS, CONCURRENCY, () =>
-      post(`${noopBase}/notifications/pack-approvals`, sampleEvent()),
-    );
-    const bareRate = await closedLoop(THROUGHPUT_REQUESTS, CONCURRENCY, () =>
-      post(`${bareBase}/notifications/pack-approvals`, sampleEvent()),
-    );
+    const ingestion = await closedLoop(THROUGHPUT_REQUESTS, CONCURRENCY, () => post(noopBase, sampleEvent()));
+    const bareRate = await closedLoop(THROUGHPUT_REQUESTS, CONCURRENCY, () => post(bareBase, sampleEvent()));
 
     // 2. Steady rate against the real stack (open loop: requests leave on schedule whatever the answers).
     const latencies: number[] = [];
@@ -114,7 +101,7 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
             setTimeout(
               () => {
                 const started = performance.now();
-                post(`${base}/notifications/pack-approvals`, sampleEvent()).then(() => {
+                post(base, sampleEvent()).then(() => {
                   latencies.push(performance.now() - started);
                   resolve();
                 }, reject);
@@ -129,7 +116,7 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
     const ackLatencies: number[] = [];
     for (let i = 0; i < ACKS; i++) {
       const event = sampleEvent({ resumeCallback: { url: `${runner.url}/resume`, token: 'bench-resume-token-123' } });
-      await post(`${base}/notifications/pack-approvals`, event);
+      await post(base, event);
       for (;;) {
         const acked = performance.now();
         const res = await fetch(`${base}/notifications/pack-approvals/${event.runId}/deploy-prod/ack`, {

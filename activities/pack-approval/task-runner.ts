@@ -44,14 +44,10 @@ export interface ResumeRequest {
 }
 
 /** Body of the resume call. */
-export interface ResumeBody {
-  runId: string;
-  approvalId: string;
-  decision: Decision;
-  decidedBy: string;
-  decidedAt: string;
-  comment?: string;
-}
+export type ResumeBody = Pick<
+  ResumeRequest,
+  'runId' | 'approvalId' | 'decision' | 'decidedBy' | 'decidedAt' | 'comment'
+>;
 
 /** Resumes Task Runner runs. */
 export interface TaskRunnerClient {

@@ -12,7 +12,7 @@ import { Scope } from '../../core/scopes.js';
 import { getApprovalView } from '../../db/queries/pack-approvals.js';
 import { startApiHarness, type ApiHarness } from '../support/api.js';
 import { eventually, startReceiver } from '../support/http-sinks.js';
-import { sampleEvent, signedHeaders, startSmtp, testPackApprovalDeps } from '../support/pack-approvals.js';
+import { postSignedEvent, sampleEvent, startSmtp, testPackApprovalDeps } from '../support/pack-approvals.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const secrets = { eventSecrets: [generateWebhookSecret()], linkSecret: generateSecret() };
@@ -60,17 +60,8 @@ describe('approval page in Chromium', () => {
     const event = sampleEvent({
       resumeCallback: { url: `${runner.url}/resume`, token: 'tr-resume-secret-0123456789' },
     });
-    const body = JSON.stringify(event);
     const writer = await h.signer.token({ tenant: 'acme', scopes: [Scope.NotifierEventsWrite] });
-    const posted = await fetch(`${baseUrl}/notifications/pack-approvals`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${writer}`,
-        ...signedHeaders(secrets.eventSecrets[0]!, body),
-      },
-      body,
-    });
+    const posted = await postSignedEvent(baseUrl, event, { token: writer, secret: secrets.eventSecrets[0]! });
     expect(posted.status).toBe(202);
 
     const mail = await eventually(() => smtp.mails.find((m) => m.raw.includes(event.runId)));

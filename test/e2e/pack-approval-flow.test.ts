@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startReceiver } from '../support/http-sinks.js';
-import { sampleEvent, signedHeaders } from '../support/pack-approvals.js';
+import { postSignedEvent, sampleEvent } from '../support/pack-approvals.js';
 import { freePort } from '../support/ports.js';
 import { startStack, stackEnv, stopStack, type Stack } from '../support/stack.js';
 
@@ -42,16 +42,7 @@ describe('pack approvals through npm start', () => {
       tenantId: 'local',
       resumeCallback: { url: `${receiver.url}/resume`, token: 'tr-resume-secret-0123456789' },
     });
-    const body = JSON.stringify(event);
-    const accepted = await fetch(`http://127.0.0.1:${ports.api}/notifications/pack-approvals`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${stack.token}`,
-        ...signedHeaders(secret, body),
-      },
-      body,
-    });
+    const accepted = await postSignedEvent(`http://127.0.0.1:${ports.api}`, event, { token: stack.token, secret });
     expect(accepted.status).toBe(202);
 
     // The local inbox (no SMTP server configured) holds the approvers' mail.

@@ -127,3 +127,21 @@ export async function createPackApprovalWorker(
     }),
   });
 }
+
+/** POSTs `event` to the ingestion endpoint of `baseUrl`, signed with `secret`, as the Task Runner does. */
+export function postSignedEvent(
+  baseUrl: string,
+  event: unknown,
+  options: { token: string; secret: string },
+): Promise<Response> {
+  const body = JSON.stringify(event);
+  return fetch(`${baseUrl}/notifications/pack-approvals`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${options.token}`,
+      ...signedHeaders(options.secret, body),
+    },
+    body,
+  });
+}
