@@ -2,7 +2,7 @@
  * Configuration: environment variables validated once at start-up, with messages that name the variable.
  * Every variable is documented in the README's configuration table.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /** The task queues of the product (DESIGN.md §3). */
 export const TASK_QUEUES = ['policy-simulation', 'pack-approval', 'saga', 'effects'] as const;
@@ -181,10 +181,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     );
   }
 
+  const dataDir = resolve(str('DATA_DIR', '.data'));
+  const apiPort = int('API_PORT', 3000, 0, PORT_MAX);
+
   const config: AppConfig = {
     env: nodeEnv as AppConfig['env'],
     logLevel: str('LOG_LEVEL', 'info'),
-    dataDir: resolve(str('DATA_DIR', '.data')),
+    dataDir,
     temporal: {
       address: temporalAddress,
       namespace: str('TEMPORAL_NAMESPACE', 'default'),
@@ -197,7 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       embeddedPort: int('PG_EMBEDDED_PORT', 5433, 1, PORT_MAX),
       poolMax: int('PG_POOL_MAX', 10, 1, 1000),
     },
-    api: { host: str('API_HOST', '127.0.0.1'), port: int('API_PORT', 3000, 0, PORT_MAX) },
+    api: { host: str('API_HOST', '127.0.0.1'), port: apiPort },
     worker: { queues },
     auth: {
       issuer: str('AUTH_JWT_ISSUER', 'stellaops-local'),
@@ -209,10 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     selfCheck: { tenantId: str('SELF_CHECK_TENANT', 'local') },
     policyEngine: { url: policyEngineUrl, embeddedPort: int('POLICY_ENGINE_PORT', 3100, 1, PORT_MAX) },
     packApprovals: {
-      publicBaseUrl: str('PUBLIC_BASE_URL', `http://127.0.0.1:${int('API_PORT', 3000, 0, PORT_MAX)}`).replace(
-        /\/$/,
-        '',
-      ),
+      publicBaseUrl: str('PUBLIC_BASE_URL', `http://127.0.0.1:${apiPort}`).replace(/\/$/, ''),
       eventSecrets: list('PACK_EVENTS_SIGNING_SECRETS'),
       linkSecret: optional('APPROVAL_LINK_SECRET'),
       ipAllowlist: list('PACK_EVENTS_IP_ALLOWLIST') ?? [],
@@ -231,7 +231,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       retentionDays: int('PACK_APPROVAL_RETENTION_DAYS', 90, 1, 3650),
       smtpUrl: optional('SMTP_URL'),
       mailFrom: str('MAIL_FROM', 'StellaOps Approvals <approvals@stellaops.local>'),
-      inboxDir: resolve(str('MAIL_INBOX_DIR', `${str('DATA_DIR', '.data')}/mail`)),
+      inboxDir: resolve(str('MAIL_INBOX_DIR', join(dataDir, 'mail'))),
       webhookSigningSecret: optional('NOTIFY_WEBHOOK_SIGNING_SECRET'),
       taskRunnerSigningSecret: optional('TASK_RUNNER_SIGNING_SECRET'),
     },
