@@ -11,7 +11,7 @@
  * Pure module (no I/O): activities load templates from Postgres and call these functions.
  */
 import mustache from 'mustache';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { Decision, PackApprovalEvent, PackEventKind } from '../workflows/pack-approval/definitions.js';
 import { TEMPLATE_ID_PATTERN, type FieldError, type NotifyChannel, type NotifyReason } from './routing.js';
@@ -81,7 +81,6 @@ export const WebhookTemplateInput = Type.Object(
  */
 export const TemplateInput = Type.Union([EmailTemplateInput, WebhookTemplateInput]);
 /** A template input that passed the schema. */
-export type TemplateInputValue = Static<typeof TemplateInput>;
 
 /** Canonical form of a locale (`de_ch` → `de-CH`), or undefined when it is not language[-REGION]. */
 export function normalizeLocale(locale: string | undefined): string | undefined {

@@ -15,9 +15,6 @@ import { SelfCheckParams, SelfCheckStatus, StartSelfCheckBody } from '../schemas
 import { startSelfCheck } from '../temporal/self-check.js';
 import type { TemporalFacade } from '../temporal/facade.js';
 
-/** Scope needed to run and read self-checks. */
-export const SELF_CHECK_SCOPE = Scope.SelfCheck;
-
 async function describeCheck(temporal: TemporalFacade, handle: WorkflowHandle, checkId: string, tenantId: string) {
   const description = await temporal.withDeadline(() => handle.describe());
   const status = description.status.name;
@@ -39,7 +36,7 @@ async function describeCheck(temporal: TemporalFacade, handle: WorkflowHandle, c
 
 export const selfCheckRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
   const { temporal } = deps;
-  const auth = requireScopes(deps.verifyToken, [SELF_CHECK_SCOPE]);
+  const auth = requireScopes(deps.verifyToken, [Scope.SelfCheck]);
 
   app.post(
     '/api/v1/self-checks',

@@ -72,7 +72,6 @@ export const PolicyRunStatus = Type.Object(
   },
   { $id: 'PolicyRunStatus', description: 'Status document of a policy simulation run' },
 );
-export type PolicyRunStatusDoc = Static<typeof PolicyRunStatus>;
 
 export const StartSimulationBody = Type.Object(
   {
