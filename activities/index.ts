@@ -3,7 +3,7 @@ import type { Pool } from '../db/pool.js';
 import { createPackApprovalActivities, type PackApprovalDeps } from './pack-approval/index.js';
 import { createPolicySimulationActivities } from './policy-simulation/index.js';
 import type { WebhookConfig } from './policy-simulation/webhook.js';
-import { createRetentionActivities } from './retention/index.js';
+import { createRetentionActivities } from './pack-approval/retention.js';
 import { createSelfCheckActivities } from './self-check/index.js';
 
 /** Dependencies of every activity; they arrive through factories, never module globals. */

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import closeWithGrace from 'close-with-grace';
 import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { ensureRetentionSchedule } from '../stack/retention-schedule.js';
+import { ensureRetentionSchedule } from './pack-approval-retention-schedule.js';
 import { createActivities } from '../activities/index.js';
 import { packApprovalDepsFromConfig } from '../activities/pack-approval/deps.js';
 import { loadWebhookConfig } from '../activities/policy-simulation/webhook.js';

@@ -2,4 +2,4 @@
 export { selfCheckWorkflow } from './self-check/workflow.js';
 export { policySimulationWorkflow } from './policy-simulation/workflow.js';
 export { packApprovalWorkflow } from './pack-approval/workflow.js';
-export { retentionPurgeWorkflow } from './retention/workflow.js';
+export { retentionPurgeWorkflow } from './pack-approval/retention-workflow.js';

@@ -3,7 +3,7 @@
  * (email or signed webhook, idempotent per approval/round/channel/recipient), resume the Task Runner.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { signApprovalLink } from '../../core/approval-tokens.js';
+import { signApprovalLink } from '../../notify/approval-links.js';
 import type { Logger } from '../../core/logger.js';
 import type { Pool } from '../../db/pool.js';
 import { listRules, listTemplates } from '../../db/queries/notify-config.js';

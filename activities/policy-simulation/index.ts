@@ -5,7 +5,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from '../../core/logger.js';
 import type { Pool } from '../../db/pool.js';
-import { getPolicyRun, upsertPolicyRun, type UpsertResult } from '../../db/queries/policy-runs.js';
+import { getPolicyRun, upsertPolicyRun, type UpsertResult } from '../../db/queries/policy-simulations.js';
 import { buildCompletionPayload } from '../../workflows/policy-simulation/completion.js';
 import {
   SimulationFailure,

@@ -9,7 +9,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { verifyApprovalLink, type ApprovalLinkClaims } from '../../core/approval-tokens.js';
+import { verifyApprovalLink, type ApprovalLinkClaims } from '../../notify/approval-links.js';
 import { getApprovalView } from '../../db/queries/pack-approvals.js';
 import { DECISIONS } from '../../workflows/pack-approval/definitions.js';
 import type { AppDeps } from '../app.js';

@@ -10,7 +10,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Webhook } from 'standardwebhooks';
-import { signResumeToken, verifyApprovalLink } from '../../core/approval-tokens.js';
+import { signResumeToken, verifyApprovalLink } from '../../notify/approval-links.js';
 import { Scope } from '../../core/scopes.js';
 import { getApprovalView, recordIngestedEvent, claimSignatureAndCheckEvent } from '../../db/queries/pack-approvals.js';
 import { packApprovalWorkflowId, type PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';

@@ -10,7 +10,7 @@ import {
   getSimulationMetrics,
   listPolicyRuns,
   policyRunEventsAfter,
-} from '../../db/queries/policy-runs.js';
+} from '../../db/queries/policy-simulations.js';
 import { buildCompletionPayload } from '../../workflows/policy-simulation/completion.js';
 import { isTerminalStatus } from '../../workflows/policy-simulation/state.js';
 import type { AppDeps } from '../app.js';

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../../core/logger.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
-import { POLICY_RUN_CHANNEL } from '../../db/queries/policy-runs.js';
+import { POLICY_RUN_CHANNEL } from '../../db/queries/policy-simulations.js';
 
 type Listener = () => void;
 

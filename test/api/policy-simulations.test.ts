@@ -9,7 +9,7 @@ import { loadConfig } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { Scope } from '../../core/scopes.js';
 import type { CompletionPayload, PolicyRunStatus } from '../../workflows/policy-simulation/definitions.js';
-import { upsertPolicyRun } from '../../db/queries/policy-runs.js';
+import { upsertPolicyRun } from '../../db/queries/policy-simulations.js';
 import { failedStatus, queuedStatus, Revision, runningStatus } from '../../workflows/policy-simulation/state.js';
 import { startApiHarness, type ApiHarness } from '../support/api.js';
 import { TEST_AUDIENCE, TEST_ISSUER } from '../support/auth.js';

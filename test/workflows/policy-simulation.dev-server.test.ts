@@ -11,7 +11,7 @@ import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js
 import { HttpError } from '../../api/errors.js';
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
 import { cancelSimulation } from '../../api/temporal/policy-simulations.js';
-import { getPolicyRun, policyRunEventsAfter } from '../../db/queries/policy-runs.js';
+import { getPolicyRun, policyRunEventsAfter } from '../../db/queries/policy-simulations.js';
 import { startPolicyEngine, type RunningPolicyEngine } from '../../policy-engine/server.js';
 import type { PolicyRunStatus } from '../../workflows/policy-simulation/definitions.js';
 import { POLICY_ID, POLICY_RUN_ID, TENANT_ID } from '../../workflows/shared/search-attributes.js';

@@ -6,7 +6,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js';
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
-import { getPolicyRun } from '../../db/queries/policy-runs.js';
+import { getPolicyRun } from '../../db/queries/policy-simulations.js';
 import { startPolicyEngine, type RunningPolicyEngine } from '../../policy-engine/server.js';
 import type { policySimulationWorkflow } from '../../workflows/policy-simulation/workflow.js';
 import { recordHistory } from '../support/histories.js';

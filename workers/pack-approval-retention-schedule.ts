@@ -5,8 +5,8 @@ import {
   RETENTION_SCHEDULE_ID,
   RETENTION_WORKFLOW_TYPE,
   type RetentionPurgeInput,
-} from '../workflows/retention/definitions.js';
-import type { retentionPurgeWorkflow } from '../workflows/retention/workflow.js';
+} from '../workflows/pack-approval/retention-definitions.js';
+import type { retentionPurgeWorkflow } from '../workflows/pack-approval/retention-workflow.js';
 import { TENANT_ID } from '../workflows/shared/search-attributes.js';
 
 /**

@@ -1,7 +1,7 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
-import type { RetentionActivities } from '../../activities/retention/index.js';
+import type { RetentionActivities } from '../../activities/pack-approval/retention.js';
 import { FailureType } from '../shared/failures.js';
-import type { RetentionPurgeInput, RetentionPurgeResult } from './definitions.js';
+import type { RetentionPurgeInput, RetentionPurgeResult } from './retention-definitions.js';
 
 const { purgeApprovalRecords } = proxyActivities<RetentionActivities>({
   startToCloseTimeout: '10 minutes',
