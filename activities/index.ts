@@ -2,7 +2,7 @@ import type { Logger } from '../core/logger.js';
 import type { Pool } from '../db/pool.js';
 import { createPackApprovalActivities, type PackApprovalDeps } from './pack-approval/index.js';
 import { createPolicySimulationActivities } from './policy-simulation/index.js';
-import type { WebhookConfig } from './policy-simulation/webhook.js';
+import type { WebhookConfig } from '../core/config.js';
 import { createRetentionActivities } from './pack-approval/retention.js';
 import { createSelfCheckActivities } from './self-check/index.js';
 

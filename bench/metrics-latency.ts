@@ -5,14 +5,13 @@
  */
 import { buildApp } from '../api/app.js';
 import { createTemporalFacade } from '../api/temporal/facade.js';
-import { loadConfig } from '../core/config.js';
+import { loadBenchConfig, loadConfig } from '../core/config.js';
 import { Scope } from '../core/scopes.js';
 import type { Pool } from '../db/pool.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../test/support/auth.js';
 import { benchPostgres, logger, quantile } from './support.js';
 
-const REQUESTS = Number(process.env.BENCH_METRICS_REQUESTS ?? 400);
-const LARGE = Number(process.env.BENCH_METRICS_ROWS ?? 1_000_000);
+const { requests: REQUESTS, largeRows: LARGE } = loadBenchConfig().metrics;
 
 /** Inserts `count` terminal runs (and a few active ones) for tenant `bench`, starting at sequence `from`. */
 async function seed(pool: Pool, from: number, count: number): Promise<void> {

@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import Fastify from 'fastify';
 import { createEmailSender, createSignedWebhookSender } from '../activities/pack-approval/channels.js';
 import { createTaskRunnerClient } from '../activities/pack-approval/task-runner.js';
-import { loadWebhookConfig } from '../activities/policy-simulation/webhook.js';
 import { buildApp } from '../api/app.js';
 import type { TemporalFacade } from '../api/temporal/facade.js';
-import { loadConfig } from '../core/config.js';
+import { loadBenchConfig, loadConfig, loadWebhookConfig } from '../core/config.js';
 import { generateSecret, generateWebhookSecret } from '../core/local-secrets.js';
 import { Scope } from '../core/scopes.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../test/support/auth.js';
@@ -19,11 +18,13 @@ import { startHttpReceiver } from '../test/support/http-sinks.js';
 import { postSignedEvent, sampleEvent } from '../test/support/pack-approvals.js';
 import { closedLoop, logger, quantile, startBenchStack } from './support.js';
 
-const RATE = Number(process.env.BENCH_INGEST_RATE ?? 50);
-const SECONDS = Number(process.env.BENCH_INGEST_SECONDS ?? 10);
-const THROUGHPUT_REQUESTS = Number(process.env.BENCH_INGEST_REQUESTS ?? 2000);
+const {
+  ingestRate: RATE,
+  ingestSeconds: SECONDS,
+  throughputRequests: THROUGHPUT_REQUESTS,
+  acks: ACKS,
+} = loadBenchConfig().packApprovals;
 const CONCURRENCY = 16;
-const ACKS = Number(process.env.BENCH_ACKS ?? 30);
 
 export async function benchPackApprovals(): Promise<Record<string, number>> {
   const inbox = await mkdtemp(join(tmpdir(), 'stellaops-bench-inbox-'));

@@ -4,15 +4,14 @@
  * the ratio simulation / self-check; the goal is ≥ 0.8.
  */
 import { randomUUID } from 'node:crypto';
-import { loadWebhookConfig } from '../activities/policy-simulation/webhook.js';
+import { loadBenchConfig, loadWebhookConfig } from '../core/config.js';
 import { startSimulation } from '../api/temporal/policy-simulations.js';
 import { startSelfCheck } from '../api/temporal/self-check.js';
 import { startPolicyEngine } from '../policy-engine/server.js';
 import type { policySimulationWorkflow } from '../workflows/policy-simulation/workflow.js';
 import { closedLoop, startBenchStack } from './support.js';
 
-const RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 200);
-const CONCURRENCY = Number(process.env.BENCH_THROUGHPUT_CONCURRENCY ?? 20);
+const { runs: RUNS, concurrency: CONCURRENCY } = loadBenchConfig().throughput;
 /** Activities of one simulation: record queued, mark running, evaluate, record terminal, completion webhook. */
 const SIMULATION_ACTIVITIES = 5;
 

@@ -2,7 +2,15 @@
  * Configuration: environment variables validated once at start-up, with messages that name the variable.
  * Every variable is documented in the README's configuration table.
  */
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Webhook } from 'standardwebhooks';
+import {
+  checkOutboundUrl,
+  HEADER_NAME,
+  HEADER_VALUE,
+  UrlPolicyViolation,
+} from '../activities/shared/outbound-policy.js';
 
 /** The task queues of the product (DESIGN.md §3). */
 export const TASK_QUEUES = ['policy-simulation', 'pack-approval', 'saga', 'effects'] as const;
@@ -76,6 +84,8 @@ export interface AppConfig {
     taskRunnerSigningSecret: string | undefined;
   };
   simulations: {
+    /** The completion webhook (`POLICY_WEBHOOK_*`, or the scheduler JSON file). */
+    webhook: WebhookConfig;
     /** Number of most recent terminal runs the latency percentiles cover. */
     metricsWindow: number;
     /** Overall evaluation timeout of a run, in seconds. */
@@ -86,44 +96,293 @@ export interface AppConfig {
 /** A configuration error; the message lists every invalid variable. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  constructor(
+    readonly problems: string[],
+    title = 'Invalid configuration',
+  ) {
+    super(`${title}:\n  - ${problems.join('\n  - ')}`);
   }
 }
 
+/** Validated configuration of the completion webhook. */
+export interface WebhookConfig {
+  /** Whether completions are POSTed at all (default false). */
+  enabled: boolean;
+  /** Absolute HTTPS URL (plain HTTP only for loopback hosts); required when enabled. */
+  endpoint?: URL;
+  /** Name of the header carrying `apiKey`; set together with `apiKey`. */
+  apiKeyHeader?: string;
+  /** Value of the API-key header; never logged. */
+  apiKey?: string;
+  /** Timeout of one delivery attempt in seconds, 1..300 (default 10). */
+  timeoutSeconds: number;
+  /** Standard Webhooks secret (`whsec_` + base64); when set, deliveries are signed. Never logged. */
+  signingSecret?: string;
+  /** Delivery attempts the caller makes before giving up, 1..20 (default 5). */
+  maxAttempts: number;
+}
+
+/** Default timeout of one delivery attempt, in seconds. */
+export const DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10;
+/** Default number of delivery attempts. */
+export const DEFAULT_WEBHOOK_MAX_ATTEMPTS = 5;
+
+/** An invalid webhook configuration; `problems` names every invalid setting (values of secrets are never quoted). */
+export class WebhookConfigError extends ConfigError {
+  override name = 'WebhookConfigError';
+  constructor(problems: string[]) {
+    super(problems, 'Invalid policy webhook configuration');
+  }
+}
+
+/** Reads a text file; `fs.readFileSync` by default (injectable for tests). */
+export type ReadTextFile = (path: string, encoding: 'utf8') => string;
+
+/** Headers the sender sets itself: an API-key header may not reuse their names. */
+const RESERVED_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'host',
+  'x-stellaops-tenant',
+  'x-stellaops-run-id',
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+]);
+
+const FILE_SECTION = 'Scheduler:Worker:Policy:Webhook';
+
+/** One setting: its environment variable and its key in the scheduler JSON file. */
+interface Setting {
+  env: string;
+  key: string;
+}
+const SETTINGS = {
+  enabled: { env: 'POLICY_WEBHOOK_ENABLED', key: 'Enabled' },
+  endpoint: { env: 'POLICY_WEBHOOK_ENDPOINT', key: 'Endpoint' },
+  apiKeyHeader: { env: 'POLICY_WEBHOOK_API_KEY_HEADER', key: 'ApiKeyHeader' },
+  apiKey: { env: 'POLICY_WEBHOOK_API_KEY', key: 'ApiKey' },
+  timeoutSeconds: { env: 'POLICY_WEBHOOK_TIMEOUT_SECONDS', key: 'TimeoutSeconds' },
+  signingSecret: { env: 'POLICY_WEBHOOK_SIGNING_SECRET', key: 'SigningSecret' },
+  maxAttempts: { env: 'POLICY_WEBHOOK_MAX_ATTEMPTS', key: 'MaxAttempts' },
+} as const satisfies Record<string, Setting>;
+type SettingName = keyof typeof SETTINGS;
+
+/** A raw value and where it came from, for messages that name the setting. */
+interface RawValue {
+  value: unknown;
+  source: string;
+}
+
+/** Reads the `Scheduler.Worker.Policy.Webhook` section of the scheduler's JSON file. */
+function readFileSection(
+  path: string,
+  readFile: ReadTextFile,
+  problems: string[],
+): Partial<Record<SettingName, RawValue>> {
+  let document: unknown;
+  try {
+    document = JSON.parse(readFile(path, 'utf8'));
+  } catch (error) {
+    const reason = error instanceof SyntaxError ? 'is not valid JSON' : 'cannot be read';
+    problems.push(
+      `POLICY_WEBHOOK_CONFIG_FILE ${reason} ("${path}": ${error instanceof Error ? error.message : String(error)})`,
+    );
+    return {};
+  }
+  let section: unknown = document;
+  for (const key of ['Scheduler', 'Worker', 'Policy', 'Webhook']) {
+    section =
+      section !== null && typeof section === 'object' && !Array.isArray(section)
+        ? (section as Record<string, unknown>)[key]
+        : undefined;
+  }
+  if (section === undefined) return {};
+  if (section === null || typeof section !== 'object' || Array.isArray(section)) {
+    problems.push(`${FILE_SECTION} in POLICY_WEBHOOK_CONFIG_FILE ("${path}") must be an object`);
+    return {};
+  }
+  const values: Partial<Record<SettingName, RawValue>> = {};
+  for (const [name, setting] of Object.entries(SETTINGS) as [SettingName, Setting][]) {
+    const value = (section as Record<string, unknown>)[setting.key];
+    if (value !== undefined && value !== null) values[name] = { value, source: `${FILE_SECTION}:${setting.key}` };
+  }
+  return values;
+}
+
+/**
+ * Reads and validates the completion-webhook configuration.
+ *
+ * Sources, lowest precedence first: the JSON file named by `POLICY_WEBHOOK_CONFIG_FILE` (the original scheduler's
+ * shape `{ "Scheduler": { "Worker": { "Policy": { "Webhook": { "Enabled", "Endpoint", "ApiKeyHeader", "ApiKey",
+ * "TimeoutSeconds" } } } } }`, plus optional `SigningSecret` and `MaxAttempts`), then the environment variables
+ * `POLICY_WEBHOOK_ENABLED`, `POLICY_WEBHOOK_ENDPOINT`, `POLICY_WEBHOOK_API_KEY_HEADER`, `POLICY_WEBHOOK_API_KEY`,
+ * `POLICY_WEBHOOK_TIMEOUT_SECONDS`, `POLICY_WEBHOOK_SIGNING_SECRET` and `POLICY_WEBHOOK_MAX_ATTEMPTS` (an empty
+ * variable counts as unset). Defaults: disabled, 10 s timeout, 5 attempts.
+ *
+ * Every value that is set is validated; the endpoint is required only when enabled.
+ * @throws WebhookConfigError listing every invalid setting.
+ */
+export function loadWebhookConfig(env: NodeJS.ProcessEnv, readFile: ReadTextFile = readFileSync): WebhookConfig {
+  const problems: string[] = [];
+  const config = webhookConfigOf(env, readFile, problems);
+  if (problems.length > 0) throw new WebhookConfigError(problems);
+  return config;
+}
+
+/** The completion-webhook section; adds every invalid setting to `problems` (see `loadWebhookConfig`). */
+function webhookConfigOf(env: NodeJS.ProcessEnv, readFile: ReadTextFile, problems: string[]): WebhookConfig {
+  const configFile = env.POLICY_WEBHOOK_CONFIG_FILE?.trim();
+  const raw: Partial<Record<SettingName, RawValue>> = configFile ? readFileSection(configFile, readFile, problems) : {};
+  for (const [name, setting] of Object.entries(SETTINGS) as [SettingName, Setting][]) {
+    const value = env[setting.env];
+    if (value !== undefined && value.trim() !== '') raw[name] = { value, source: setting.env };
+  }
+
+  const bool = (name: SettingName, fallback: boolean): boolean => {
+    const entry = raw[name];
+    if (!entry) return fallback;
+    if (typeof entry.value === 'boolean') return entry.value;
+    if (typeof entry.value === 'string') {
+      const text = entry.value.trim().toLowerCase();
+      if (text === 'true') return true;
+      if (text === 'false') return false;
+    }
+    problems.push(`${entry.source} must be true or false (got ${JSON.stringify(entry.value)})`);
+    return fallback;
+  };
+  const int = (name: SettingName, fallback: number, min: number, max: number): number => {
+    const entry = raw[name];
+    if (!entry) return fallback;
+    const value =
+      typeof entry.value === 'number'
+        ? entry.value
+        : typeof entry.value === 'string'
+          ? Number(entry.value.trim())
+          : NaN;
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(
+        `${entry.source} must be an integer between ${min} and ${max} (got ${JSON.stringify(entry.value)})`,
+      );
+      return fallback;
+    }
+    return value;
+  };
+  /** Settings already reported as having the wrong type. */
+  const mistyped = new Set<SettingName>();
+  /** A string setting (blank counts as unset); `secret` keeps the value out of messages. */
+  const str = (name: SettingName, secret = false): string | undefined => {
+    const entry = raw[name];
+    if (!entry) return undefined;
+    if (typeof entry.value !== 'string') {
+      mistyped.add(name);
+      problems.push(`${entry.source} must be a string${secret ? '' : ` (got ${JSON.stringify(entry.value)})`}`);
+      return undefined;
+    }
+    const value = entry.value.trim();
+    return value === '' ? undefined : value;
+  };
+  const sourceOf = (name: SettingName): string =>
+    raw[name]?.source ?? `${SETTINGS[name].env} (${FILE_SECTION}:${SETTINGS[name].key})`;
+
+  const enabled = bool('enabled', false);
+  const timeoutSeconds = int('timeoutSeconds', DEFAULT_WEBHOOK_TIMEOUT_SECONDS, 1, 300);
+  const maxAttempts = int('maxAttempts', DEFAULT_WEBHOOK_MAX_ATTEMPTS, 1, 20);
+
+  let endpoint: URL | undefined;
+  const rawEndpoint = str('endpoint');
+  if (rawEndpoint === undefined) {
+    if (enabled && !mistyped.has('endpoint'))
+      problems.push(`${sourceOf('endpoint')} is required when the webhook is enabled`);
+  } else {
+    const checked = checkOutboundUrl(rawEndpoint);
+    if (checked.ok) endpoint = checked.url;
+    else if (checked.violation === UrlPolicyViolation.NotAbsolute)
+      problems.push(`${sourceOf('endpoint')} must be an absolute URL (got "${rawEndpoint}")`);
+    else problems.push(`${sourceOf('endpoint')} ${checked.problem}`);
+  }
+
+  const apiKeyHeader = str('apiKeyHeader');
+  const apiKey = str('apiKey', true);
+  if (apiKeyHeader !== undefined) {
+    if (!HEADER_NAME.test(apiKeyHeader)) {
+      problems.push(`${sourceOf('apiKeyHeader')} must be a valid HTTP header name (got "${apiKeyHeader}")`);
+    } else if (RESERVED_HEADERS.has(apiKeyHeader.toLowerCase())) {
+      problems.push(`${sourceOf('apiKeyHeader')} must not be a header the webhook sets itself (got "${apiKeyHeader}")`);
+    }
+  }
+  if (apiKey !== undefined && !HEADER_VALUE.test(apiKey)) {
+    problems.push(`${sourceOf('apiKey')} must be printable ASCII (it is sent as a header value)`);
+  }
+  if (
+    (apiKeyHeader === undefined) !== (apiKey === undefined) &&
+    !mistyped.has('apiKeyHeader') &&
+    !mistyped.has('apiKey')
+  ) {
+    problems.push(
+      apiKeyHeader === undefined
+        ? `${sourceOf('apiKeyHeader')} is required when ${sourceOf('apiKey')} is set`
+        : `${sourceOf('apiKey')} is required when ${sourceOf('apiKeyHeader')} is set`,
+    );
+  }
+
+  const signingSecret = str('signingSecret', true);
+  if (signingSecret !== undefined) {
+    try {
+      new Webhook(signingSecret);
+    } catch {
+      problems.push(
+        `${sourceOf('signingSecret')} must be a Standard Webhooks secret: "whsec_" followed by non-empty base64`,
+      );
+    }
+  }
+
+  return {
+    enabled,
+    ...(endpoint && { endpoint }),
+    ...(apiKeyHeader !== undefined && apiKey !== undefined && { apiKeyHeader, apiKey }),
+    timeoutSeconds,
+    ...(signingSecret !== undefined && { signingSecret }),
+    maxAttempts,
+  };
+}
+
 const PORT_MAX = 65535;
+
+/** Readers of environment variables that record every invalid value in `problems` (blank counts as unset). */
+function readers(env: NodeJS.ProcessEnv, problems: string[]) {
+  const optional = (name: string): string | undefined => env[name]?.trim() || undefined;
+  return {
+    /** An integer in `min..max`, else `fallback`. */
+    int: (name: string, fallback: number, min: number, max: number): number => {
+      const raw = env[name];
+      if (raw === undefined || raw === '') return fallback;
+      const value = Number(raw);
+      if (!Number.isInteger(value) || value < min || value > max) {
+        problems.push(`${name} must be an integer between ${min} and ${max} (got "${raw}")`);
+        return fallback;
+      }
+      return value;
+    },
+    /** A trimmed string, else `fallback`. */
+    str: (name: string, fallback: string): string => optional(name) ?? fallback,
+    optional,
+    /** A comma-separated list. */
+    list: (name: string): string[] | undefined =>
+      optional(name)
+        ?.split(',')
+        .map((v) => v.trim())
+        .filter(Boolean),
+  };
+}
 
 /**
  * Reads and validates the configuration from environment variables.
  * @throws ConfigError listing every invalid variable.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadTextFile = readFileSync): AppConfig {
   const problems: string[] = [];
-
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < min || value > max) {
-      problems.push(`${name} must be an integer between ${min} and ${max} (got "${raw}")`);
-      return fallback;
-    }
-    return value;
-  };
-  const str = (name: string, fallback: string): string => {
-    const raw = env[name]?.trim();
-    return raw ? raw : fallback;
-  };
-  const optional = (name: string): string | undefined => env[name]?.trim() || undefined;
-  const list = (name: string): string[] | undefined => {
-    const raw = optional(name);
-    return raw
-      ? raw
-          .split(',')
-          .map((v) => v.trim())
-          .filter(Boolean)
-      : undefined;
-  };
+  const { int, str, optional, list } = readers(env, problems);
 
   const nodeEnv = str('NODE_ENV', 'development');
   if (!['development', 'test', 'production'].includes(nodeEnv)) {
@@ -210,7 +469,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       useLocalKey,
     },
     selfCheck: { tenantId: str('SELF_CHECK_TENANT', 'local') },
-    policyEngine: { url: policyEngineUrl, embeddedPort: int('POLICY_ENGINE_PORT', 3100, 1, PORT_MAX) },
+    policyEngine: {
+      url: policyEngineUrl,
+      embeddedPort: int('POLICY_ENGINE_PORT', DEFAULT_POLICY_ENGINE_PORT, 1, PORT_MAX),
+    },
     packApprovals: {
       publicBaseUrl: str('PUBLIC_BASE_URL', `http://127.0.0.1:${apiPort}`).replace(/\/$/, ''),
       eventSecrets: list('PACK_EVENTS_SIGNING_SECRETS'),
@@ -236,12 +498,88 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       taskRunnerSigningSecret: optional('TASK_RUNNER_SIGNING_SECRET'),
     },
     simulations: {
+      webhook: webhookConfigOf(env, readFile, problems),
       metricsWindow: int('POLICY_SIMULATION_METRICS_WINDOW', 200, 1, 10_000),
       evaluationTimeoutSeconds: int('POLICY_SIMULATION_TIMEOUT_SECONDS', 900, 1, 86_400),
     },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/** Settings of the standalone reference Policy Engine (`tsx policy-engine/server.ts`). */
+export interface PolicyEngineServerConfig {
+  /** `POLICY_ENGINE_HOST`, default 127.0.0.1. */
+  host: string;
+  /** `POLICY_ENGINE_PORT`, default 3100 (0 picks a free port). */
+  port: number;
+  /** `POLICY_ENGINE_DATA_DIR`: policies and SBOMs to serve instead of the bundled sample data. */
+  dataDir: string | undefined;
+  logLevel: string;
+}
+
+/** Default port of a standalone Policy Engine. */
+export const DEFAULT_POLICY_ENGINE_PORT = 3100;
+
+/**
+ * Reads the settings of the standalone Policy Engine.
+ * @throws ConfigError listing every invalid variable.
+ */
+export function loadPolicyEngineServerConfig(env: NodeJS.ProcessEnv = process.env): PolicyEngineServerConfig {
+  const problems: string[] = [];
+  const { int, str, optional } = readers(env, problems);
+  const config = {
+    host: str('POLICY_ENGINE_HOST', '127.0.0.1'),
+    port: int('POLICY_ENGINE_PORT', DEFAULT_POLICY_ENGINE_PORT, 0, PORT_MAX),
+    dataDir: optional('POLICY_ENGINE_DATA_DIR'),
+    logLevel: str('LOG_LEVEL', 'info'),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** Sizes of the benchmark rounds (`npm run bench`); the defaults are the figures the README reports. */
+export interface BenchConfig {
+  metrics: { requests: number; largeRows: number };
+  throughput: { runs: number; concurrency: number };
+  packApprovals: { ingestRate: number; ingestSeconds: number; throughputRequests: number; acks: number };
+}
+
+/**
+ * Reads the benchmark sizes (`BENCH_*`).
+ * @throws ConfigError listing every invalid variable.
+ */
+export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
+  const problems: string[] = [];
+  const { int } = readers(env, problems);
+  const config = {
+    metrics: {
+      requests: int('BENCH_METRICS_REQUESTS', 400, 1, 1_000_000),
+      largeRows: int('BENCH_METRICS_ROWS', 1_000_000, 1_000, 100_000_000),
+    },
+    throughput: {
+      runs: int('BENCH_THROUGHPUT_RUNS', 200, 1, 100_000),
+      concurrency: int('BENCH_THROUGHPUT_CONCURRENCY', 20, 1, 1_000),
+    },
+    packApprovals: {
+      ingestRate: int('BENCH_INGEST_RATE', 50, 1, 10_000),
+      ingestSeconds: int('BENCH_INGEST_SECONDS', 10, 1, 3_600),
+      throughputRequests: int('BENCH_INGEST_REQUESTS', 2000, 1, 1_000_000),
+      acks: int('BENCH_ACKS', 30, 1, 10_000),
+    },
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/**
+ * The environment the provisioning of binaries (stack/binaries.ts) works in. It reads `TEMPORAL_CLI_PATH`,
+ * `TEMPORAL_TEST_SERVER_PATH`, `CHROMIUM_PATH`, `STELLAOPS_CACHE_DIR`, `XDG_CACHE_HOME` and `PATH`, and hands the
+ * whole environment on to the build tools it runs (`go install`, `mvn`, `apt-get`), which need theirs (`GOPATH`,
+ * proxies, `HOME`…): so it is the process environment itself, not a parsed subset.
+ */
+export function provisioningEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return env;
 }
 
 /** Local-only credentials of the embedded Postgres (it listens on loopback). */

@@ -7,7 +7,7 @@ export type { Logger } from 'pino';
 export function createLogger(options: { level?: string; name?: string; destination?: DestinationStream } = {}): Logger {
   const pinoOptions = {
     name: options.name ?? 'stellaops-workflows',
-    level: options.level ?? process.env.LOG_LEVEL ?? 'info',
+    level: options.level ?? 'info',
     redact: {
       paths: ['req.headers.authorization', 'headers.authorization', '*.password', '*.token', '*.secret'],
       censor: '[redacted]',

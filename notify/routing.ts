@@ -11,7 +11,12 @@
 import { Environment, type ASTNode } from '@marcbachmann/cel-js';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { NotificationIntent, PackApprovalEvent } from '../workflows/pack-approval/definitions.js';
+import {
+  NOTIFY_CHANNELS,
+  type NotificationIntent,
+  type PackApprovalEvent,
+} from '../workflows/pack-approval/definitions.js';
+import { checkOutboundUrl } from '../activities/shared/outbound-policy.js';
 
 /** Why a notification is sent (the `reason` of a `NotificationIntent`). */
 export type NotifyReason = NotificationIntent['reason'];
@@ -25,25 +30,10 @@ export const MAX_PREDICATE_LENGTH = 2000;
 /** Deepest allowed nesting of comprehension macros (`all`, `exists`, `exists_one`, `map`, `filter`). */
 export const MAX_COMPREHENSION_NESTING = 2;
 
-/** A routing rule as stored for a tenant. */
-export interface NotifyRule {
-  ruleId: string;
-  tenantId: string;
-  name: string;
-  /** CEL expression over `ruleContext(...)`; must evaluate to a boolean. */
-  predicate: string;
-  channels: { channel: NotifyChannel; recipients: string[] }[];
-  /** Template of the intents this rule produces; the default of the reason when absent. */
-  templateId?: string;
-  enabled: boolean;
-  /** Lower runs first (0..1000); ties are broken by `ruleId`. */
-  priority: number;
-}
-
 /** One channel of a rule in API input. Recipient formats are checked by `validateRule` (they depend on `channel`). */
 const RuleChannelInput = Type.Object(
   {
-    channel: Type.Union([Type.Literal('email'), Type.Literal('webhook')]),
+    channel: Type.Union(NOTIFY_CHANNELS.map((c) => Type.Literal(c))),
     recipients: Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { minItems: 1, maxItems: 50 }),
   },
   { additionalProperties: false },
@@ -68,6 +58,13 @@ export const RuleInput = Type.Object(
 /** A validated rule input (defaults applied). */
 export type RuleInputValue = Static<typeof RuleInput>;
 
+/**
+ * A routing rule as stored for a tenant: the validated input plus its id and tenant. `predicate` is a CEL expression
+ * over `ruleContext(...)`; `templateId`, when absent, is the default of the reason; lower `priority` runs first
+ * (0..1000), ties broken by `ruleId`.
+ */
+export type NotifyRule = { ruleId: string; tenantId: string } & RuleInputValue;
+
 /** A field-level validation problem; `path` is a JSON pointer into the input (e.g. `/channels/0/recipients/1`). */
 export interface FieldError {
   path: string;
@@ -87,16 +84,12 @@ export class RuleError extends Error {
 
 /** The variables a predicate sees. Strings and lists of strings, plus `hasPolicyGate`; absent values are `''`. */
 export interface RuleContext {
-  event: {
+  event: Pick<
+    PackApprovalEvent,
+    'tenantId' | 'runId' | 'approvalId' | 'planHash' | 'requiredGrants' | 'stepIds' | 'requestedBy'
+  > & {
     kind: string;
     type: string;
-    tenantId: string;
-    runId: string;
-    approvalId: string;
-    planHash: string;
-    requiredGrants: string[];
-    stepIds: string[];
-    requestedBy: string;
     /** Requested locale, `''` when the event has none. */
     locale: string;
     /** Status of an Updated event, `''` otherwise. */
@@ -218,12 +211,6 @@ export function compilePredicate(text: string): CompiledPredicate {
   };
 }
 
-/** Whether `hostname` (as `URL` normalises it) is a loopback host: 127.0.0.0/8, ::1 or localhost. */
-function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.toLowerCase().replace(/\.$/, '');
-  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
 /** A pragmatic address check: local part without spaces/specials, `@`, a dotted DNS name. */
 const EMAIL_PATTERN =
   /^[^\s@<>()[\]\\,;:"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
@@ -233,16 +220,8 @@ export function recipientProblem(channel: NotifyChannel, recipient: string): str
   if (channel === 'email') {
     return recipient.length <= 254 && EMAIL_PATTERN.test(recipient) ? undefined : 'must be an email address';
   }
-  let url: URL;
-  try {
-    url = new URL(recipient);
-  } catch {
-    return 'must be an absolute URL';
-  }
-  if (url.username !== '' || url.password !== '') return 'must not embed credentials';
-  if (url.protocol === 'https:') return undefined;
-  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return undefined;
-  return 'must use https (plain http only for loopback hosts: 127.0.0.0/8, ::1, localhost)';
+  const checked = checkOutboundUrl(recipient);
+  return checked.ok ? undefined : checked.problem;
 }
 
 /**

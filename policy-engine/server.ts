@@ -10,6 +10,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import closeWithGrace from 'close-with-grace';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { loadPolicyEngineServerConfig, type PolicyEngineServerConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import {
   listPolicies,
@@ -163,23 +164,20 @@ export async function startPolicyEngine(
   };
 }
 
-/** Default port of a standalone Policy Engine. */
-export const DEFAULT_POLICY_ENGINE_PORT = 3100;
-
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const logger = createLogger({ name: 'stellaops-policy-engine' });
-  const rawPort = process.env.POLICY_ENGINE_PORT?.trim();
-  const port = rawPort ? Number(rawPort) : DEFAULT_POLICY_ENGINE_PORT;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    logger.fatal(`POLICY_ENGINE_PORT must be an integer between 0 and 65535 (got "${rawPort}")`);
+  let settings: PolicyEngineServerConfig;
+  try {
+    settings = loadPolicyEngineServerConfig();
+  } catch (error) {
+    console.error((error as Error).message);
     process.exit(1);
   }
-  const dataDir = process.env.POLICY_ENGINE_DATA_DIR?.trim();
+  const logger = createLogger({ level: settings.logLevel, name: 'stellaops-policy-engine' });
   const engine = await startPolicyEngine({
-    host: process.env.POLICY_ENGINE_HOST?.trim() || '127.0.0.1',
-    port,
+    host: settings.host,
+    port: settings.port,
     logger,
-    ...(dataDir ? { data: loadPolicyEngineData(dataDir) } : {}),
+    ...(settings.dataDir ? { data: loadPolicyEngineData(settings.dataDir) } : {}),
   });
   logger.info({ url: engine.url }, 'policy engine listening');
   closeWithGrace({ delay: 10_000, logger }, async ({ err }) => {

@@ -13,6 +13,7 @@ import { access, chmod, constants, mkdir, readdir, rename, rm, writeFile } from 
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { EphemeralServerExecutable } from '@temporalio/testing';
+import { provisioningEnv } from '../core/config.js';
 
 /** Temporal CLI release built with `go install` (the newest whose go.mod has no `replace` directive). */
 export const TEMPORAL_CLI_VERSION = '1.5.1';
@@ -48,7 +49,7 @@ export class BinaryUnavailableError extends Error {
 }
 
 /** Root of the version-keyed binary cache; never inside the repository. */
-export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+export function cacheRoot(env: NodeJS.ProcessEnv = provisioningEnv()): string {
   if (env.STELLAOPS_CACHE_DIR) return env.STELLAOPS_CACHE_DIR;
   return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'stellaops-workflows');
 }
@@ -94,12 +95,12 @@ function commandExists(command: string, env: NodeJS.ProcessEnv): Promise<boolean
 }
 
 /** Directory of the cached Temporal CLI for {@link TEMPORAL_CLI_VERSION}. */
-export function temporalCliCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function temporalCliCacheDir(env: NodeJS.ProcessEnv = provisioningEnv()): string {
   return join(cacheRoot(env), `temporal-cli-${TEMPORAL_CLI_VERSION}`);
 }
 
 /** Directory of the cached Java test server for {@link TEMPORAL_TEST_SERVER_VERSION}. */
-export function testServerCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+export function testServerCacheDir(env: NodeJS.ProcessEnv = provisioningEnv()): string {
   return join(cacheRoot(env), `temporal-test-server-${TEMPORAL_TEST_SERVER_VERSION}`);
 }
 
@@ -125,7 +126,7 @@ const local = (source: BinarySource, path: string): ResolvedBinary => ({
  * @throws BinaryUnavailableError when nothing works and downloads are not allowed.
  */
 export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<ResolvedBinary> {
-  const env = options.env ?? process.env;
+  const env = options.env ?? provisioningEnv();
   const explicit = await fromEnv('TEMPORAL_CLI_PATH', env);
   if (explicit) return explicit;
   const onPath = await findOnPath('temporal', env);
@@ -195,7 +196,7 @@ exec java \${JAVA_OPTS:--Xss4m -XX:+UseSerialGC -XX:TieredStopAtLevel=1} -cp '${
  * @throws BinaryUnavailableError when nothing works and downloads are not allowed.
  */
 export async function resolveTestServer(options: ResolveOptions = {}): Promise<ResolvedBinary> {
-  const env = options.env ?? process.env;
+  const env = options.env ?? provisioningEnv();
   const explicit = await fromEnv('TEMPORAL_TEST_SERVER_PATH', env);
   if (explicit) return explicit;
   const onPath = await findOnPath('temporal-test-server', env);
@@ -258,7 +259,7 @@ export async function resolveTestServer(options: ResolveOptions = {}): Promise<R
  * @throws BinaryUnavailableError saying how to provide one.
  */
 export async function resolveChromium(options: ResolveOptions = {}): Promise<string> {
-  const env = options.env ?? process.env;
+  const env = options.env ?? provisioningEnv();
   const path = env.CHROMIUM_PATH ?? '/usr/bin/chromium';
   if (await isExecutable(path)) return path;
   if (env.CHROMIUM_PATH) throw new BinaryUnavailableError(`CHROMIUM_PATH=${path} is not an executable file.`);

@@ -9,7 +9,6 @@ import { NativeConnection } from '@temporalio/worker';
 import { ensureRetentionSchedule } from './pack-approval-retention-schedule.js';
 import { createActivities } from '../activities/index.js';
 import { packApprovalDepsFromConfig } from '../activities/pack-approval/deps.js';
-import { loadWebhookConfig } from '../activities/policy-simulation/webhook.js';
 import { databaseUrlOf, loadConfig, policyEngineUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createPool } from '../db/pool.js';
@@ -42,7 +41,7 @@ export async function startWorkers(config: AppConfig, logger: Logger): Promise<R
         pool,
         logger,
         policyEngineUrl: policyEngineUrlOf(config),
-        policyWebhook: loadWebhookConfig(process.env),
+        policyWebhook: config.simulations.webhook,
         packApprovals: await packApprovalDepsFromConfig(config, logger),
       }),
       workflowBundle: await bundleWorkflows(),

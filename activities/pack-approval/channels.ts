@@ -10,47 +10,23 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
-import { Webhook } from 'standardwebhooks';
 import type { Logger } from '../../core/logger.js';
-import { HEADER_VALUE, isLoopbackHost, postOnce, signatureHeaders } from '../shared/http.js';
-
-/**
- * A failed delivery attempt. `retryable` is true when the same delivery may succeed later (network errors, timeouts,
- * HTTP 5xx/408/429, SMTP 4xx replies) and false when it will fail again (HTTP 3xx/4xx, SMTP 5xx replies, invalid
- * input or configuration).
- */
-export class DeliveryError extends Error {
-  override name = 'DeliveryError';
-  /** Whether another attempt of the same delivery can succeed. */
-  readonly retryable: boolean;
-  /** Delay the receiver asked for with `Retry-After`, in milliseconds. */
-  readonly retryAfterMs?: number;
-  /** HTTP status of the receiver's answer, or the SMTP reply code for email. */
-  readonly status?: number;
-  /** Error code of the failure when there is one (`ECONNREFUSED`, `ETIMEDOUT`, nodemailer's `EENVELOPE`…). */
-  readonly code?: string;
-  constructor(
-    message: string,
-    details: { retryable: boolean; retryAfterMs?: number; status?: number; code?: string; cause?: unknown },
-  ) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
-    this.retryable = details.retryable;
-    if (details.retryAfterMs !== undefined) this.retryAfterMs = details.retryAfterMs;
-    if (details.status !== undefined) this.status = details.status;
-    if (details.code !== undefined) this.code = details.code;
-  }
-}
-
-/** Default timeout of one delivery attempt (HTTP request, or each SMTP connection phase), in milliseconds. */
-export const DEFAULT_DELIVERY_TIMEOUT_MS = 10_000;
+import {
+  createSigner,
+  DEFAULT_DELIVERY_TIMEOUT_MS,
+  DeliveryError,
+  HEADER_NAME,
+  invalidDelivery,
+  parseDeliveryUrl,
+  postJson,
+  urlForLogs,
+  type DeliveryFailureKind,
+} from '../shared/http.js';
 
 /** Domain part of the Message-IDs this service generates. */
 const MESSAGE_ID_DOMAIN = 'stellaops-workflows';
 /** Header carrying the caller's idempotency key on emails. */
 const IDEMPOTENCY_HEADER = 'X-StellaOps-Idempotency-Key';
-/** RFC 9110 / RFC 5322 token: the valid characters of a header name. */
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Visible ASCII, space and tab: a header value fetch accepts and every proxy forwards. */
 /** Email headers the sender sets itself; `headers` may not override them. */
 const RESERVED_EMAIL_HEADERS = new Set([
   'from',
@@ -77,124 +53,6 @@ function keyDigest(idempotencyKey: string): string {
  */
 export function messageIdFor(idempotencyKey: string): string {
   return `<${keyDigest(idempotencyKey)}@${MESSAGE_ID_DOMAIN}>`;
-}
-
-/** A URL for the logs: origin and path, without credentials, query or fragment. */
-export function urlForLogs(url: URL): string {
-  return `${url.origin}${url.pathname}`;
-}
-
-/**
- * Parses the URL of an HTTP delivery: it must be absolute, `https`, or plain `http` to a loopback host
- * (127.0.0.0/8, ::1, localhost), and carry no credentials.
- * @throws DeliveryError (not retryable) otherwise; the message never quotes the URL's query or credentials.
- */
-export function parseDeliveryUrl(raw: string): URL {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch (error) {
-    throw new DeliveryError('delivery URL is not an absolute URL', { retryable: false, cause: error });
-  }
-  if (url.username !== '' || url.password !== '') {
-    throw new DeliveryError(`delivery URL ${urlForLogs(url)} must not carry credentials`, { retryable: false });
-  }
-  if (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))) return url;
-  throw new DeliveryError(
-    url.protocol === 'http:'
-      ? `delivery URL ${urlForLogs(url)} must use https (plain http is allowed only for loopback hosts)`
-      : `delivery URL must be an https URL (got protocol "${url.protocol}")`,
-    { retryable: false },
-  );
-}
-
-/** One signed JSON POST, as `postSignedJson` performs it. */
-export interface SignedJsonRequest {
-  /** Destination, already validated by `parseDeliveryUrl`. */
-  url: URL;
-  /** Serialized JSON body. */
-  body: string;
-  /** Headers besides `Content-Type` and the signature headers; values must be visible ASCII. */
-  headers: Record<string, string>;
-  /** `webhook-id` of the Standard Webhooks signature: stable across retries of the same delivery. */
-  messageId: string;
-  /** Signs the request when set. */
-  signer?: Webhook;
-  timeoutMs: number;
-  logger: Logger;
-  /** Fields added to every log line (never secrets). */
-  logFields: Record<string, unknown>;
-  /** What is being delivered, for messages: `Pack approval webhook`. */
-  what: string;
-  /** Clock of `webhook-timestamp`. */
-  now?: () => Date;
-}
-
-/**
- * POSTs a JSON body once, without following redirects, signed with the Standard Webhooks headers (`webhook-id`,
- * `webhook-timestamp`, `webhook-signature`) when a signer is given. Logs the URL without query string and never
- * logs header values.
- * @returns the 2xx status of the answer.
- * @throws DeliveryError: non-2xx answers (retryable per `isRetryableStatus`, with `retryAfterMs` from
- *   `Retry-After`), network errors and timeouts (retryable), invalid header values (not retryable).
- */
-export async function postSignedJson(request: SignedJsonRequest): Promise<{ status: number }> {
-  const { url, body, signer, timeoutMs, logger, what } = request;
-  const fields = { ...request.logFields, url: urlForLogs(url) };
-  const fail = (reason: string, details: ConstructorParameters<typeof DeliveryError>[1]): never => {
-    const message = `${what} to ${urlForLogs(url)} failed: ${reason}`;
-    logger.warn(
-      {
-        ...fields,
-        retryable: details.retryable,
-        ...(details.status !== undefined && { status: details.status }),
-        ...(details.retryAfterMs !== undefined && { retryAfterMs: details.retryAfterMs }),
-        ...(details.code !== undefined && { code: details.code }),
-      },
-      message,
-    );
-    throw new DeliveryError(message, details);
-  };
-
-  const headers: Record<string, string> = { 'Content-Type': 'application/json', ...request.headers };
-  for (const [name, value] of Object.entries(headers)) {
-    // Checked here so that a bad value is not mistaken for a network error; the value itself is never quoted.
-    if (!HEADER_VALUE.test(value)) return fail(`header ${name} must be non-empty visible ASCII`, { retryable: false });
-  }
-  if (signer) {
-    if (!HEADER_VALUE.test(request.messageId)) {
-      return fail('webhook-id must be non-empty visible ASCII', { retryable: false });
-    }
-    Object.assign(headers, signatureHeaders(signer, request.messageId, (request.now ?? (() => new Date()))(), body));
-  }
-
-  const outcome = await postOnce(url, { headers, body, timeoutMs });
-  if (outcome.ok) {
-    logger.info(
-      { ...fields, status: outcome.status },
-      `${what} to ${urlForLogs(url)} delivered: HTTP ${outcome.status}`,
-    );
-    return { status: outcome.status };
-  }
-  const { kind, status, retryable, retryAfterMs, code, reason, cause } = outcome;
-  if (kind === 'timeout') return fail(`timed out after ${timeoutMs} ms`, { retryable, code: 'ETIMEDOUT', cause });
-  if (kind === 'network')
-    return fail(`network error (${reason})`, { retryable, ...(code !== undefined && { code }), cause });
-  return fail(status! >= 300 && status! < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`, {
-    retryable,
-    ...(status !== undefined && { status }),
-    ...(retryAfterMs !== undefined && { retryAfterMs }),
-  });
-}
-
-/** Builds a Standard Webhooks signer. @throws Error (without quoting the secret) when the secret is invalid. */
-export function createSigner(signingSecret: string | undefined, setting: string): Webhook | undefined {
-  if (signingSecret === undefined) return undefined;
-  try {
-    return new Webhook(signingSecret);
-  } catch {
-    throw new Error(`${setting} must be a Standard Webhooks secret: "whsec_" followed by non-empty base64`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -272,7 +130,13 @@ const TRANSIENT_SMTP_CODES = new Set([
  * connection-level failures (refused, reset, timeouts, DNS) are retryable and everything else (invalid envelope or
  * message, authentication, TLS, configuration) is not.
  */
-function smtpFailure(error: unknown): { retryable: boolean; status?: number; code?: string; reason: string } {
+function smtpFailure(error: unknown): {
+  kind: DeliveryFailureKind;
+  retryable: boolean;
+  status?: number;
+  code?: string;
+  reason: string;
+} {
   const e = (typeof error === 'object' && error !== null ? error : {}) as SmtpErrorLike;
   const code = typeof e.code === 'string' ? e.code : undefined;
   const status = typeof e.responseCode === 'number' ? e.responseCode : undefined;
@@ -281,22 +145,22 @@ function smtpFailure(error: unknown): { retryable: boolean; status?: number; cod
   if (status !== undefined && status >= 400 && status < 500) retryable = true;
   else if (status !== undefined && status >= 500 && status < 600) retryable = false;
   else retryable = code !== undefined && TRANSIENT_SMTP_CODES.has(code);
-  return { retryable, reason, ...(status !== undefined && { status }), ...(code !== undefined && { code }) };
+  const kind: DeliveryFailureKind =
+    status !== undefined ? 'smtp' : code === 'ETIMEDOUT' ? 'timeout' : retryable ? 'network' : 'invalid';
+  return { kind, retryable, reason, ...(status !== undefined && { status }), ...(code !== undefined && { code }) };
 }
 
 /** Validates the caller's extra headers. @throws DeliveryError (not retryable). */
 function checkEmailHeaders(headers: Record<string, string> | undefined): void {
   for (const [name, value] of Object.entries(headers ?? {})) {
     if (!HEADER_NAME.test(name)) {
-      throw new DeliveryError(`email header name ${JSON.stringify(name)} is invalid`, { retryable: false });
+      throw invalidDelivery(`email header name ${JSON.stringify(name)} is invalid`);
     }
     if (RESERVED_EMAIL_HEADERS.has(name.toLowerCase())) {
-      throw new DeliveryError(`email header ${name} is set by the sender and cannot be overridden`, {
-        retryable: false,
-      });
+      throw invalidDelivery(`email header ${name} is set by the sender and cannot be overridden`);
     }
     if (/[\r\n]/.test(value)) {
-      throw new DeliveryError(`email header ${name} must not contain line breaks`, { retryable: false });
+      throw invalidDelivery(`email header ${name} must not contain line breaks`);
     }
   }
 }
@@ -317,7 +181,7 @@ export function createEmailSender(options: EmailSenderOptions): EmailSender {
   /** Headers and fields shared by both modes. */
   const compose = (msg: EmailMessage) => {
     if (msg.idempotencyKey.trim() === '' || /[\r\n]/.test(msg.idempotencyKey)) {
-      throw new DeliveryError('email idempotency key must be non-empty and on one line', { retryable: false });
+      throw invalidDelivery('email idempotency key must be non-empty and on one line');
     }
     checkEmailHeaders(msg.headers);
     const messageId = messageIdFor(msg.idempotencyKey);
@@ -349,6 +213,7 @@ export function createEmailSender(options: EmailSenderOptions): EmailSender {
         } catch (error) {
           const { reason, code } = smtpFailure(error);
           throw new DeliveryError(`email could not be composed: ${reason}`, {
+            kind: 'invalid',
             retryable: false,
             ...(code !== undefined && { code }),
             cause: error,
@@ -365,6 +230,7 @@ export function createEmailSender(options: EmailSenderOptions): EmailSender {
           const code = (error as { code?: unknown }).code;
           logger.warn({ messageId, location, code }, `Email could not be written to the local inbox ${location}`);
           throw new DeliveryError(`email could not be written to ${location}: ${(error as Error).message}`, {
+            kind: 'io',
             retryable: true,
             ...(typeof code === 'string' && { code }),
             cause: error,
@@ -475,16 +341,16 @@ export function createSignedWebhookSender(options: SignedWebhookSenderOptions): 
         );
         throw error;
       }
-      return postSignedJson({
+      return postJson({
         url,
         body: JSON.stringify(msg.payload),
         headers: { 'Idempotency-Key': msg.idempotencyKey, 'X-StellaOps-Tenant': msg.tenantId },
+        signer,
         messageId: msg.idempotencyKey,
-        ...(signer && { signer }),
         timeoutMs,
         logger: options.logger,
         logFields: { tenantId: msg.tenantId, idempotencyKey: msg.idempotencyKey },
-        what: 'Pack approval webhook',
+        what: `Pack approval webhook to ${urlForLogs(url)}`,
       });
     },
   };

@@ -14,6 +14,7 @@ import {
   type TransitionRecord,
 } from '../../db/queries/pack-approvals.js';
 import {
+  ApprovalFailure,
   packApprovalWorkflowId,
   type ApprovalView,
   type Decision,
@@ -21,8 +22,8 @@ import {
   type PackApprovalEvent,
   type ResumeOutcome,
 } from '../../workflows/pack-approval/definitions.js';
-import { outboundFailure } from '../shared/http.js';
-import { DeliveryError, type EmailSender, type SignedWebhookSender } from './channels.js';
+import { DeliveryError, deliveryFailure } from '../shared/http.js';
+import type { EmailSender, SignedWebhookSender } from './channels.js';
 import { DEFAULT_TEMPLATES, defaultTemplateIdFor } from '../../notify/default-templates.js';
 import { routeEvent, type NotifyRule } from '../../notify/routing.js';
 import type { TaskRunnerClient } from './task-runner.js';
@@ -74,15 +75,9 @@ export function eventOfView(view: ApprovalView): PackApprovalEvent {
   };
 }
 
-/** Turns a channel's DeliveryError into the activity failure Temporal retries (or not); rethrows anything else. */
-function toFailure(error: unknown, finalType: string): never {
-  if (!(error instanceof DeliveryError)) throw error;
-  throw outboundFailure(error.message, {
-    retryable: error.retryable,
-    retryAfterMs: error.retryAfterMs,
-    finalType,
-    retryType: 'DeliveryUnavailable',
-  });
+/** The activity failure of a failed delivery: `finalType` when another attempt cannot help, else retried. */
+function toFailure(error: unknown, finalType: ApprovalFailure): never {
+  throw deliveryFailure(error, { finalType, retryType: ApprovalFailure.DeliveryUnavailable });
 }
 
 const workflowIdOf = (view: ApprovalView) => packApprovalWorkflowId(view.tenantId, view.runId, view.approvalId);
@@ -179,7 +174,7 @@ export function createPackApprovalActivities(deps: PackApprovalDeps) {
       if (!template)
         throw ApplicationFailure.nonRetryable(
           `No template ${intent.templateId} for ${intent.channel}`,
-          'DeliveryRejected',
+          ApprovalFailure.DeliveryRejected,
         );
 
       const expiresAt = view.expiresAt ? new Date(view.expiresAt) : new Date(Date.now() + 7 * 24 * 3600 * 1000);
@@ -232,7 +227,7 @@ export function createPackApprovalActivities(deps: PackApprovalDeps) {
           'approval notification delivery failed',
         );
         if (final) await recordDelivery(deps.pool, { ...base, status: 'failed', detail: (error as Error).message });
-        toFailure(error, 'DeliveryRejected');
+        toFailure(error, ApprovalFailure.DeliveryRejected);
       }
       await recordDelivery(deps.pool, { ...base, status: 'sent' });
       deps.logger.info(
@@ -275,7 +270,7 @@ export function createPackApprovalActivities(deps: PackApprovalDeps) {
         });
         return { status: 'resumed', httpStatus: status };
       } catch (error) {
-        toFailure(error, 'ResumeRejected');
+        toFailure(error, ApprovalFailure.ResumeRejected);
       }
     },
   };

@@ -1,17 +1,18 @@
 /**
  * Client of the Task Runner's resume callback: after a human decision, POSTs it to the callback URL the Task Runner
  * gave in its approval event, authenticated with the Task Runner's own resume token. One `resume` call is one
- * attempt; failures throw a `DeliveryError` whose `retryable` tells the calling activity whether to try again.
+ * attempt; failures throw a `DeliveryError` (activities/shared/http.ts) whose `retryable` tells the calling activity whether to try again.
  */
 import type { Logger } from '../../core/logger.js';
 import type { Decision } from '../../workflows/pack-approval/definitions.js';
 import {
   createSigner,
   DEFAULT_DELIVERY_TIMEOUT_MS,
-  DeliveryError,
+  invalidDelivery,
   parseDeliveryUrl,
-  postSignedJson,
-} from './channels.js';
+  postJson,
+  urlForLogs,
+} from '../shared/http.js';
 
 /** Options of `createTaskRunnerClient`. */
 export interface TaskRunnerClientOptions {
@@ -94,7 +95,7 @@ export function createTaskRunnerClient(options: TaskRunnerClientOptions): TaskRu
       if (req.token === '') {
         const message = `Task Runner resume of run ${req.runId} refused: empty resume token`;
         logger.warn({ ...logFields, retryable: false }, message);
-        throw new DeliveryError(message, { retryable: false });
+        throw invalidDelivery(message);
       }
 
       const body: ResumeBody = {
@@ -113,16 +114,16 @@ export function createTaskRunnerClient(options: TaskRunnerClientOptions): TaskRu
       };
       if (req.traceparent !== undefined) headers.traceparent = req.traceparent;
 
-      return postSignedJson({
+      return postJson({
         url,
         body: JSON.stringify(body),
         headers,
+        signer,
         messageId: req.idempotencyKey,
-        ...(signer && { signer }),
         timeoutMs,
         logger,
         logFields,
-        what: `Task Runner resume of run ${req.runId}`,
+        what: `Task Runner resume of run ${req.runId} to ${urlForLogs(url)}`,
       });
     },
   };

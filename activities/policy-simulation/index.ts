@@ -2,7 +2,7 @@
  * Activities of policy simulations: the status projection, the evaluation through the Policy Engine over HTTP,
  * and the completion webhook. Every one is idempotent (keys derive from the workflow id).
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import type { Logger } from '../../core/logger.js';
 import type { Pool } from '../../db/pool.js';
 import { getPolicyRun, upsertPolicyRun, type UpsertResult } from '../../db/queries/policy-simulations.js';
@@ -14,8 +14,9 @@ import {
   type SimulationStats,
 } from '../../workflows/policy-simulation/definitions.js';
 import { Revision, runningStatus } from '../../workflows/policy-simulation/state.js';
-import { createWebhookSender, WebhookDeliveryError, type WebhookConfig, type WebhookOutcome } from './webhook.js';
-import { isRetryableStatus, outboundFailure, parseRetryAfter } from '../shared/http.js';
+import type { WebhookConfig } from '../../core/config.js';
+import { createWebhookSender, type WebhookOutcome } from './webhook.js';
+import { DeliveryError, deliveryFailure, postJson } from '../shared/http.js';
 
 /** Dependencies of the policy simulation activities. */
 export interface PolicySimulationDeps {
@@ -36,8 +37,21 @@ export interface EvaluationOutcome {
   attempts: number;
 }
 
-/** Failure type of an exhausted or refused webhook delivery. */
-export const WEBHOOK_DELIVERY_FAILED = 'WebhookDeliveryFailed';
+/**
+ * The message of a failed engine call: the engine's own `message` (or the start of its answer) for an HTTP
+ * failure, the timeout or network failure otherwise.
+ */
+function engineFailureMessage(error: DeliveryError): string {
+  if (error.kind !== 'http') return error.message;
+  const text = error.body ?? '';
+  let message = text.slice(0, 500);
+  try {
+    message = (JSON.parse(text) as { message?: string }).message ?? message;
+  } catch {
+    // not JSON: keep the text
+  }
+  return `Policy Engine answered HTTP ${error.status}: ${message}`;
+}
 
 const HEARTBEAT_INTERVAL_MS = 2_000;
 
@@ -45,6 +59,7 @@ const HEARTBEAT_INTERVAL_MS = 2_000;
 export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
   const fetchFn = deps.fetch ?? globalThis.fetch;
   const sender = createWebhookSender({ config: deps.webhook, logger: deps.logger, fetch: fetchFn });
+  const engineUrl = new URL('/api/v1/simulations/evaluate', deps.policyEngineUrl);
 
   return {
     /** Writes the status document at `revision` (idempotent; older revisions never overwrite newer ones). */
@@ -77,13 +92,8 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
 
       const heartbeat = setInterval(() => ctx.heartbeat({ attempt }), HEARTBEAT_INTERVAL_MS);
       try {
-        const response = await fetchFn(new URL('/api/v1/simulations/evaluate', deps.policyEngineUrl), {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'idempotency-key': `${doc.workflowId}/evaluate`,
-            'x-stellaops-tenant': doc.tenantId,
-          },
+        const { body } = await postJson({
+          url: engineUrl,
           body: JSON.stringify({
             tenantId: doc.tenantId,
             runId: doc.runId,
@@ -91,36 +101,24 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
             policyVersion: doc.policyVersion,
             ...doc.inputs,
           }),
-          signal: AbortSignal.any([
-            ctx.cancellationSignal,
-            AbortSignal.timeout(deps.engineRequestTimeoutMs ?? 120_000),
-          ]),
+          headers: { 'Idempotency-Key': `${doc.workflowId}/evaluate`, 'X-StellaOps-Tenant': doc.tenantId },
+          timeoutMs: deps.engineRequestTimeoutMs ?? 120_000,
+          signal: ctx.cancellationSignal,
+          readBody: true,
+          logger: deps.logger,
+          logFields: { tenantId: doc.tenantId, runId: doc.runId, attempt },
+          what: `Policy Engine call for run ${doc.runId}`,
+          successLevel: 'debug',
+          fetch: fetchFn,
         });
-        const text = await response.text();
-        if (response.ok) {
-          const body = JSON.parse(text) as { stats: SimulationStats; result: SimulationResultSummary };
-          return { stats: body.stats, result: body.result, attempts: attempt };
-        }
-        let message = text.slice(0, 500);
-        try {
-          message = (JSON.parse(text) as { message?: string }).message ?? message;
-        } catch {
-          // not JSON: keep the text
-        }
-        const detail = `Policy Engine answered HTTP ${response.status}: ${message}`;
-        throw outboundFailure(detail, {
-          retryable: isRetryableStatus(response.status),
-          retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
-          finalType: SimulationFailure.EngineRejected,
-          retryType: 'PolicyEngineUnavailable',
-          details: [{ attempt }],
-        });
+        const answer = JSON.parse(body ?? '') as { stats: SimulationStats; result: SimulationResultSummary };
+        return { stats: answer.stats, result: answer.result, attempts: attempt };
       } catch (error) {
-        if (error instanceof ApplicationFailure || ctx.cancellationSignal.aborted) throw error;
-        // Network errors and per-request timeouts: retryable.
-        throw ApplicationFailure.create({
-          message: `Policy Engine unreachable: ${(error as Error).message}`,
-          type: 'PolicyEngineUnavailable',
+        if (ctx.cancellationSignal.aborted || !(error instanceof DeliveryError)) throw error;
+        throw deliveryFailure(error, {
+          finalType: SimulationFailure.EngineRejected,
+          retryType: SimulationFailure.EngineUnavailable,
+          message: engineFailureMessage(error),
           details: [{ attempt }],
         });
       } finally {
@@ -137,13 +135,12 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
       try {
         return await sender.send(buildCompletionPayload(input.doc, new Date().toISOString()), input.doc.runId);
       } catch (error) {
-        if (!(error instanceof WebhookDeliveryError)) throw error;
-        const final = !error.retryable || attempt >= deps.webhook.maxAttempts;
-        throw outboundFailure(final ? `${error.message} (attempt ${attempt})` : error.message, {
-          retryable: !final,
-          retryAfterMs: error.retryAfterMs,
-          finalType: WEBHOOK_DELIVERY_FAILED,
-          retryType: 'WebhookDeliveryRetry',
+        const final = !(error instanceof DeliveryError) || !error.retryable || attempt >= deps.webhook.maxAttempts;
+        throw deliveryFailure(error, {
+          finalType: SimulationFailure.WebhookDeliveryFailed,
+          retryType: SimulationFailure.WebhookDeliveryRetry,
+          final,
+          ...(final && error instanceof Error && { message: `${error.message} (attempt ${attempt})` }),
         });
       }
     },

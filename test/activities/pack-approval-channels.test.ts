@@ -5,12 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createEmailSender,
-  createSignedWebhookSender,
-  DeliveryError,
-  messageIdFor,
-} from '../../activities/pack-approval/channels.js';
+import { createEmailSender, createSignedWebhookSender, messageIdFor } from '../../activities/pack-approval/channels.js';
+import { DeliveryError } from '../../activities/shared/http.js';
 import { createLogger } from '../../core/logger.js';
 import { startHttpReceiver, type ReceivedRequest } from '../support/http-sinks.js';
 import { startSmtp } from '../support/pack-approvals.js';

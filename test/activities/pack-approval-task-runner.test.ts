@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DeliveryError } from '../../activities/pack-approval/channels.js';
+import { DeliveryError } from '../../activities/shared/http.js';
 import { createTaskRunnerClient, type ResumeRequest } from '../../activities/pack-approval/task-runner.js';
 import { createLogger } from '../../core/logger.js';
 import { startHttpReceiver, type ReceivedRequest } from '../support/http-sinks.js';

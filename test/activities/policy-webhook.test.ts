@@ -3,12 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createWebhookSender,
-  loadWebhookConfig,
-  WebhookDeliveryError,
-  type WebhookConfig,
-} from '../../activities/policy-simulation/webhook.js';
+import { loadWebhookConfig, type WebhookConfig } from '../../core/config.js';
+import { createWebhookSender } from '../../activities/policy-simulation/webhook.js';
+import { DeliveryError } from '../../activities/shared/http.js';
 import { buildCompletionPayload } from '../../workflows/policy-simulation/completion.js';
 import type { CompletionPayload, PolicyRunStatus } from '../../workflows/policy-simulation/definitions.js';
 import { startHttpReceiver, type ReceivedRequest, type Answer } from '../support/http-sinks.js';
@@ -91,14 +88,14 @@ function payload(overrides: Partial<PolicyRunStatus> = {}): CompletionPayload {
   return buildCompletionPayload(sim, '2025-10-26T14:05:42.402Z');
 }
 
-/** The rejection of `promise`, which must be a WebhookDeliveryError. */
-async function failureOf(promise: Promise<unknown>): Promise<WebhookDeliveryError> {
+/** The rejection of `promise`, which must be a DeliveryError. */
+async function failureOf(promise: Promise<unknown>): Promise<DeliveryError> {
   const error = await promise.then(
     () => undefined,
     (e: unknown) => e,
   );
-  expect(error).toBeInstanceOf(WebhookDeliveryError);
-  return error as WebhookDeliveryError;
+  expect(error).toBeInstanceOf(DeliveryError);
+  return error as DeliveryError;
 }
 
 describe('completion webhook sender', () => {

@@ -10,7 +10,7 @@ import { Worker } from '@temporalio/worker';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
-import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js';
+import { loadWebhookConfig } from '../../core/config.js';
 import { buildApp } from '../../api/app.js';
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
 import { loadConfig } from '../../core/config.js';

@@ -6,7 +6,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { FastifyInstance } from 'fastify';
 import { createActivities } from '../../activities/index.js';
 import type { PackApprovalDeps } from '../../activities/pack-approval/index.js';
-import { loadWebhookConfig, type WebhookConfig } from '../../activities/policy-simulation/webhook.js';
+import { loadWebhookConfig, type WebhookConfig } from '../../core/config.js';
 import { startPolicyEngine } from '../../policy-engine/server.js';
 import { buildApp } from '../../api/app.js';
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';

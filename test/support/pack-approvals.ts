@@ -5,7 +5,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { createActivities } from '../../activities/index.js';
-import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js';
+import { loadWebhookConfig } from '../../core/config.js';
 import { signatureHeaders } from '../../activities/shared/http.js';
 import { generateSecret } from '../../core/local-secrets.js';
 import type { Pool } from '../../db/pool.js';

@@ -2,7 +2,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities/index.js';
-import { loadWebhookConfig, type WebhookConfig } from '../../activities/policy-simulation/webhook.js';
+import { loadWebhookConfig, type WebhookConfig } from '../../core/config.js';
 import type { TemporalFacade } from '../../api/temporal/facade.js';
 import { startSimulation } from '../../api/temporal/policy-simulations.js';
 import type { StartSimulationBody } from '../../api/schemas/policy-simulations.js';

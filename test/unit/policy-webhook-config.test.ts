@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadWebhookConfig, WebhookConfigError } from '../../activities/policy-simulation/webhook.js';
+import { loadWebhookConfig, WebhookConfigError } from '../../core/config.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const dir = mkdtempSync(join(tmpdir(), 'stellaops-webhook-config-'));

@@ -7,7 +7,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js';
+import { loadWebhookConfig } from '../../core/config.js';
 import { HttpError } from '../../api/errors.js';
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
 import { cancelSimulation } from '../../api/temporal/policy-simulations.js';

@@ -4,7 +4,7 @@
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadWebhookConfig } from '../../activities/policy-simulation/webhook.js';
+import { loadWebhookConfig } from '../../core/config.js';
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
 import { getPolicyRun } from '../../db/queries/policy-simulations.js';
 import { startPolicyEngine, type RunningPolicyEngine } from '../../policy-engine/server.js';

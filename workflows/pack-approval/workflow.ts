@@ -10,6 +10,7 @@ import type { PackApprovalActivities } from '../../activities/pack-approval/inde
 import { failureMessage } from '../shared/failures.js';
 import {
   ackApprovalUpdate,
+  ApprovalFailure,
   getApprovalQuery,
   packApprovalEventSignal,
   type AckApprovalArgs,
@@ -74,7 +75,7 @@ export async function packApprovalWorkflow(input: PackApprovalInput): Promise<Ap
     queue.push(event);
   });
   setHandler(getApprovalQuery, () => {
-    if (!view) throw ApplicationFailure.nonRetryable('No approval was requested yet', 'ApprovalNotRequested');
+    if (!view) throw ApplicationFailure.nonRetryable('No approval was requested yet', ApprovalFailure.NotRequested);
     return view;
   });
 

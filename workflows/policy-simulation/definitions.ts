@@ -3,7 +3,9 @@
  * SBOMs through the Policy Engine and reports the verdict diff against the active policy.
  * Shared by the workflow, its activities and the API.
  */
+import { Type, type Static } from '@sinclair/typebox';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { Id, Nullable } from '../shared/schemas.js';
 
 /** Task queue of the workflow and of its evaluation activity. */
 export const POLICY_SIMULATION_TASK_QUEUE = 'policy-simulation';
@@ -22,77 +24,92 @@ export const TERMINAL_STATUSES: readonly PolicyRunStatusValue[] = ['succeeded', 
 export const PRIORITIES = ['low', 'normal', 'high'] as const;
 export type Priority = (typeof PRIORITIES)[number];
 
+/** The verdicts a policy gives a finding (the keys of `VerdictCounts`). */
+export const VERDICTS = ['pass', 'warn', 'block'] as const;
+export type Verdict = (typeof VERDICTS)[number];
+
 /** What to evaluate the policy over. */
-export interface SimulationInputs {
-  sbomSet: string[];
-  advisoryCursor?: string;
-  vexCursor?: string;
-  environment?: Record<string, string>;
-  captureExplain?: boolean;
-}
+export const SimulationInputs = Type.Object(
+  {
+    sbomSet: Type.Array(Id('SBOM id'), { minItems: 1, maxItems: 1000, uniqueItems: true }),
+    advisoryCursor: Type.Optional(Type.String({ maxLength: 200 })),
+    vexCursor: Type.Optional(Type.String({ maxLength: 200 })),
+    environment: Type.Optional(Type.Record(Type.String({ maxLength: 100 }), Type.String({ maxLength: 500 }))),
+    captureExplain: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type SimulationInputs = Static<typeof SimulationInputs>;
 
 /** Counts of verdicts per outcome. */
-export interface VerdictCounts {
-  pass: number;
-  warn: number;
-  block: number;
-}
+export const VerdictCounts = Type.Object({ pass: Type.Integer(), warn: Type.Integer(), block: Type.Integer() });
+export type VerdictCounts = Static<typeof VerdictCounts>;
+
+const VerdictSchema = Type.Union(VERDICTS.map((v) => Type.Literal(v)));
 
 /** One finding whose verdict changed between the active and the candidate policy. */
-export interface VerdictChange {
-  sbomId: string;
-  component: string;
-  advisoryId: string;
-  severity: string;
-  from: keyof VerdictCounts;
-  to: keyof VerdictCounts;
+export const VerdictChange = Type.Object({
+  sbomId: Type.String(),
+  component: Type.String(),
+  advisoryId: Type.String(),
+  severity: Type.String(),
+  from: VerdictSchema,
+  to: VerdictSchema,
   /** Why the candidate decided as it did (only with `captureExplain`). */
-  explain?: string;
-}
+  explain: Type.Optional(Type.String()),
+});
+export type VerdictChange = Static<typeof VerdictChange>;
 
 /** Result summary of a simulation: the verdict diff between the active policy and the candidate. */
-export interface SimulationResultSummary {
-  activePolicyVersion: number;
-  candidatePolicyVersion: number;
-  active: VerdictCounts;
-  candidate: VerdictCounts;
-  /** Transition counts such as `pass->block`. */
-  transitions: Record<string, number>;
-  changed: number;
+export const SimulationResultSummary = Type.Object({
+  activePolicyVersion: Type.Integer(),
+  candidatePolicyVersion: Type.Integer(),
+  active: VerdictCounts,
+  candidate: VerdictCounts,
+  transitions: Type.Record(Type.String(), Type.Integer(), { description: 'Counts per change, e.g. "pass->block"' }),
+  changed: Type.Integer(),
   /** The first changes (bounded), for a human to read. */
-  changes: VerdictChange[];
-}
+  changes: Type.Array(VerdictChange),
+});
+export type SimulationResultSummary = Static<typeof SimulationResultSummary>;
 
 /** Counters of an evaluation. */
-export interface SimulationStats {
-  sboms: number;
-  components: number;
-  findings: number;
-  durationMs: number;
-}
+export const SimulationStats = Type.Object({
+  sboms: Type.Integer(),
+  components: Type.Integer(),
+  findings: Type.Integer(),
+  durationMs: Type.Number(),
+});
+export type SimulationStats = Static<typeof SimulationStats>;
+
+const DateTime = Type.String({ format: 'date-time' });
 
 /** The status document of a run, as the API, the SSE stream and the completion webhook publish it. */
-export interface PolicyRunStatus {
-  runId: string;
-  tenantId: string;
-  policyId: string;
-  policyVersion: number;
-  mode: 'simulate';
-  status: PolicyRunStatusValue;
-  priority: Priority;
-  queuedAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  attempts: number;
-  inputs: SimulationInputs;
-  stats: SimulationStats | null;
-  result: SimulationResultSummary | null;
-  error: string | null;
-  cancellationRequested: boolean;
-  cancellationReason: string | null;
-  workflowId: string;
-  metadata: Record<string, string>;
-}
+export const PolicyRunStatus = Type.Object(
+  {
+    runId: Type.String(),
+    tenantId: Type.String(),
+    policyId: Type.String(),
+    policyVersion: Type.Integer({ minimum: 1 }),
+    mode: Type.Literal('simulate'),
+    status: Type.Union(POLICY_RUN_STATUSES.map((s) => Type.Literal(s))),
+    priority: Type.Union(PRIORITIES.map((p) => Type.Literal(p))),
+    queuedAt: DateTime,
+    startedAt: Type.Union([DateTime, Type.Null()]),
+    finishedAt: Type.Union([DateTime, Type.Null()]),
+    attempts: Type.Integer({ minimum: 0 }),
+    inputs: SimulationInputs,
+    stats: Nullable(SimulationStats),
+    result: Nullable(SimulationResultSummary),
+    error: Type.Union([Type.String(), Type.Null()]),
+    cancellationRequested: Type.Boolean(),
+    cancellationReason: Type.Union([Type.String(), Type.Null()]),
+    workflowId: Type.String(),
+    metadata: Type.Record(Type.String(), Type.String()),
+  },
+  { $id: 'PolicyRunStatus', description: 'Status document of a policy simulation run' },
+);
+export type PolicyRunStatus = Static<typeof PolicyRunStatus>;
 
 /** Input of `policySimulationWorkflow`. */
 export interface PolicySimulationInput {
@@ -123,13 +140,20 @@ export const getSimulationStatusQuery = defineQuery<PolicyRunStatus>('getSimulat
 /** Update: cancels a queued or running simulation; rejected once the run is terminal. Returns the terminal document. */
 export const cancelSimulationUpdate = defineUpdate<PolicyRunStatus, [CancelSimulationArgs]>('cancelSimulation');
 
-/** Failure types of this capability (stable strings). */
+/** Failure types of this capability (stable strings, compared on `ApplicationFailure.type`; never renamed). */
 export const SimulationFailure = {
   /** The Policy Engine refused the request (4xx): retrying cannot help. */
   EngineRejected: 'PolicyEngineRejected',
+  /** The Policy Engine answered 5xx/408/429 or could not be reached: retried. */
+  EngineUnavailable: 'PolicyEngineUnavailable',
   /** The run is already terminal (cancel rejected). */
   AlreadyTerminal: 'SimulationAlreadyTerminal',
+  /** The completion webhook was refused or ran out of attempts: final (the run's outcome stands). */
+  WebhookDeliveryFailed: 'WebhookDeliveryFailed',
+  /** A completion webhook attempt failed in a way another attempt can get past: retried. */
+  WebhookDeliveryRetry: 'WebhookDeliveryRetry',
 } as const;
+export type SimulationFailure = (typeof SimulationFailure)[keyof typeof SimulationFailure];
 
 /** Payload of the completion webhook and of the SSE `completed` event. */
 export interface CompletionPayload {
