@@ -8,24 +8,24 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type {
-  SimulationInputs,
-  SimulationResultSummary,
-  SimulationStats,
-  VerdictChange,
-  VerdictCounts,
+import {
+  VERDICTS,
+  type SimulationInputs,
+  type SimulationResultSummary,
+  type SimulationStats,
+  type Verdict,
+  type VerdictChange,
+  type VerdictCounts,
 } from '../workflows/policy-simulation/definitions.js';
 import {
   FindingsData,
   PolicyCatalogue,
-  VERDICTS,
   type Finding,
   type Policy,
   type PolicyRules,
   type PolicyVersion,
   type RuleCriteria,
   type Sbom,
-  type Verdict,
 } from './model.js';
 
 /** Directory of the bundled sample data (`samples/policy-engine/`). */

@@ -35,10 +35,6 @@ export const VexStatus = Type.Union(
 );
 export type VexStatus = (typeof VEX_STATUSES)[number];
 
-/** The verdicts a policy gives a finding (the keys of `VerdictCounts`). */
-export const VERDICTS = ['pass', 'warn', 'block'] as const;
-export type Verdict = (typeof VERDICTS)[number];
-
 /** One vulnerability finding on one component. */
 export const Finding = Type.Object(
   {

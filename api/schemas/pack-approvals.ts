@@ -3,92 +3,20 @@
  * schemas: the API validates with them and `npm run contracts` publishes them under docs/contracts/.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { DECISIONS, PACK_UPDATE_STATUSES } from '../../workflows/pack-approval/definitions.js';
+import { DECISIONS, PackApprovalRequested, PackApprovalUpdated } from '../../workflows/pack-approval/definitions.js';
+import { Id } from '../../workflows/shared/schemas.js';
 
-const Id = (description: string) => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$', description });
-const DateTime = (description: string) => Type.String({ format: 'date-time', description });
-const StringMap = (description: string) =>
-  Type.Record(Type.String({ maxLength: 100 }), Type.String({ maxLength: 2000 }), { maxProperties: 100, description });
+// The event schemas live with the workflow definitions, which derive the event types from them.
+export { PackApprovalRequested, PackApprovalUpdated };
 
-const PolicyGate = Type.Object(
-  {
-    gateId: Id('Policy gate id'),
-    parameters: StringMap('Gate parameters shown to approvers'),
-    messages: Type.Array(Type.String({ maxLength: 2000 }), { maxItems: 50, description: 'Gate messages' }),
-  },
-  { additionalProperties: false },
+/**
+ * Body of the ingestion route: either event, by reference to the schemas the route registers (so the OpenAPI
+ * document names them), typed as the union of both.
+ */
+export const PackApprovalEventBody = Type.Unsafe<PackApprovalRequested | PackApprovalUpdated>(
+  Type.Union([Type.Ref('PackApprovalRequested'), Type.Ref('PackApprovalUpdated')]),
 );
-
-const common = {
-  eventId: Id('Unique id of this event; a repeat is acknowledged as a duplicate'),
-  tenantId: Id('Tenant; must equal the token’s tenant'),
-  runId: Id('Task Runner run id'),
-  approvalId: Id('Approval id within the run'),
-  planHash: Type.String({ pattern: '^[A-Za-z0-9:+/=_-]{8,200}$', description: 'Hash of the pack plan' }),
-  requiredGrants: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), {
-    maxItems: 50,
-    description: 'Grants an approver needs',
-  }),
-  stepIds: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), {
-    maxItems: 500,
-    description: 'Plan steps behind the approval',
-  }),
-  message: Type.Object(
-    {
-      templateId: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,99}$' }),
-      parameters: StringMap('Template parameters'),
-    },
-    { additionalProperties: false, description: 'Message template and parameters' },
-  ),
-  resumeCallback: Type.Optional(
-    Type.Object(
-      {
-        url: Type.String({ format: 'uri', maxLength: 2000, description: 'Task Runner resume endpoint' }),
-        token: Type.String({
-          minLength: 8,
-          maxLength: 4000,
-          description: 'Secret resume token; never leaves in clear',
-        }),
-      },
-      { additionalProperties: false },
-    ),
-  ),
-  policyGate: Type.Optional(PolicyGate),
-  requestedBy: Type.String({ minLength: 1, maxLength: 200 }),
-  requestedAt: DateTime('When the approval was requested'),
-  expiresAt: Type.Optional(DateTime('When the approval expires')),
-  locale: Type.Optional(
-    Type.String({ pattern: '^[a-z]{2}(-[A-Z]{2})?$', description: 'Preferred locale, e.g. de-DE' }),
-  ),
-  correlationId: Type.String({ minLength: 1, maxLength: 200 }),
-  traceparent: Type.Optional(Type.String({ pattern: '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$' })),
-};
-
-export const PackApprovalRequested = Type.Object(
-  {
-    type: Type.Literal('PackApprovalRequested'),
-    kind: Type.Union([Type.Literal('pack.approval'), Type.Literal('pack.policy.gate')]),
-    ...common,
-  },
-  { $id: 'PackApprovalRequested', additionalProperties: false, title: 'PackApprovalRequested' },
-);
-
-export const PackApprovalUpdated = Type.Object(
-  {
-    type: Type.Literal('PackApprovalUpdated'),
-    kind: Type.Union([Type.Literal('pack.approval'), Type.Literal('pack.policy.gate')]),
-    ...common,
-    status: Type.Union(
-      PACK_UPDATE_STATUSES.map((s) => Type.Literal(s)),
-      { description: 'New status' },
-    ),
-    reason: Type.Optional(Type.String({ maxLength: 2000 })),
-  },
-  { $id: 'PackApprovalUpdated', additionalProperties: false, title: 'PackApprovalUpdated' },
-);
-
-export const PackApprovalEventBody = Type.Union([Type.Ref('PackApprovalRequested'), Type.Ref('PackApprovalUpdated')]);
-export type PackApprovalEventBody = Static<typeof PackApprovalRequested> | Static<typeof PackApprovalUpdated>;
+export type PackApprovalEventBody = Static<typeof PackApprovalEventBody>;
 
 export const IngestResponse = Type.Object({
   status: Type.Union([Type.Literal('accepted'), Type.Literal('duplicate')]),

@@ -1,77 +1,20 @@
-/** TypeBox schemas of the policy simulation routes; `PolicyRunStatus` is published in the OpenAPI document. */
+/**
+ * TypeBox schemas of the policy simulation routes; `PolicyRunStatus` (defined with the workflow) is published in the
+ * OpenAPI document.
+ */
 import { Type, type Static } from '@sinclair/typebox';
-import { POLICY_RUN_STATUSES, PRIORITIES } from '../../workflows/policy-simulation/definitions.js';
+import {
+  POLICY_RUN_STATUSES,
+  PolicyRunStatus,
+  PRIORITIES,
+  SimulationInputs,
+} from '../../workflows/policy-simulation/definitions.js';
+import { Id } from '../../workflows/shared/schemas.js';
 
-const Id = (description: string) => Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$', description });
-const Nullable = <T extends ReturnType<typeof Type.Object>>(schema: T) => Type.Union([schema, Type.Null()]);
-
-export const SimulationInputs = Type.Object(
-  {
-    sbomSet: Type.Array(Id('SBOM id'), { minItems: 1, maxItems: 1000, uniqueItems: true }),
-    advisoryCursor: Type.Optional(Type.String({ maxLength: 200 })),
-    vexCursor: Type.Optional(Type.String({ maxLength: 200 })),
-    environment: Type.Optional(Type.Record(Type.String({ maxLength: 100 }), Type.String({ maxLength: 500 }))),
-    captureExplain: Type.Optional(Type.Boolean()),
-  },
-  { additionalProperties: false },
-);
-
-const VerdictCounts = Type.Object({ pass: Type.Integer(), warn: Type.Integer(), block: Type.Integer() });
-const Verdict = Type.Union([Type.Literal('pass'), Type.Literal('warn'), Type.Literal('block')]);
-
-export const SimulationResultSummary = Type.Object({
-  activePolicyVersion: Type.Integer(),
-  candidatePolicyVersion: Type.Integer(),
-  active: VerdictCounts,
-  candidate: VerdictCounts,
-  transitions: Type.Record(Type.String(), Type.Integer(), { description: 'Counts per change, e.g. "pass->block"' }),
-  changed: Type.Integer(),
-  changes: Type.Array(
-    Type.Object({
-      sbomId: Type.String(),
-      component: Type.String(),
-      advisoryId: Type.String(),
-      severity: Type.String(),
-      from: Verdict,
-      to: Verdict,
-      explain: Type.Optional(Type.String()),
-    }),
-  ),
-});
-
-export const SimulationStats = Type.Object({
-  sboms: Type.Integer(),
-  components: Type.Integer(),
-  findings: Type.Integer(),
-  durationMs: Type.Number(),
-});
+// The status document's schema lives with the workflow definitions, which derive its type from it.
+export { PolicyRunStatus };
 
 const DateTime = Type.String({ format: 'date-time' });
-
-export const PolicyRunStatus = Type.Object(
-  {
-    runId: Type.String(),
-    tenantId: Type.String(),
-    policyId: Type.String(),
-    policyVersion: Type.Integer({ minimum: 1 }),
-    mode: Type.Literal('simulate'),
-    status: Type.Union(POLICY_RUN_STATUSES.map((s) => Type.Literal(s))),
-    priority: Type.Union(PRIORITIES.map((p) => Type.Literal(p))),
-    queuedAt: DateTime,
-    startedAt: Type.Union([DateTime, Type.Null()]),
-    finishedAt: Type.Union([DateTime, Type.Null()]),
-    attempts: Type.Integer({ minimum: 0 }),
-    inputs: SimulationInputs,
-    stats: Nullable(SimulationStats),
-    result: Nullable(SimulationResultSummary),
-    error: Type.Union([Type.String(), Type.Null()]),
-    cancellationRequested: Type.Boolean(),
-    cancellationReason: Type.Union([Type.String(), Type.Null()]),
-    workflowId: Type.String(),
-    metadata: Type.Record(Type.String(), Type.String()),
-  },
-  { $id: 'PolicyRunStatus', description: 'Status document of a policy simulation run' },
-);
 
 export const StartSimulationBody = Type.Object(
   {
