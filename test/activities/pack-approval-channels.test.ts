@@ -7,18 +7,11 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEmailSender, createSignedWebhookSender, messageIdFor } from '../../activities/pack-approval/channels.js';
 import { DeliveryError } from '../../activities/shared/http.js';
-import { createLogger } from '../../core/logger.js';
 import { startHttpReceiver, type ReceivedRequest } from '../support/http-sinks.js';
+import { memoryLogger } from '../support/logger.js';
 import { startSmtp } from '../support/pack-approvals.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
-
-/** A logger writing to memory. */
-function memoryLogger() {
-  const lines: string[] = [];
-  const logger = createLogger({ level: 'debug', destination: { write: (line: string) => lines.push(line) } });
-  return { logger, lines };
-}
 
 /** Catches the DeliveryError a promise rejects with. */
 async function deliveryError(promise: Promise<unknown>): Promise<DeliveryError> {

@@ -4,8 +4,8 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryError } from '../../activities/shared/http.js';
 import { createTaskRunnerClient, type ResumeRequest } from '../../activities/pack-approval/task-runner.js';
-import { createLogger } from '../../core/logger.js';
 import { startHttpReceiver, type ReceivedRequest } from '../support/http-sinks.js';
+import { memoryLogger } from '../support/logger.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const TOKEN = 'tr-resume-7c1f0e9b2d4a';
@@ -29,13 +29,6 @@ afterEach(() => {
 afterAll(async () => {
   await receiver.close();
 });
-
-/** A logger writing to memory. */
-function memoryLogger() {
-  const lines: string[] = [];
-  const logger = createLogger({ level: 'debug', destination: { write: (line: string) => lines.push(line) } });
-  return { logger, lines };
-}
 
 /** Catches the DeliveryError a promise rejects with. */
 async function deliveryError(promise: Promise<unknown>): Promise<DeliveryError> {

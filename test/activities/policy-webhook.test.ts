@@ -1,6 +1,5 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadWebhookConfig, type WebhookConfig } from '../../core/config.js';
@@ -9,6 +8,7 @@ import { DeliveryError } from '../../activities/shared/http.js';
 import { buildCompletionPayload } from '../../workflows/policy-simulation/completion.js';
 import type { CompletionPayload, PolicyRunStatus } from '../../workflows/policy-simulation/definitions.js';
 import { startHttpReceiver, type ReceivedRequest, type Answer } from '../support/http-sinks.js';
+import { memoryLogger as sharedMemoryLogger } from '../support/logger.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const API_KEY = 'k-9f8e7d6c5b4a';
@@ -33,20 +33,10 @@ afterAll(async () => {
   await receiver.close();
 });
 
-/** A pino logger writing to memory, and the parsed lines. */
+/** The shared memory logger, with the parsed lines as `lines` and their text as `raw`. */
 function memoryLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const raw: string[] = [];
-  const logger = pino(
-    { level: 'debug' },
-    {
-      write(line: string) {
-        raw.push(line);
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      },
-    },
-  );
-  return { logger, lines, raw };
+  const { logger, lines, records } = sharedMemoryLogger();
+  return { logger, lines: records, raw: lines };
 }
 
 /** A validated configuration pointing at the receiver. */
