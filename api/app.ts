@@ -5,15 +5,11 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Registry } from 'prom-client';
-import type { AppConfig } from '../core/config.js';
-import type { Logger } from '../core/logger.js';
 import { VERSION } from '../core/version.js';
-import type { Pool } from '../db/pool.js';
 import { approvalLinkSecretOf, packEventSecretsOf } from '../core/local-secrets.js';
+import type { AppDeps, BuildAppDeps } from './deps.js';
 import { ErrorResponse, registerErrorHandlers } from './errors.js';
 import { createMetricsRegistry, registerHttpMetrics } from './metrics.js';
-import type { TokenVerifier } from './plugins/auth.js';
 import { policySimulationRoutes } from './routes/policy-simulations.js';
 import { approvalPageRoutes } from './routes/approval-page.js';
 import { notifyConfigRoutes } from './routes/notify-config.js';
@@ -24,36 +20,14 @@ import { PolicyRunStatus, SimulationMetrics } from './schemas/policy-simulations
 import { ScheduleDoc } from './schemas/schedules.js';
 import { PolicyRunHub } from './sse/policy-run-hub.js';
 import { systemRoutes } from './routes/system.js';
-import type { TemporalFacade } from './temporal/facade.js';
-
-/** Everything the API needs; the server wires real ones, tests wire real ones too. */
-export interface AppDeps {
-  config: AppConfig;
-  logger: Logger;
-  pool: Pool;
-  temporal: TemporalFacade;
-  verifyToken: TokenVerifier;
-  metrics: Registry;
-  /** Prefix of task queue names (tests isolate runs with it). */
-  taskQueuePrefix?: string;
-  /** Fan-out of projection changes to SSE streams (one LISTEN connection per process). */
-  policyRunHub: PolicyRunHub;
-  /** Interval of SSE keep-alive comments (default 15 s). */
-  sseKeepAliveMs?: number;
-  /** Inbound event secrets and the approval-link secret (resolved from the configuration by default). */
-  packApprovalSecrets: { eventSecrets: string[]; linkSecret: string };
-}
+import { createPackApprovalService } from './services/pack-approvals.js';
 
 /** Builds the API. The caller owns (and closes) the pool and the Temporal facade. */
-export async function buildApp(
-  deps: Omit<AppDeps, 'metrics' | 'policyRunHub' | 'packApprovalSecrets'> & {
-    metrics?: Registry;
-    packApprovalSecrets?: AppDeps['packApprovalSecrets'];
-  },
-): Promise<FastifyInstance> {
+export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   const full: AppDeps = {
     ...deps,
     metrics: deps.metrics ?? createMetricsRegistry(),
+    taskQueuePrefix: deps.taskQueuePrefix ?? '',
     policyRunHub: new PolicyRunHub(deps.pool, deps.logger),
     packApprovalSecrets: deps.packApprovalSecrets ?? {
       eventSecrets: await packEventSecretsOf(deps.config),
@@ -106,8 +80,10 @@ export async function buildApp(
   await app.register(selfCheckRoutes, { deps: full });
   await app.register(policySimulationRoutes, { deps: full });
   await app.register(scheduleRoutes, { deps: full });
-  await app.register(packApprovalRoutes, { deps: full });
+  // One service for both doors of pack approvals (JSON routes and the approval page), so they decide alike.
+  const packApprovals = createPackApprovalService(full);
+  await app.register(packApprovalRoutes, { deps: full, packApprovals });
   await app.register(notifyConfigRoutes, { deps: full });
-  await app.register(approvalPageRoutes, { deps: full });
+  await app.register(approvalPageRoutes, { deps: full, packApprovals });
   return app;
 }

@@ -1,10 +1,15 @@
 /**
- * The API's one error handler and its error document. Validation → 400 with field errors; unknown → 404;
+ * The API's one error mapping and its error document. Validation → 400 with field errors; unknown → 404;
  * conflicting state → 409; Temporal or Postgres unavailable → 503 with Retry-After; anything else → 500 with
- * no internals.
+ * no internals. {@link toErrorDocument} decides; the JSON handler here and the approval page's HTML handler
+ * only render what it returns.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+/** A field-level error of the error document: `path` is `<request part>.<dotted field path>`. */
+export const FieldErrorDoc = Type.Object({ path: Type.String(), message: Type.String() });
+export type FieldErrorDoc = Static<typeof FieldErrorDoc>;
 
 /** Error document of every non-2xx answer. */
 export const ErrorResponse = Type.Object(
@@ -12,9 +17,7 @@ export const ErrorResponse = Type.Object(
     error: Type.String({ description: 'Stable machine-readable error code' }),
     message: Type.String(),
     requestId: Type.Optional(Type.String()),
-    errors: Type.Optional(
-      Type.Array(Type.Object({ path: Type.String(), message: Type.String() }), { description: 'Field-level errors' }),
-    ),
+    errors: Type.Optional(Type.Array(FieldErrorDoc, { description: 'Field-level errors' })),
   },
   { $id: 'ErrorResponse' },
 );
@@ -29,6 +32,9 @@ export const errorRef = ref;
 /** Seconds a client should wait before retrying after a 503. */
 export const RETRY_AFTER_SECONDS = 5;
 
+/** Error code of a 400 whose request did not pass validation (schema or semantic). */
+export const VALIDATION_FAILED = 'ValidationFailed';
+
 /** An error that maps to a definite HTTP answer. */
 export class HttpError extends Error {
   constructor(
@@ -36,17 +42,59 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** Field-level errors, for a validation failure. */
+    readonly fieldErrors?: readonly FieldErrorDoc[],
   ) {
     super(message);
     this.name = 'HttpError';
   }
 }
 
+/** 400: the request cannot be served as sent (`code` defaults to `ValidationFailed`). */
+export const badRequest = (message: string, code: string = VALIDATION_FAILED) => new HttpError(400, code, message);
+/** 404: the resource is unknown (or belongs to another tenant). */
 export const notFound = (message: string) => new HttpError(404, 'NotFound', message);
+/** 409: the resource's state does not allow the request. */
 export const conflict = (message: string) => new HttpError(409, 'Conflict', message);
+/** 401 with the bearer challenge. */
 export const unauthorized = (message: string) =>
   new HttpError(401, 'Unauthorized', message, { 'www-authenticate': 'Bearer realm="stellaops"' });
+/** 403: authenticated, but not allowed. */
 export const forbidden = (message: string) => new HttpError(403, 'Forbidden', message);
+
+/** The part of a request a field error points into. */
+export type RequestPart = 'body' | 'params' | 'querystring' | 'headers';
+
+/** A field error as validators report it: a JSON pointer (`/channels/0/recipients/1`) into one request part. */
+export interface FieldError {
+  in: RequestPart;
+  pointer: string;
+  message: string;
+}
+
+/**
+ * The document path of a field error: `body` + `/channels/0/recipients/1` → `body.channels.0.recipients.1`,
+ * `body` + `/` → `body`. The one formatter of field paths, for schema validation and semantic checks alike.
+ */
+function documentPath(part: string, pointer: string): string {
+  const segments = pointer
+    .split('/')
+    .slice(1)
+    .filter((segment) => segment !== '')
+    .map((segment) => segment.replaceAll('~1', '/').replaceAll('~0', '~'));
+  return [part, ...segments].join('.');
+}
+
+/** 400 `ValidationFailed` with field errors: what schema validation answers, for checks beyond the schema. */
+export function validationFailed(fieldErrors: readonly FieldError[]): HttpError {
+  return new HttpError(
+    400,
+    VALIDATION_FAILED,
+    'The request is invalid',
+    {},
+    fieldErrors.map((e) => ({ path: documentPath(e.in, e.pointer), message: e.message })),
+  );
+}
 
 /** Which dependency is unavailable, if the error says one is. */
 export function unavailableDependency(error: unknown): 'temporal' | 'postgres' | undefined {
@@ -85,51 +133,86 @@ interface AjvError {
   message?: string;
 }
 
-function fieldErrors(error: FastifyError): { path: string; message: string }[] {
-  const context = (error as { validationContext?: string }).validationContext ?? 'body';
+function schemaFieldErrors(error: FastifyError): FieldErrorDoc[] {
+  const part = (error as { validationContext?: string }).validationContext ?? 'body';
   return ((error.validation ?? []) as AjvError[]).map((v) => {
-    let path = (v.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.');
     const extra = v.params?.missingProperty ?? v.params?.additionalProperty;
-    if (extra) path = path ? `${path}.${extra}` : extra;
-    return { path: path ? `${context}.${path}` : context, message: v.message ?? 'is invalid' };
+    const pointer = extra ? `${v.instancePath ?? ''}/${extra}` : (v.instancePath ?? '');
+    return { path: documentPath(part, pointer), message: v.message ?? 'is invalid' };
   });
 }
 
-/** Installs the error and not-found handlers on `app`. */
-export function registerErrorHandlers(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const requestId = request.id;
-    if (error.validation) {
-      const errors = fieldErrors(error);
-      return reply.code(400).send({ error: 'ValidationFailed', message: 'The request is invalid', requestId, errors });
-    }
-    if (error instanceof HttpError) {
-      return reply
-        .code(error.statusCode)
-        .headers(error.headers)
-        .send({ error: error.code, message: error.message, requestId });
-    }
-    const dependency = unavailableDependency(error);
-    if (dependency) {
-      request.log.warn({ err: error, dependency }, 'dependency unavailable');
-      const name = dependency === 'temporal' ? 'Temporal' : 'Postgres';
-      return reply
-        .code(503)
-        .header('retry-after', String(RETRY_AFTER_SECONDS))
-        .send({ error: 'ServiceUnavailable', message: `${name} is unavailable; retry later`, requestId });
-    }
-    const status = error.statusCode ?? 500;
-    if (status >= 400 && status < 500) {
-      // Fastify's own client errors (malformed JSON, body too large, unsupported media type…).
-      return reply.code(status).send({ error: error.code ?? 'BadRequest', message: error.message, requestId });
-    }
-    request.log.error({ err: error }, 'unhandled error');
-    return reply.code(500).send({ error: 'InternalError', message: 'Internal error; see the server log', requestId });
-  });
+/** What an error answers: status, headers and the error document. */
+export interface ErrorDocument {
+  status: number;
+  headers: Record<string, string>;
+  body: ErrorResponse;
+}
 
+/**
+ * Maps any error thrown while serving `request` to its answer, and logs what operators need (dependency outages
+ * as warnings, unexpected errors with their stack). Bodies of 5xx answers carry no internals.
+ */
+export function toErrorDocument(error: unknown, request: FastifyRequest): ErrorDocument {
+  const requestId = request.id;
+  const e = error as Partial<FastifyError>;
+  if (e.validation) {
+    const errors = schemaFieldErrors(error as FastifyError);
+    return {
+      status: 400,
+      headers: {},
+      body: { error: VALIDATION_FAILED, message: 'The request is invalid', requestId, errors },
+    };
+  }
+  if (error instanceof HttpError) {
+    return {
+      status: error.statusCode,
+      headers: error.headers,
+      body: {
+        error: error.code,
+        message: error.message,
+        requestId,
+        ...(error.fieldErrors ? { errors: [...error.fieldErrors] } : {}),
+      },
+    };
+  }
+  const dependency = unavailableDependency(error);
+  if (dependency) {
+    request.log.warn({ err: error, dependency }, 'dependency unavailable');
+    const name = dependency === 'temporal' ? 'Temporal' : 'Postgres';
+    return {
+      status: 503,
+      headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
+      body: { error: 'ServiceUnavailable', message: `${name} is unavailable; retry later`, requestId },
+    };
+  }
+  const status = e.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    // Fastify's own client errors (malformed JSON, body too large, unsupported media type…).
+    return {
+      status,
+      headers: {},
+      body: { error: e.code ?? 'BadRequest', message: e.message ?? 'Bad request', requestId },
+    };
+  }
+  request.log.error({ err: error }, 'unhandled error');
+  return {
+    status: 500,
+    headers: {},
+    body: { error: 'InternalError', message: 'Internal error; see the server log', requestId },
+  };
+}
+
+function sendJson(reply: FastifyReply, doc: ErrorDocument): FastifyReply {
+  return reply.code(doc.status).headers(doc.headers).send(doc.body);
+}
+
+/** Installs the JSON error and not-found handlers on `app`. */
+export function registerErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) =>
+    sendJson(reply, toErrorDocument(error, request)),
+  );
   app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .send({ error: 'NotFound', message: `Route ${request.method} ${request.url} not found`, requestId: request.id }),
+    sendJson(reply, toErrorDocument(notFound(`Route ${request.method} ${request.url} not found`), request)),
   );
 }

@@ -1,7 +1,7 @@
 /**
  * Bearer-token authentication: JWTs verified with a JWKS, a configured public key, or the local key, carrying
  * a `tenant` claim and scopes (`scope` string or `scp` array). A `X-StellaOps-Tenant` header, when sent, must
- * equal the token's tenant.
+ * equal the token's tenant. Capability plugins register {@link bearerAuth} once for all their routes.
  */
 import { createPublicKey } from 'node:crypto';
 import {
@@ -12,7 +12,7 @@ import {
   type KeyObject,
   type CryptoKey,
 } from 'jose';
-import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { forbidden, unauthorized } from '../errors.js';
 
 /** Header that names the tenant of a request. */
@@ -28,6 +28,10 @@ export interface Principal {
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    /** Scopes this route requires instead of its capability's; `false`: the route authenticates by itself. */
+    scopes?: readonly string[] | false;
   }
 }
 
@@ -90,27 +94,60 @@ export function createTokenVerifier(
 }
 
 /**
- * A pre-handler that authenticates the request and requires at least one of `anyOfScopes`.
+ * Authenticates `request` with its bearer token and requires at least one of `anyOfScopes` (none: any token).
  * 401 without a valid token; 403 for a missing scope or a tenant header that differs from the token's tenant.
+ * Sets and returns `request.principal`.
  */
-export function requireScopes(verify: TokenVerifier, anyOfScopes: readonly string[]): preHandlerAsyncHookHandler {
-  return async (request: FastifyRequest, _reply: FastifyReply) => {
-    const header = request.headers.authorization;
-    const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-    if (!match) throw unauthorized('Missing bearer token (Authorization: Bearer <token>)');
-    const principal = await verify(match[1]!);
-    const tenantHeader = request.headers[TENANT_HEADER];
-    if (tenantHeader !== undefined && tenantHeader !== principal.tenantId) {
-      throw forbidden(`Tenant header '${String(tenantHeader)}' does not match the token's tenant`);
-    }
-    if (anyOfScopes.length > 0 && !anyOfScopes.some((scope) => principal.scopes.has(scope))) {
-      throw forbidden(`Missing scope: one of ${anyOfScopes.join(', ')} is required`);
-    }
-    request.principal = principal;
-  };
+export async function authenticate(
+  verify: TokenVerifier,
+  request: FastifyRequest,
+  anyOfScopes: readonly string[],
+): Promise<Principal> {
+  const header = request.headers.authorization;
+  const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+  if (!match) throw unauthorized('Missing bearer token (Authorization: Bearer <token>)');
+  const principal = await verify(match[1]!);
+  const tenantHeader = request.headers[TENANT_HEADER];
+  if (tenantHeader !== undefined && tenantHeader !== principal.tenantId) {
+    throw forbidden(`Tenant header '${String(tenantHeader)}' does not match the token's tenant`);
+  }
+  if (anyOfScopes.length > 0 && !anyOfScopes.some((scope) => principal.scopes.has(scope))) {
+    throw forbidden(`Missing scope: one of ${anyOfScopes.join(', ')} is required`);
+  }
+  request.principal = principal;
+  return principal;
 }
 
-/** The principal of an authenticated request (routes behind {@link requireScopes} always have one). */
+/** Options of {@link bearerAuth}. */
+export interface BearerAuthOptions {
+  verify: TokenVerifier;
+  /** Scopes of the capability's routes, any one of which suffices; a route may name others in `config.scopes`. */
+  scopes: readonly string[];
+  /**
+   * When the check runs. `onRequest` (default) is before body parsing and validation, so callers without the scope
+   * learn nothing about the input; `preHandler` is after validation, so invalid input answers 400 first.
+   */
+  hook?: 'onRequest' | 'preHandler';
+}
+
+/**
+ * Bearer authentication for every route of the capability plugin that registers it (one hook, not one per route).
+ * A route may require other scopes with `config: { scopes: [...] }`, or opt out with `config: { scopes: false }`
+ * when it authenticates by itself (e.g. with a signed link instead of a token).
+ */
+export const bearerAuth: FastifyPluginAsync<BearerAuthOptions> = Object.assign(
+  async (app: FastifyInstance, options: BearerAuthOptions) => {
+    app.addHook(options.hook ?? 'onRequest', async (request: FastifyRequest) => {
+      const scopes = request.routeOptions.config.scopes ?? options.scopes;
+      if (scopes === false) return;
+      await authenticate(options.verify, request, scopes);
+    });
+  },
+  // Not encapsulated: the hook belongs to the registering capability's scope (what fastify-plugin does).
+  { [Symbol.for('skip-override')]: true },
+);
+
+/** The principal of an authenticated request (routes behind {@link bearerAuth} always have one). */
 export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw unauthorized('Not authenticated');
   return request.principal;

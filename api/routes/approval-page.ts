@@ -8,13 +8,13 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { verifyApprovalLink, type ApprovalLinkClaims } from '../../notify/approval-links.js';
 import { getApprovalView } from '../../db/queries/pack-approvals.js';
 import { DECISIONS } from '../../workflows/pack-approval/definitions.js';
-import type { AppDeps } from '../app.js';
-import { HttpError, RETRY_AFTER_SECONDS, unavailableDependency } from '../errors.js';
-import { ackApproval } from '../temporal/pack-approvals.js';
+import type { AppDeps } from '../deps.js';
+import { HttpError, notFound, toErrorDocument, VALIDATION_FAILED, type ErrorDocument } from '../errors.js';
+import type { PackApprovalService } from '../services/pack-approvals.js';
 import { renderApprovalPage, renderErrorPage, renderResultPage } from '../views/approval-page.js';
 
 /** Headers of every page: never cached or framed, no referrer (the URL is a credential), no scripts. */
@@ -62,9 +62,19 @@ function page(reply: FastifyReply, status: number, html: string): FastifyReply {
   return reply.code(status).type(HTML).send(html);
 }
 
-function errorPage(reply: FastifyReply, status: number, message: string): FastifyReply {
-  const title = TITLES[status] ?? 'Something went wrong';
-  return page(reply, status, renderErrorPage(status, title, message));
+/** The page's wording where the JSON document's would not suit a person reading it. */
+function pageMessage(doc: ErrorDocument, requestId: string): string {
+  if (doc.body.error === VALIDATION_FAILED && doc.body.errors) return 'The request is invalid.';
+  if (doc.status === 503) return 'The service is temporarily unavailable. Retry in a moment.';
+  if (doc.status >= 500) return `Internal error; quote request id ${requestId} when reporting it.`;
+  return doc.body.message;
+}
+
+/** Renders the API's error mapping as a page: same status and headers, a title and a message for people. */
+function errorPage(reply: FastifyReply, doc: ErrorDocument, requestId: string): FastifyReply {
+  const title = TITLES[doc.status] ?? 'Something went wrong';
+  reply.headers(doc.headers);
+  return page(reply, doc.status, renderErrorPage(doc.status, title, pageMessage(doc, requestId)));
 }
 
 /** Fields of a urlencoded form, first value per name. */
@@ -86,8 +96,11 @@ function formProblem(body: unknown): string | undefined {
   return undefined;
 }
 
-export const approvalPageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
-  const { pool, temporal } = deps;
+export const approvalPageRoutes: FastifyPluginAsyncTypebox<{
+  deps: AppDeps;
+  packApprovals: PackApprovalService;
+}> = async (app, { deps, packApprovals }) => {
+  const { pool } = deps;
   const claimsOf = new WeakMap<FastifyRequest, ApprovalLinkClaims>();
   const tokenOf = (request: FastifyRequest) => (request.params as { '*'?: string })['*'] ?? '';
 
@@ -102,6 +115,7 @@ export const approvalPageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
     try {
       claimsOf.set(request, await verifyApprovalLink(deps.packApprovalSecrets.linkSecret, tokenOf(request)));
     } catch {
+      // Not `unauthorized()`: a browser must not be asked for a bearer token.
       throw new HttpError(
         401,
         'Unauthorized',
@@ -115,30 +129,11 @@ export const approvalPageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
   });
 
   // Pages for every failure of this scope, never a JSON document or internals.
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof HttpError) return errorPage(reply, error.statusCode, error.message);
-    if (error.validation) return errorPage(reply, 400, 'The request is invalid.');
-    const dependency = unavailableDependency(error);
-    if (dependency) {
-      request.log.warn({ err: error, dependency }, 'dependency unavailable');
-      reply.header('retry-after', String(RETRY_AFTER_SECONDS));
-      return errorPage(reply, 503, 'The service is temporarily unavailable. Retry in a moment.');
-    }
-    const status = error.statusCode ?? 500;
-    if (status >= 400 && status < 500) return errorPage(reply, status, error.message);
-    request.log.error({ err: error }, 'unhandled error');
-    return errorPage(reply, 500, `Internal error; quote request id ${request.id} when reporting it.`);
-  });
+  app.setErrorHandler((error, request, reply) => errorPage(reply, toErrorDocument(error, request), request.id));
 
   const loadView = async (claims: ApprovalLinkClaims) => {
     const view = await getApprovalView(pool, claims.tenantId, claims.runId, claims.approvalId);
-    if (!view) {
-      throw new HttpError(
-        404,
-        'NotFound',
-        `Approval ${claims.runId}/${claims.approvalId} is not available yet; retry in a moment.`,
-      );
-    }
+    if (!view) throw notFound(`Approval ${claims.runId}/${claims.approvalId} is not available yet; retry in a moment.`);
     return view;
   };
 
@@ -189,8 +184,7 @@ export const approvalPageRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
       }
       const decision = request.body.decision;
       const comment = request.body.comment?.trim();
-      const result = await ackApproval(
-        temporal,
+      const { result } = await packApprovals.decide(
         { tenantId: claims.tenantId, runId: claims.runId, approvalId: claims.approvalId },
         { decision, ...(comment ? { comment } : {}), decidedBy: claims.recipient, grants: claims.grants },
       );

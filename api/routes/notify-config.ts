@@ -11,13 +11,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 // The routing and template modules are pure (no I/O): the API validates with them, it never runs activities.
 import { DEFAULT_TEMPLATES } from '../../notify/default-templates.js';
 import {
   RuleInput,
   validateRule,
-  type FieldError,
+  type FieldError as NotifyFieldError,
   type NotifyChannel,
   type NotifyRule,
   type RuleInputValue,
@@ -34,9 +33,9 @@ import {
   upsertRule,
   upsertTemplate,
 } from '../../db/queries/notify-config.js';
-import type { AppDeps } from '../app.js';
-import { commonErrorResponses, errorRef, notFound } from '../errors.js';
-import { principalOf, requireScopes } from '../plugins/auth.js';
+import type { AppDeps } from '../deps.js';
+import { commonErrorResponses, errorRef, notFound, validationFailed, type FieldError } from '../errors.js';
+import { bearerAuth, principalOf } from '../plugins/auth.js';
 import {
   RuleDoc,
   RuleList,
@@ -51,32 +50,13 @@ const RULES = '/notifications/rules';
 const TEMPLATES = '/notifications/templates';
 
 /**
- * The error-document path of a JSON pointer into validated input: `/channels/0/recipients/1` →
- * `body.channels.0.recipients.1`, `/` → `body`. Fields listed in `fromPath` map to `params.<field>` instead.
+ * The request field errors of a semantic check over `input`: pointers into `input` address the body, except those
+ * under `pathFields`, which the route merged into `input` from its path parameters.
  */
-export function fieldPath(pointer: string, fromPath: readonly string[] = []): string {
-  const segments = pointer
-    .split('/')
-    .slice(1)
-    .filter((segment) => segment !== '')
-    .map((segment) => segment.replaceAll('~1', '/').replaceAll('~0', '~'));
-  const [first] = segments;
-  const context = first !== undefined && fromPath.includes(first) ? 'params' : 'body';
-  return [context, ...segments].join('.');
-}
-
-/** Answers 400 with the error document of the API (`ValidationFailed` with field errors). */
-function validationFailed(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  errors: readonly FieldError[],
-  fromPath: readonly string[] = [],
-) {
-  return reply.code(400).send({
-    error: 'ValidationFailed',
-    message: 'The request is invalid',
-    requestId: request.id,
-    errors: errors.map((e) => ({ path: fieldPath(e.path, fromPath), message: e.message })),
+function inRequest(errors: readonly NotifyFieldError[], pathFields: readonly string[] = []): FieldError[] {
+  return errors.map(({ path, message }) => {
+    const first = path.split('/')[1];
+    return { in: first !== undefined && pathFields.includes(first) ? 'params' : 'body', pointer: path, message };
   });
 }
 
@@ -96,7 +76,7 @@ function auditedRecipient(channel: NotifyChannel, recipient: string): string {
 export const notifyConfigRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
   const { pool } = deps;
   // Authentication before body parsing and validation: callers without the scope learn nothing about the input.
-  const auth = requireScopes(deps.verifyToken, [Scope.NotifierAdmin]);
+  await app.register(bearerAuth, { verify: deps.verifyToken, scopes: [Scope.NotifierAdmin], hook: 'onRequest' });
   const security = [{ bearer: [] }];
   const tags = ['notifications'];
   const audit = (
@@ -110,7 +90,6 @@ export const notifyConfigRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
   app.get(
     RULES,
     {
-      onRequest: auth,
       schema: {
         tags,
         summary: 'List the tenant’s routing rules of pack-approval notifications, in evaluation order',
@@ -124,7 +103,6 @@ export const notifyConfigRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
   app.get(
     `${RULES}/:ruleId`,
     {
-      onRequest: auth,
       schema: {
         tags,
         summary: 'Read a routing rule',
@@ -143,7 +121,6 @@ export const notifyConfigRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
   app.put(
     `${RULES}/:ruleId`,
     {
-      onRequest: auth,
       schema: {
         tags,
         summary: 'Create or replace a routing rule',
@@ -162,7 +139,7 @@ export const notifyConfigRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
       const { tenantId, subject } = principalOf(request);
       const { ruleId } = request.params;
       const errors = validateRule(request.body);
-      if (errors.length > 0) return validationFailed(request, reply, errors);
+      if (errors.length > 0) throw validationFailed(inRequest(errors));
       const input = Value.Default(RuleInput, Value.Clone(request.body)) as RuleInputValue;
       const rule: NotifyRule = {
         ruleId,
@@ -195,7 +172,6 @@ export const notifyConfigRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
   app.delete(
     `${RULES}/:ruleId`,
     {
-      onRequest: auth,
       schema: {
         tags,
         summary: 'Delete a routing rule',
@@ -216,7 +192,6 @@ export const notifyConfigRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
   app.get(
     TEMPLATES,
     {
-      onRequest: auth,
       schema: {
         tags,
         summary: 'List the tenant’s notification templates, and the built-in defaults for reference',
@@ -233,7 +208,6 @@ export const notifyConfigRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
   app.put(
     `${TEMPLATES}/:templateId/:channel/:locale`,
     {
-      onRequest: auth,
       schema: {
         tags,
         summary: 'Create or replace a notification template',
@@ -254,7 +228,7 @@ export const notifyConfigRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
       // The route schema allows only subject/text/html/body, so the path's fields cannot be overridden here.
       const input = { templateId, channel, locale, ...request.body };
       const errors = validateTemplate(input);
-      if (errors.length > 0) return validationFailed(request, reply, errors, ['templateId', 'channel', 'locale']);
+      if (errors.length > 0) throw validationFailed(inRequest(errors, ['templateId', 'channel', 'locale']));
       const template = input as NotifyTemplate;
       const existed = (await listTemplates(pool, tenantId)).some(
         (t) => t.templateId === templateId && t.channel === channel && t.locale === locale,
@@ -274,7 +248,6 @@ export const notifyConfigRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
   app.delete(
     `${TEMPLATES}/:templateId/:channel/:locale`,
     {
-      onRequest: auth,
       schema: {
         tags,
         summary: 'Delete a notification template (the built-in default applies again)',

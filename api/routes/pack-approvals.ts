@@ -5,19 +5,17 @@
  * HMAC signature (Standard Webhooks, several secrets, ±5 min, a signature id is single-use) → schema validation →
  * tenant check → duplicate check → signalWithStart. Nothing here waits for a worker.
  */
-import { BlockList, isIPv6 } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { Webhook } from 'standardwebhooks';
-import { signResumeToken, verifyApprovalLink } from '../../notify/approval-links.js';
+import { verifyApprovalLink } from '../../notify/approval-links.js';
 import { Scope } from '../../core/scopes.js';
 import { getApprovalView, recordIngestedEvent, claimSignatureAndCheckEvent } from '../../db/queries/pack-approvals.js';
 import { packApprovalWorkflowId, type PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
-import type { AppDeps } from '../app.js';
-import { commonErrorResponses, errorRef, forbidden, HttpError, notFound, unauthorized } from '../errors.js';
-import { registerPackApprovalMetrics } from '../metrics.js';
-import { principalOf, requireScopes } from '../plugins/auth.js';
+import type { AppDeps } from '../deps.js';
+import { commonErrorResponses, errorRef, forbidden, notFound, unauthorized } from '../errors.js';
+import { authenticate, bearerAuth, principalOf } from '../plugins/auth.js';
+import { signedEvents } from '../plugins/signed-events.js';
 import {
   AckBody,
   AckResponse,
@@ -27,89 +25,39 @@ import {
   PackApprovalRequested,
   PackApprovalUpdated,
 } from '../schemas/pack-approvals.js';
-import { ackApproval, signalApprovalEvent } from '../temporal/pack-approvals.js';
+import type { PackApprovalService } from '../services/pack-approvals.js';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    rawBody?: string;
-  }
-}
+const APPROVER_SCOPES = [Scope.PacksApprove];
 
-/** Builds the allowlist check; an empty list allows every address. */
-function allowlist(cidrs: string[]): (ip: string) => boolean {
-  if (cidrs.length === 0) return () => true;
-  const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [address, prefix] = cidr.split('/');
-    const type = isIPv6(address!) ? 'ipv6' : 'ipv4';
-    if (prefix === undefined) list.addAddress(address!, type);
-    else list.addSubnet(address!, Number(prefix), type);
-  }
-  return (ip) => {
-    const plain = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-    return list.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4');
-  };
-}
-
-export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
-  const { pool, temporal, config } = deps;
+export const packApprovalRoutes: FastifyPluginAsyncTypebox<{
+  deps: AppDeps;
+  packApprovals: PackApprovalService;
+}> = async (app, { deps, packApprovals }) => {
+  const { pool, config } = deps;
   const settings = config.packApprovals;
-  const verifiers = deps.packApprovalSecrets.eventSecrets.map((secret) => new Webhook(secret));
-  const allowed = allowlist(settings.ipAllowlist);
-  const ingestAuth = requireScopes(deps.verifyToken, [Scope.PacksApprove, Scope.NotifierEventsWrite]);
-  const approverAuth = requireScopes(deps.verifyToken, [Scope.PacksApprove]);
-  const { ackLatency } = registerPackApprovalMetrics(deps.metrics, pool, deps.logger);
 
   app.addSchema(PackApprovalRequested);
   app.addSchema(PackApprovalUpdated);
-  // The signature covers the exact bytes received, so this scope keeps the raw body next to the parsed one.
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    request.rawBody = body as string;
-    try {
-      done(null, body === '' ? undefined : JSON.parse(body as string));
-    } catch {
-      done(new HttpError(400, 'InvalidJson', 'The body is not valid JSON'), undefined);
-    }
+  // Registered before the bearer check so that a refused address is refused before its token is looked at.
+  await app.register(signedEvents, {
+    secrets: deps.packApprovalSecrets.eventSecrets,
+    ipAllowlist: settings.ipAllowlist,
   });
+  // onRequest: the rate limit (preParsing) keys on the authenticated tenant.
+  await app.register(bearerAuth, { verify: deps.verifyToken, scopes: APPROVER_SCOPES, hook: 'onRequest' });
   await app.register(rateLimit, { global: false, hook: 'preParsing' });
 
   app.post(
     '/notifications/pack-approvals',
     {
-      onRequest: [
-        async (request) => {
-          if (!allowed(request.ip)) throw forbidden(`Address ${request.ip} is not allowed to post events`);
-        },
-        ingestAuth,
-      ],
       config: {
+        signedEvents: true,
+        scopes: [Scope.PacksApprove, Scope.NotifierEventsWrite],
         rateLimit: {
           max: settings.rateLimitPerMinute,
           timeWindow: '1 minute',
           keyGenerator: (request) => `tenant:${request.principal?.tenantId ?? request.ip}`,
         },
-      },
-      preValidation: async (request) => {
-        const headers = {
-          'webhook-id': String(request.headers['webhook-id'] ?? ''),
-          'webhook-timestamp': String(request.headers['webhook-timestamp'] ?? ''),
-          'webhook-signature': String(request.headers['webhook-signature'] ?? ''),
-        };
-        if (!headers['webhook-id'] || !headers['webhook-timestamp'] || !headers['webhook-signature']) {
-          throw unauthorized('Missing signature headers (webhook-id, webhook-timestamp, webhook-signature)');
-        }
-        let failure = 'Invalid signature';
-        const valid = verifiers.some((verifier) => {
-          try {
-            verifier.verify(request.rawBody ?? '', headers);
-            return true;
-          } catch (error) {
-            if (/timestamp/i.test((error as Error).message))
-              failure = 'Signature timestamp outside the ±5 minute window';
-            return false;
-          }
-        });
-        if (!valid) throw unauthorized(failure);
       },
       schema: {
         tags: ['pack-approvals'],
@@ -139,11 +87,7 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
       }
       // Signal first, then remember the id: a crash in between only means the retry is signalled again, which the
       // workflow deduplicates by eventId. Nothing accepted is lost.
-      await signalApprovalEvent(temporal, event, {
-        reminderOffsetsSeconds: settings.reminderOffsetsSeconds,
-        defaultTtlSeconds: settings.defaultTtlSeconds,
-        taskQueuePrefix: deps.taskQueuePrefix ?? '',
-      });
+      await packApprovals.signalEvent(event);
       const first = await recordIngestedEvent(pool, event.tenantId, event.eventId, workflowId);
       request.log.info(
         {
@@ -164,7 +108,6 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
   app.get(
     '/notifications/pack-approvals/:runId/:approvalId',
     {
-      preHandler: approverAuth,
       schema: {
         tags: ['pack-approvals'],
         summary: 'Read an approval of the caller’s tenant',
@@ -188,6 +131,8 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
   app.post(
     '/notifications/pack-approvals/:runId/:approvalId/ack',
     {
+      // The credential may be the link token in the body, so this route authenticates in its handler.
+      config: { scopes: false },
       schema: {
         tags: ['pack-approvals'],
         summary: 'Approve or reject (bearer token with Packs.Approve, or the signed link token in the body)',
@@ -200,7 +145,7 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
         response: { 200: AckResponse, 404: errorRef, 409: errorRef, ...commonErrorResponses },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       const { runId, approvalId } = request.params;
       let tenantId: string;
       let decidedBy: string;
@@ -217,14 +162,12 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
         ({ tenantId, grants } = claims);
         decidedBy = claims.recipient;
       } else {
-        await approverAuth.call(app, request, reply);
-        const principal = principalOf(request);
+        const principal = await authenticate(deps.verifyToken, request, APPROVER_SCOPES);
         tenantId = principal.tenantId;
         decidedBy = principal.subject;
         grants = [...principal.scopes];
       }
-      const result = await ackApproval(
-        temporal,
+      const { result, resumeToken } = await packApprovals.decide(
         { tenantId, runId, approvalId },
         {
           decision: request.body.decision,
@@ -233,19 +176,6 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = 
           grants,
         },
       );
-      const view = result.repeated
-        ? undefined
-        : await getApprovalView(pool, tenantId, runId, approvalId).catch(() => undefined);
-      if (view) {
-        ackLatency.observe(Math.max(0, (Date.parse(result.decidedAt) - Date.parse(view.requestedAt)) / 1000));
-      }
-      const resumeToken = await signResumeToken(deps.packApprovalSecrets.linkSecret, {
-        tenantId,
-        runId,
-        approvalId,
-        decision: result.decision,
-        decidedBy: result.decidedBy,
-      });
       const { repeated: _repeated, ...answer } = result;
       return { runId, approvalId, ...answer, resumeToken };
     },

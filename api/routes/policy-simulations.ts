@@ -13,9 +13,9 @@ import {
 } from '../../db/queries/policy-simulations.js';
 import { buildCompletionPayload } from '../../workflows/policy-simulation/completion.js';
 import { isTerminalStatus } from '../../workflows/policy-simulation/state.js';
-import type { AppDeps } from '../app.js';
-import { commonErrorResponses, errorRef, HttpError } from '../errors.js';
-import { principalOf, requireScopes } from '../plugins/auth.js';
+import type { AppDeps } from '../deps.js';
+import { badRequest, commonErrorResponses, errorRef } from '../errors.js';
+import { bearerAuth, principalOf } from '../plugins/auth.js';
 import { IdempotencyKeyHeader } from '../schemas/common.js';
 import {
   CancelSimulationBody,
@@ -25,7 +25,7 @@ import {
   StartSimulationBody,
   StreamHeaders,
 } from '../schemas/policy-simulations.js';
-import { cancelSimulation, querySimulation, startSimulation } from '../temporal/policy-simulations.js';
+import { createPolicySimulationTemporal } from '../temporal/policy-simulations.js';
 
 const BASE = '/api/v1/scheduler/policies/simulations';
 const statusRef = Type.Ref('PolicyRunStatus');
@@ -43,23 +43,27 @@ function decodeCursor(cursor: string): { queuedAt: string; runId: string } {
   } catch {
     // fall through
   }
-  throw new HttpError(400, 'ValidationFailed', 'cursor is not a cursor returned by this API');
+  throw badRequest('cursor is not a cursor returned by this API');
 }
 
 export const policySimulationRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
-  const { pool, temporal, config } = deps;
-  const auth = requireScopes(deps.verifyToken, [Scope.PolicySimulate]);
+  const { pool, config } = deps;
+  const simulations = createPolicySimulationTemporal(deps.temporal, {
+    taskQueuePrefix: deps.taskQueuePrefix,
+    evaluationTimeoutSeconds: config.simulations.evaluationTimeoutSeconds,
+  });
+  // After validation (preHandler): invalid input answers 400 whatever the token, as these routes always have.
+  await app.register(bearerAuth, { verify: deps.verifyToken, scopes: [Scope.PolicySimulate], hook: 'preHandler' });
   const security = [{ bearer: [] }];
   const tags = ['policy-simulations'];
 
   /** The projection, or the workflow's own answer while the projection has not caught up. */
   const readRun = async (tenantId: string, runId: string) =>
-    (await getPolicyRun(pool, tenantId, runId)) ?? (await querySimulation(temporal, tenantId, runId));
+    (await getPolicyRun(pool, tenantId, runId)) ?? (await simulations.query(tenantId, runId));
 
   app.post(
     BASE,
     {
-      preHandler: auth,
       schema: {
         tags,
         summary: 'Start a policy simulation',
@@ -72,13 +76,11 @@ export const policySimulationRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }
     },
     async (request, reply) => {
       const principal = principalOf(request);
-      const { created, doc } = await startSimulation(temporal, {
+      const { created, doc } = await simulations.start({
         tenantId: principal.tenantId,
         body: request.body,
         ...(request.headers['idempotency-key'] ? { idempotencyKey: request.headers['idempotency-key'] } : {}),
         requestedBy: principal.subject,
-        evaluationTimeoutSeconds: config.simulations.evaluationTimeoutSeconds,
-        taskQueuePrefix: deps.taskQueuePrefix ?? '',
       });
       return reply
         .code(created ? 201 : 200)
@@ -90,7 +92,6 @@ export const policySimulationRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }
   app.get(
     BASE,
     {
-      preHandler: auth,
       schema: {
         tags,
         summary: 'List simulations, newest first',
@@ -117,7 +118,6 @@ export const policySimulationRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }
   app.get(
     `${BASE}/metrics`,
     {
-      preHandler: auth,
       schema: {
         tags,
         summary: 'Queue depth and latency percentiles of recent simulations',
@@ -135,7 +135,6 @@ export const policySimulationRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }
   app.get(
     `${BASE}/:runId`,
     {
-      preHandler: auth,
       schema: {
         tags,
         summary: 'Read a simulation',
@@ -150,7 +149,6 @@ export const policySimulationRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }
   app.post(
     `${BASE}/:runId/cancel`,
     {
-      preHandler: auth,
       schema: {
         tags,
         summary: 'Cancel a queued or running simulation',
@@ -163,7 +161,7 @@ export const policySimulationRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }
     },
     async (request) => {
       const principal = principalOf(request);
-      return cancelSimulation(temporal, {
+      return simulations.cancel({
         tenantId: principal.tenantId,
         runId: request.params.runId,
         reason: request.body.reason,
@@ -175,7 +173,6 @@ export const policySimulationRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }
   app.get(
     `${BASE}/:runId/stream`,
     {
-      preHandler: auth,
       schema: {
         tags,
         summary: 'Follow a simulation live (Server-Sent Events)',

@@ -8,9 +8,9 @@ import { Value } from '@sinclair/typebox/value';
 import { randomUUID } from 'node:crypto';
 import { Scope } from '../../core/scopes.js';
 import { recordAudit } from '../../db/queries/audit.js';
-import type { AppDeps } from '../app.js';
-import { commonErrorResponses, errorRef, HttpError } from '../errors.js';
-import { principalOf, requireScopes } from '../plugins/auth.js';
+import type { AppDeps } from '../deps.js';
+import { badRequest, commonErrorResponses, errorRef } from '../errors.js';
+import { bearerAuth, principalOf } from '../plugins/auth.js';
 import {
   CreateScheduleBody,
   ScheduleList,
@@ -23,8 +23,9 @@ import { createScheduleService, temporalScheduleId } from '../temporal/schedules
 const BASE = '/api/v1/scheduler/schedules';
 
 export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
-  const service = createScheduleService(deps.temporal, { taskQueuePrefix: deps.taskQueuePrefix ?? '' });
-  const auth = requireScopes(deps.verifyToken, [Scope.PolicySchedule]);
+  const service = createScheduleService(deps.temporal, { taskQueuePrefix: deps.taskQueuePrefix });
+  // After validation (preHandler): invalid input answers 400 whatever the token, as these routes always have.
+  await app.register(bearerAuth, { verify: deps.verifyToken, scopes: [Scope.PolicySchedule], hook: 'preHandler' });
   const security = [{ bearer: [] }];
   const tags = ['schedules'];
   const doc = Type.Ref('PolicySimulationSchedule');
@@ -47,7 +48,6 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
   app.post(
     BASE,
     {
-      preHandler: auth,
       schema: {
         tags,
         summary: 'Create a schedule that starts simulations on a cron or interval spec',
@@ -71,7 +71,6 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
   app.get(
     BASE,
     {
-      preHandler: auth,
       schema: {
         tags,
         summary: 'List the tenant’s schedules',
@@ -85,7 +84,6 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
   app.get(
     `${BASE}/:scheduleId`,
     {
-      preHandler: auth,
       schema: {
         tags,
         summary: 'Read a schedule',
@@ -100,7 +98,6 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
   app.delete(
     `${BASE}/:scheduleId`,
     {
-      preHandler: auth,
       schema: {
         tags,
         summary: 'Delete a schedule',
@@ -121,7 +118,6 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
     app.post(
       `${BASE}/:scheduleId/${action}`,
       {
-        preHandler: auth,
         schema: {
           tags,
           summary: action === 'pause' ? 'Pause a schedule' : 'Resume a paused schedule',
@@ -136,7 +132,7 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
         // The body is optional, which a JSON schema on the route cannot express for an absent body.
         const body: unknown = request.body ?? {};
         if (!Value.Check(ScheduleNoteBody, body)) {
-          throw new HttpError(400, 'ValidationFailed', 'Body must be { "note": string (≤ 500 characters) } or empty');
+          throw badRequest('Body must be { "note": string (≤ 500 characters) } or empty');
         }
         const note = body.note ?? `${action}d by ${subject}`;
         const result = await service[action](tenantId, request.params.scheduleId, note);
@@ -149,7 +145,6 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
   app.post(
     `${BASE}/:scheduleId/trigger`,
     {
-      preHandler: auth,
       schema: {
         tags,
         summary: 'Start a simulation from the schedule now',

@@ -4,10 +4,10 @@ import { Type } from '@sinclair/typebox';
 import { VERSION } from '../../core/version.js';
 import { WORKFLOW_TASK_QUEUES } from '../../core/config.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/shared/search-attributes.js';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../deps.js';
 import { RETRY_AFTER_SECONDS } from '../errors.js';
 import { HealthResponse, InfoResponse, ReadyQuery, ReadyResponse } from '../schemas/system.js';
-import { runReadinessSelfChecks } from '../temporal/self-check.js';
+import { createSelfCheckTemporal } from '../temporal/self-check.js';
 
 /** How long a deep readiness check waits for workers. */
 const DEEP_CHECK_TIMEOUT_MS = 15_000;
@@ -27,6 +27,7 @@ async function probe(
 export const systemRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
   const { config, pool, temporal, metrics } = deps;
   const queues = config.worker.queues;
+  const selfChecks = createSelfCheckTemporal(temporal, { taskQueuePrefix: deps.taskQueuePrefix });
 
   app.get(
     '/health',
@@ -51,12 +52,11 @@ export const systemRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async 
       ]);
       const body: ReadyResponse = { status: 'ready', checks: { postgres, temporal: temporalCheck } };
       if (request.query.deep && temporalCheck.status === 'up') {
-        body.checks.selfCheck = await runReadinessSelfChecks(temporal, {
+        body.checks.selfCheck = await selfChecks.readiness({
           tenantId: config.selfCheck.tenantId,
           workflowQueues: WORKFLOW_TASK_QUEUES.filter((q) => queues.includes(q)),
           ...(queues.includes('effects') ? { effectsQueue: 'effects' } : {}),
           timeoutMs: DEEP_CHECK_TIMEOUT_MS,
-          prefix: deps.taskQueuePrefix ?? '',
         });
       }
       const checks = [postgres, temporalCheck, ...Object.values(body.checks.selfCheck ?? {})];
@@ -82,7 +82,7 @@ export const systemRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async 
       version: VERSION,
       node: process.version,
       temporal: { address: temporal.address, namespace: temporal.namespace },
-      taskQueues: queues.map((q) => `${deps.taskQueuePrefix ?? ''}${q}`),
+      taskQueues: queues.map((q) => selfChecks.taskQueue(q)),
       searchAttributes: SEARCH_ATTRIBUTE_KEYS.map((key) => key.name),
     }),
   );

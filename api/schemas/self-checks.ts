@@ -1,5 +1,5 @@
 /** Schemas of the self-check routes. */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { WORKFLOW_TASK_QUEUES } from '../../core/config.js';
 
 export const StartSelfCheckBody = Type.Object(
@@ -29,3 +29,4 @@ export const SelfCheckStatus = Type.Object({
     Type.Object({ activitiesCompleted: Type.Integer(), activityTaskQueues: Type.Array(Type.String()) }),
   ),
 });
+export type SelfCheckStatus = Static<typeof SelfCheckStatus>;

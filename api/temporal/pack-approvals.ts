@@ -24,15 +24,50 @@ import { TENANT_ID } from '../../workflows/shared/search-attributes.js';
 import { conflict, forbidden, notFound } from '../errors.js';
 import type { TemporalFacade } from './facade.js';
 
-/**
- * Delivers an accepted event with signalWithStart (starting the workflow on the first event). Does not need a
- * worker: Temporal holds the signal until one runs.
- * @throws 409 when the approval's workflow has already finished.
- */
-export async function signalApprovalEvent(
+/** Settings of every pack-approval workflow this API starts. */
+export type PackApprovalSettings = Omit<PackApprovalInput, 'tenantId' | 'runId' | 'approvalId'> & {
+  /** Prefix of the task queue name (tests isolate runs with it). */
+  taskQueuePrefix: string;
+};
+
+/** The pack-approval capability's calls to Temporal, bound to its settings and task queue. */
+export interface PackApprovalTemporal {
+  /**
+   * Delivers an accepted event with signalWithStart (starting the workflow on the first event). Does not need a
+   * worker: Temporal holds the signal until one runs. Answers the workflow id.
+   * @throws 409 when the approval's workflow has already finished.
+   */
+  signalEvent(event: PackApprovalEvent): Promise<string>;
+  /**
+   * Records a decision through the workflow's Update. A repeat of the same decision answers the original result
+   * (`repeated: true`), also after the workflow finished.
+   * @throws 404 unknown approval, 403 grants missing, 409 decided differently or no longer pending.
+   */
+  ack(ids: ApprovalIds, args: AckApprovalArgs): Promise<AckResult>;
+}
+
+/** Identifies one approval. */
+export interface ApprovalIds {
+  tenantId: string;
+  runId: string;
+  approvalId: string;
+}
+
+/** Binds the pack-approval calls to `temporal` and `settings` once, for all routes of the capability. */
+export function createPackApprovalTemporal(
+  temporal: TemporalFacade,
+  settings: PackApprovalSettings,
+): PackApprovalTemporal {
+  return {
+    signalEvent: (event) => signalApprovalEvent(temporal, event, settings),
+    ack: (ids, args) => ackApproval(temporal, ids, args),
+  };
+}
+
+async function signalApprovalEvent(
   temporal: TemporalFacade,
   event: PackApprovalEvent,
-  settings: Omit<PackApprovalInput, 'tenantId' | 'runId' | 'approvalId'> & { taskQueuePrefix?: string },
+  settings: PackApprovalSettings,
 ): Promise<string> {
   const workflowId = packApprovalWorkflowId(event.tenantId, event.runId, event.approvalId);
   const { taskQueuePrefix, ...rest } = settings;
@@ -42,7 +77,7 @@ export async function signalApprovalEvent(
         PACK_APPROVAL_WORKFLOW_TYPE,
         {
           workflowId,
-          taskQueue: `${taskQueuePrefix ?? ''}${PACK_APPROVAL_TASK_QUEUE}`,
+          taskQueue: `${taskQueuePrefix}${PACK_APPROVAL_TASK_QUEUE}`,
           args: [{ tenantId: event.tenantId, runId: event.runId, approvalId: event.approvalId, ...rest }],
           signal: packApprovalEventSignal,
           signalArgs: [event],
@@ -63,15 +98,7 @@ export async function signalApprovalEvent(
   return workflowId;
 }
 
-/**
- * Records a decision through the workflow's Update. A repeat of the same decision answers the original result,
- * also after the workflow finished.
- */
-export async function ackApproval(
-  temporal: TemporalFacade,
-  ids: { tenantId: string; runId: string; approvalId: string },
-  args: AckApprovalArgs,
-): Promise<AckResult> {
+async function ackApproval(temporal: TemporalFacade, ids: ApprovalIds, args: AckApprovalArgs): Promise<AckResult> {
   const handle = temporal.client.workflow.getHandle(packApprovalWorkflowId(ids.tenantId, ids.runId, ids.approvalId));
   const label = `${ids.runId}/${ids.approvalId}`;
   try {

@@ -20,7 +20,7 @@ import {
 import { queuedStatus } from '../../workflows/policy-simulation/state.js';
 import type { policySimulationWorkflow } from '../../workflows/policy-simulation/workflow.js';
 import { POLICY_ID, POLICY_RUN_ID, TENANT_ID } from '../../workflows/shared/search-attributes.js';
-import { conflict, HttpError, notFound } from '../errors.js';
+import { badRequest, conflict, notFound } from '../errors.js';
 import type { StartSimulationBody } from '../schemas/policy-simulations.js';
 import type { TemporalFacade } from './facade.js';
 
@@ -143,8 +143,35 @@ export async function cancelSimulation(
       const cause = error.cause;
       if (cause instanceof ApplicationFailure && cause.type === SimulationFailure.AlreadyTerminal)
         throw conflict(cause.message);
-      throw new HttpError(400, 'InvalidCancellation', cause?.message ?? error.message);
+      throw badRequest(cause?.message ?? error.message, 'InvalidCancellation');
     }
     throw error;
   }
+}
+
+/** The policy-simulation capability's calls to Temporal, bound to its task queue and evaluation timeout. */
+export interface PolicySimulationTemporal {
+  /** {@link startSimulation} with the bound settings. */
+  start(options: {
+    tenantId: string;
+    body: StartSimulationBody;
+    idempotencyKey?: string;
+    requestedBy: string;
+  }): Promise<{ created: boolean; doc: PolicyRunStatus }>;
+  /** {@link querySimulation}. */
+  query(tenantId: string, runId: string): Promise<PolicyRunStatus>;
+  /** {@link cancelSimulation}. */
+  cancel(options: { tenantId: string; runId: string; reason: string; requestedBy: string }): Promise<PolicyRunStatus>;
+}
+
+/** Binds the simulation calls to `temporal` and `settings` once, for all routes of the capability. */
+export function createPolicySimulationTemporal(
+  temporal: TemporalFacade,
+  settings: { taskQueuePrefix: string; evaluationTimeoutSeconds: number },
+): PolicySimulationTemporal {
+  return {
+    start: (options) => startSimulation(temporal, { ...options, ...settings }),
+    query: (tenantId, runId) => querySimulation(temporal, tenantId, runId),
+    cancel: (options) => cancelSimulation(temporal, options),
+  };
 }

@@ -14,7 +14,7 @@ import {
 } from '../../workflows/policy-simulation/definitions.js';
 import type { policySimulationWorkflow } from '../../workflows/policy-simulation/workflow.js';
 import { TENANT_ID } from '../../workflows/shared/search-attributes.js';
-import { conflict, HttpError, notFound } from '../errors.js';
+import { badRequest, conflict, notFound } from '../errors.js';
 import type { CreateScheduleBody, ScheduleDoc } from '../schemas/schedules.js';
 import type { TemporalFacade } from './facade.js';
 import { simulationStartOptions } from './policy-simulations.js';
@@ -62,14 +62,9 @@ async function mapErrors<T>(scheduleId: string, fn: () => Promise<T>): Promise<T
     if (error instanceof ScheduleAlreadyRunning) throw conflict(`Schedule ${scheduleId} already exists`);
     // The client rejects specs it cannot encode (e.g. a malformed cron expression) with a TypeError; the server
     // answers INVALID_ARGUMENT for the rest.
-    if (error instanceof TypeError)
-      throw new HttpError(400, 'ValidationFailed', `Invalid schedule spec: ${error.message}`);
+    if (error instanceof TypeError) throw badRequest(`Invalid schedule spec: ${error.message}`);
     if ((error as { code?: unknown }).code === 3) {
-      throw new HttpError(
-        400,
-        'ValidationFailed',
-        `Invalid schedule: ${(error as Error).message.replace(/^3 INVALID_ARGUMENT: /, '')}`,
-      );
+      throw badRequest(`Invalid schedule: ${(error as Error).message.replace(/^3 INVALID_ARGUMENT: /, '')}`);
     }
     throw error;
   }
@@ -94,7 +89,7 @@ export function createScheduleService(temporal: TemporalFacade, options: { taskQ
       createdBy: string,
     ): Promise<ScheduleDoc> {
       if (!body.spec.cron?.length && !body.spec.intervalSeconds) {
-        throw new HttpError(400, 'ValidationFailed', 'spec needs cron expressions or intervalSeconds');
+        throw badRequest('spec needs cron expressions or intervalSeconds');
       }
       const input: PolicySimulationInput = {
         tenantId,

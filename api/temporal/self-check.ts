@@ -1,6 +1,11 @@
 /** Starting and reading self-check workflows from the API. */
 import { randomUUID } from 'node:crypto';
-import { WorkflowIdReusePolicy } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { TENANT_ID } from '../../workflows/shared/search-attributes.js';
 import {
   SELF_CHECK_WORKFLOW_TYPE,
@@ -9,6 +14,8 @@ import {
   type SelfCheckResult,
 } from '../../workflows/self-check/definitions.js';
 import type { selfCheckWorkflow } from '../../workflows/self-check/workflow.js';
+import { notFound } from '../errors.js';
+import type { SelfCheckStatus } from '../schemas/self-checks.js';
 import type { TemporalFacade } from './facade.js';
 
 /** Options of one self-check run. */
@@ -103,4 +110,91 @@ export async function runReadinessSelfChecks(
     }),
   );
   return Object.fromEntries(entries);
+}
+
+/** The status document of a self-check run (with its result once completed). */
+async function describeSelfCheck(
+  temporal: TemporalFacade,
+  handle: WorkflowHandle,
+  checkId: string,
+  tenantId: string,
+): Promise<SelfCheckStatus> {
+  const description = await temporal.withDeadline(() => handle.describe());
+  const status = description.status.name;
+  let result: SelfCheckResult | undefined;
+  if (status === 'COMPLETED') result = (await temporal.withDeadline(() => handle.result())) as SelfCheckResult;
+  return {
+    checkId,
+    tenantId,
+    workflowId: description.workflowId,
+    runId: description.runId,
+    status,
+    startedAt: description.startTime.toISOString(),
+    ...(description.closeTime ? { closedAt: description.closeTime.toISOString() } : {}),
+    ...(result
+      ? { result: { activitiesCompleted: result.activitiesCompleted, activityTaskQueues: result.activityTaskQueues } }
+      : {}),
+  };
+}
+
+/** Self-check calls of the API, bound to the task-queue prefix of this deployment. */
+export interface SelfCheckTemporal {
+  /**
+   * Starts a check on the (prefixed) workflow queue `taskQueue`; a `checkId` already used answers the existing run
+   * with `created: false` instead of starting another.
+   */
+  start(options: {
+    tenantId: string;
+    checkId: string;
+    taskQueue: string;
+    activityCount: number;
+  }): Promise<{ created: boolean; status: SelfCheckStatus }>;
+  /** Reads a check of `tenantId`. @throws 404 when the tenant has no check `checkId`. */
+  read(tenantId: string, checkId: string): Promise<SelfCheckStatus>;
+  /** {@link runReadinessSelfChecks} on the prefixed queues. */
+  readiness(options: {
+    tenantId: string;
+    workflowQueues: string[];
+    effectsQueue?: string;
+    timeoutMs: number;
+  }): Promise<Record<string, QueueCheck>>;
+  /** The served name of task queue `queue`. */
+  taskQueue(queue: string): string;
+}
+
+/** Binds the self-check calls to `temporal` and the task-queue prefix once. */
+export function createSelfCheckTemporal(
+  temporal: TemporalFacade,
+  settings: { taskQueuePrefix: string },
+): SelfCheckTemporal {
+  const prefix = settings.taskQueuePrefix;
+  const handleOf = (tenantId: string, checkId: string) =>
+    temporal.client.workflow.getHandle(selfCheckWorkflowId(tenantId, checkId));
+  return {
+    async start({ tenantId, checkId, taskQueue, activityCount }) {
+      try {
+        const { handle } = await startSelfCheck(temporal, {
+          tenantId,
+          checkId,
+          taskQueue: `${prefix}${taskQueue}`,
+          activityCount,
+        });
+        return { created: true, status: await describeSelfCheck(temporal, handle, checkId, tenantId) };
+      } catch (error) {
+        if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+        const status = await describeSelfCheck(temporal, handleOf(tenantId, checkId), checkId, tenantId);
+        return { created: false, status };
+      }
+    },
+    async read(tenantId, checkId) {
+      try {
+        return await describeSelfCheck(temporal, handleOf(tenantId, checkId), checkId, tenantId);
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) throw notFound(`Self-check ${checkId} not found`);
+        throw error;
+      }
+    },
+    readiness: (options) => runReadinessSelfChecks(temporal, { ...options, prefix }),
+    taskQueue: (queue) => `${prefix}${queue}`,
+  };
 }

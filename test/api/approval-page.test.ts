@@ -175,3 +175,22 @@ describe('POST /approvals/{token}', () => {
     expect(after.body).not.toContain('name="decision"');
   });
 });
+
+describe('approval page metrics', () => {
+  const ackCount = async () => {
+    const res = await h.app.inject({ method: 'GET', url: '/metrics' });
+    const match = /^stellaops_pack_approval_ack_latency_seconds_count (\d+)$/m.exec(res.body);
+    expect(match, 'ack latency histogram exposed').not.toBeNull();
+    return Number(match![1]);
+  };
+
+  it('observes a decision taken on the page in the ack-latency histogram, once', async () => {
+    const token = await requestApproval(sampleEvent());
+    const before = await ackCount();
+    expect((await submit(token, { decision: 'reject' })).statusCode).toBe(200);
+    expect(await ackCount()).toBe(before + 1);
+    // A repeat answers the recorded decision without measuring it again.
+    expect((await submit(token, { decision: 'reject' })).statusCode).toBe(200);
+    expect(await ackCount()).toBe(before + 1);
+  });
+});
