@@ -12,27 +12,11 @@ import {
 import { defaultTemplateIdFor } from '../../notify/default-templates.js';
 import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
 
-const RESUME_TOKEN = 'resume-secret-token-0123456789';
+import { packApprovalEvent, RESUME_TOKEN } from '../support/fixtures.js';
 
+/** The fixture event with three plan steps (predicates below count them). */
 function approvalEvent(overrides: Partial<PackApprovalEvent> = {}): PackApprovalEvent {
-  return {
-    eventId: 'evt-1',
-    type: 'PackApprovalRequested',
-    kind: 'pack.approval',
-    tenantId: 'tenant-a',
-    runId: 'run-1',
-    approvalId: 'appr-1',
-    planHash: 'sha256:abc',
-    requiredGrants: ['deploy:prod', 'packs:approve'],
-    stepIds: ['build', 'test', 'deploy'],
-    message: { templateId: 'pack.approval', parameters: { env: 'prod' } },
-    resumeCallback: { url: 'https://runner.example/resume', token: RESUME_TOKEN },
-    requestedBy: 'alice@example.com',
-    requestedAt: '2025-01-01T00:00:00.000Z',
-    expiresAt: '2025-01-02T00:00:00.000Z',
-    correlationId: 'corr-1',
-    ...overrides,
-  };
+  return packApprovalEvent({ stepIds: ['build', 'test', 'deploy'], ...overrides });
 }
 
 function gateEvent(gateId: string): PackApprovalEvent {

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
 import {
   ackRejection,
   applyEvent,
@@ -9,24 +8,15 @@ import {
   nextTimer,
   requestedTransition,
 } from '../../workflows/pack-approval/state.js';
+import { packApprovalEvent } from '../support/fixtures.js';
 
-const requested: PackApprovalEvent = {
+const requested = packApprovalEvent({
   eventId: 'e1',
-  type: 'PackApprovalRequested',
-  kind: 'pack.approval',
-  tenantId: 'acme',
-  runId: 'r1',
-  approvalId: 'a1',
-  planHash: 'sha256:abcdef01',
   requiredGrants: ['deploy:prod'],
-  stepIds: ['s1'],
-  message: { templateId: 'pack-approval.requested', parameters: {} },
-  requestedBy: 'bot',
   requestedAt: '2026-01-01T00:00:00.000Z',
   expiresAt: '2026-01-01T10:00:00.000Z',
-  correlationId: 'c1',
   resumeCallback: { url: 'https://runner.example/resume', token: 'tr-secret-token-123' },
-};
+});
 const view = initialView(requested, 3600);
 const ack = { decision: 'approve' as const, decidedBy: 'alice', grants: ['Packs.Approve', 'deploy:prod'] };
 

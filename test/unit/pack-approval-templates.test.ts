@@ -11,31 +11,7 @@ import {
   validateTemplate,
   type NotifyTemplate,
 } from '../../notify/templates.js';
-import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
-
-const RESUME_TOKEN = 'tok_9f8e7d6c5b4a3210';
-
-function event(overrides: Partial<PackApprovalEvent> = {}): PackApprovalEvent {
-  return {
-    eventId: 'evt-1',
-    type: 'PackApprovalRequested',
-    kind: 'pack.approval',
-    tenantId: 'tenant-a',
-    runId: 'run-1',
-    approvalId: 'appr-1',
-    planHash: 'sha256:feedbeef',
-    requiredGrants: ['deploy:prod', 'packs:approve'],
-    stepIds: ['build', 'deploy'],
-    message: { templateId: 'pack.approval', parameters: { env: 'prod' } },
-    resumeCallback: { url: 'https://runner.example/resume', token: RESUME_TOKEN },
-    requestedBy: 'alice@example.com',
-    requestedAt: '2025-01-01T00:00:00.000Z',
-    expiresAt: '2025-01-02T00:00:00.000Z',
-    correlationId: 'corr-1',
-    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
-    ...overrides,
-  };
-}
+import { packApprovalEvent as event, RESUME_TOKEN } from '../support/fixtures.js';
 
 const link = 'https://console.example/approvals/appr-1';
 

@@ -3,47 +3,10 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { describe, expect, it } from 'vitest';
 import { buildCompletionPayload, isTerminal, latencySeconds } from '../../workflows/policy-simulation/completion.js';
-import {
-  POLICY_RUN_STATUSES,
-  type CompletionPayload,
-  type PolicyRunStatus,
-} from '../../workflows/policy-simulation/definitions.js';
+import { POLICY_RUN_STATUSES, type CompletionPayload } from '../../workflows/policy-simulation/definitions.js';
+import { policyRunStatus as run } from '../support/fixtures.js';
 
 const SAMPLE_PATH = new URL('../../samples/api/scheduler/policy-simulation-webhook.json', import.meta.url);
-
-/** A terminal status document with overridable fields. */
-function run(overrides: Partial<PolicyRunStatus> = {}): PolicyRunStatus {
-  return {
-    runId: 'run-1',
-    tenantId: 'tenant-a',
-    policyId: 'P-1',
-    policyVersion: 2,
-    mode: 'simulate',
-    status: 'succeeded',
-    priority: 'normal',
-    queuedAt: '2025-10-26T14:00:00.000Z',
-    startedAt: '2025-10-26T14:00:00.500Z',
-    finishedAt: '2025-10-26T14:00:03.250Z',
-    attempts: 1,
-    inputs: { sbomSet: ['sbom:S-1'] },
-    stats: { sboms: 1, components: 10, findings: 4, durationMs: 2750 },
-    result: {
-      activePolicyVersion: 1,
-      candidatePolicyVersion: 2,
-      active: { pass: 3, warn: 1, block: 0 },
-      candidate: { pass: 2, warn: 1, block: 1 },
-      transitions: { 'pass->block': 1 },
-      changed: 1,
-      changes: [],
-    },
-    error: null,
-    cancellationRequested: false,
-    cancellationReason: null,
-    workflowId: 'policy-simulation/tenant-a/run-1',
-    metadata: {},
-    ...overrides,
-  };
-}
 
 // JSON Schema of the webhook payload, derived from the types of definitions.ts.
 const IsoInstant = Type.String({

@@ -10,6 +10,7 @@ import {
   runningStatus,
   succeededStatus,
 } from '../../workflows/policy-simulation/state.js';
+import { SIMULATION_RESULT as result, SIMULATION_STATS as stats } from '../support/fixtures.js';
 
 const input: PolicySimulationInput = {
   tenantId: 'acme',
@@ -23,17 +24,6 @@ const queued = queuedStatus(
   { runId: 'r1', workflowId: 'policy-simulation/acme/r1' },
   '2026-01-01T00:00:00.000Z',
 );
-const stats = { sboms: 1, components: 2, findings: 3, durationMs: 4 };
-const result = {
-  activePolicyVersion: 1,
-  candidatePolicyVersion: 2,
-  active: { pass: 3, warn: 0, block: 0 },
-  candidate: { pass: 2, warn: 0, block: 1 },
-  transitions: { 'pass->block': 1 },
-  changed: 1,
-  changes: [],
-};
-
 describe('policy simulation state', () => {
   it('starts queued with defaults', () => {
     expect(queued).toMatchObject({
