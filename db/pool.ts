@@ -39,3 +39,14 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
     client.release();
   }
 }
+
+/**
+ * A constant list of identifiers-like strings (statuses, states) as SQL literals (`'a', 'b'`), for predicates that
+ * must stay literal so the planner matches them with partial indexes; anything but `[a-z_-]` is refused.
+ */
+export function sqlLiterals(values: readonly string[]): string {
+  for (const value of values) {
+    if (!/^[a-z_-]+$/.test(value)) throw new Error(`not a plain SQL literal: ${JSON.stringify(value)}`);
+  }
+  return values.map((value) => `'${value}'`).join(', ');
+}

@@ -1,7 +1,11 @@
 /** Typed queries of pack approvals (`notify.*`). */
 import type { ApprovalView } from '../../workflows/pack-approval/definitions.js';
-import { withTransaction, type Pool } from '../pool.js';
+import { FINAL_STATES, OPEN_STATES } from '../../workflows/pack-approval/state.js';
+import { sqlLiterals, withTransaction, type Pool } from '../pool.js';
 import { recordAudit } from './audit.js';
+
+const FINAL_STATES_SQL = sqlLiterals(FINAL_STATES);
+const OPEN_STATES_SQL = sqlLiterals(OPEN_STATES);
 
 /** A transition to append with the state write. */
 export interface TransitionRecord {
@@ -234,7 +238,7 @@ export async function purgeApprovalsBefore(pool: Pool, cutoff: Date): Promise<Re
     const count = async (sql: string) => (await client.query(sql, [cutoff])).rowCount ?? 0;
     return {
       approvals: await count(
-        `DELETE FROM notify.pack_approvals WHERE updated_at < $1 AND state IN ('approved','rejected','expired','cancelled','released')`,
+        `DELETE FROM notify.pack_approvals WHERE updated_at < $1 AND state IN (${FINAL_STATES_SQL})`,
       ),
       transitions: await count(
         `DELETE FROM notify.pack_approval_transitions t WHERE occurred_at < $1
@@ -251,7 +255,7 @@ export async function purgeApprovalsBefore(pool: Pool, cutoff: Date): Promise<Re
 /** Open approvals (pending or held), read through a partial index. */
 export async function countOutstandingApprovals(pool: Pool): Promise<number> {
   const { rows } = await pool.query<{ n: string }>(
-    "SELECT count(*) AS n FROM notify.pack_approvals WHERE state IN ('pending', 'held')",
+    `SELECT count(*) AS n FROM notify.pack_approvals WHERE state IN (${OPEN_STATES_SQL})`,
   );
   return Number(rows[0]?.n ?? 0);
 }

@@ -1,7 +1,16 @@
 /** Typed queries of the policy simulation projection (`scheduler.policy_runs`, `scheduler.policy_run_events`). */
-import type { PolicyRunStatus, PolicyRunStatusValue } from '../../workflows/policy-simulation/definitions.js';
-import { withTransaction, type Pool } from '../pool.js';
+import {
+  ACTIVE_STATUSES,
+  TERMINAL_STATUSES,
+  type PolicyRunStatus,
+  type PolicyRunStatusValue,
+} from '../../workflows/policy-simulation/definitions.js';
+import { isTerminalStatus } from '../../workflows/policy-simulation/state.js';
+import { sqlLiterals, withTransaction, type Pool } from '../pool.js';
 import { recordAudit } from './audit.js';
+
+const ACTIVE_STATUSES_SQL = sqlLiterals(ACTIVE_STATUSES);
+const TERMINAL_STATUSES_SQL = sqlLiterals(TERMINAL_STATUSES);
 
 /** Channel on which every projection change is announced (payload: `{ tenantId, runId, eventId }`). */
 export const POLICY_RUN_CHANNEL = 'policy_run_events';
@@ -63,7 +72,7 @@ export async function upsertPolicyRun(
     const auditType =
       row.previous_status === null
         ? 'policy.simulation.requested'
-        : ['succeeded', 'failed', 'cancelled'].includes(doc.status) && row.previous_status !== doc.status
+        : isTerminalStatus(doc.status) && row.previous_status !== doc.status
           ? `policy.simulation.${doc.status}`
           : undefined;
     if (auditType) {
@@ -191,7 +200,7 @@ export async function getSimulationMetrics(pool: Pool, tenantId: string, window:
   const [depth, latency] = await Promise.all([
     pool.query<{ status: string; n: string }>(
       `SELECT status, count(*) AS n FROM scheduler.policy_runs
-       WHERE tenant_id = $1 AND status IN ('queued', 'running') GROUP BY status`,
+       WHERE tenant_id = $1 AND status IN (${ACTIVE_STATUSES_SQL}) GROUP BY status`,
       [tenantId],
     ),
     pool.query<{
@@ -208,7 +217,7 @@ export async function getSimulationMetrics(pool: Pool, tenantId: string, window:
       `WITH recent AS (
          SELECT status, extract(epoch FROM finished_at - queued_at)::float8 AS seconds
          FROM scheduler.policy_runs
-         WHERE tenant_id = $1 AND status IN ('succeeded', 'failed', 'cancelled')
+         WHERE tenant_id = $1 AND status IN (${TERMINAL_STATUSES_SQL})
          ORDER BY finished_at DESC
          LIMIT $2
        )

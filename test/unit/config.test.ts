@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, databaseUrlOf, loadConfig, TASK_QUEUES, temporalAddressOf } from '../../core/config.js';
+import {
+  ConfigError,
+  databaseUrlOf,
+  loadBenchConfig,
+  loadConfig,
+  loadPolicyEngineServerConfig,
+  TASK_QUEUES,
+  temporalAddressOf,
+} from '../../core/config.js';
 
 describe('loadConfig', () => {
   it('runs on embedded defaults with no environment', () => {
@@ -55,5 +63,62 @@ describe('loadConfig', () => {
       APPROVAL_LINK_SECRET: 'a-long-link-secret',
     });
     expect(config.auth.useLocalKey).toBe(false);
+  });
+});
+
+describe('one configuration', () => {
+  it('validates the completion webhook with everything else and reports all problems at once', () => {
+    let error: unknown;
+    try {
+      loadConfig({ API_PORT: 'abc', POLICY_WEBHOOK_ENABLED: 'true', POLICY_WEBHOOK_MAX_ATTEMPTS: '0' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const { problems } = error as ConfigError;
+    expect(problems).toHaveLength(3);
+    for (const name of ['API_PORT', 'POLICY_WEBHOOK_ENDPOINT', 'POLICY_WEBHOOK_MAX_ATTEMPTS']) {
+      expect(problems.filter((p) => p.startsWith(name))).toHaveLength(1);
+    }
+  });
+
+  it('carries the webhook settings to the workers', () => {
+    const config = loadConfig({
+      POLICY_WEBHOOK_ENABLED: 'true',
+      POLICY_WEBHOOK_ENDPOINT: 'https://hooks.example.com/policy',
+      POLICY_WEBHOOK_TIMEOUT_SECONDS: '3',
+    });
+    expect(config.simulations.webhook).toMatchObject({ enabled: true, timeoutSeconds: 3, maxAttempts: 5 });
+    expect(config.simulations.webhook.endpoint?.href).toBe('https://hooks.example.com/policy');
+  });
+
+  it('applies the outbound URL policy to the webhook endpoint: no credentials in the URL', () => {
+    expect(() => loadConfig({ POLICY_WEBHOOK_ENDPOINT: 'https://user:pw@hooks.example.com/policy' })).toThrow(
+      /POLICY_WEBHOOK_ENDPOINT must not carry credentials/,
+    );
+    expect(() => loadConfig({ POLICY_WEBHOOK_ENDPOINT: 'https://user:pw@hooks.example.com/policy' })).not.toThrow(/pw/);
+  });
+
+  it('reads the standalone Policy Engine settings with their ranges', () => {
+    expect(loadPolicyEngineServerConfig({})).toEqual({
+      host: '127.0.0.1',
+      port: 3100,
+      dataDir: undefined,
+      logLevel: 'info',
+    });
+    expect(
+      loadPolicyEngineServerConfig({ POLICY_ENGINE_PORT: '0', POLICY_ENGINE_DATA_DIR: ' /srv/data ' }),
+    ).toMatchObject({ port: 0, dataDir: '/srv/data' });
+    expect(() => loadPolicyEngineServerConfig({ POLICY_ENGINE_PORT: '65536' })).toThrow(
+      /POLICY_ENGINE_PORT must be an integer between 0 and 65535/,
+    );
+  });
+
+  it('reads benchmark sizes, refusing nonsense instead of running a NaN-sized round', () => {
+    expect(loadBenchConfig({}).throughput).toEqual({ runs: 200, concurrency: 20 });
+    expect(loadBenchConfig({ BENCH_INGEST_RATE: '5' }).packApprovals.ingestRate).toBe(5);
+    expect(() => loadBenchConfig({ BENCH_THROUGHPUT_RUNS: 'many', BENCH_ACKS: '-1' })).toThrow(
+      /BENCH_THROUGHPUT_RUNS[\s\S]*BENCH_ACKS/,
+    );
   });
 });

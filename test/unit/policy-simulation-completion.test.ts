@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { describe, expect, it } from 'vitest';
-import { buildCompletionPayload, isTerminal, latencySeconds } from '../../workflows/policy-simulation/completion.js';
+import { buildCompletionPayload, latencySeconds } from '../../workflows/policy-simulation/completion.js';
+import { isTerminalStatus } from '../../workflows/policy-simulation/state.js';
 import { POLICY_RUN_STATUSES, type CompletionPayload } from '../../workflows/policy-simulation/definitions.js';
 import { policyRunStatus as run } from '../support/fixtures.js';
 
@@ -94,10 +95,10 @@ const CompletionPayloadSchema = Type.Object(
 const _schemaAcceptsType = (p: CompletionPayload): Static<typeof CompletionPayloadSchema> => p;
 const _typeAcceptsSchema = (p: Static<typeof CompletionPayloadSchema>): CompletionPayload => p;
 
-describe('isTerminal', () => {
+describe('isTerminalStatus', () => {
   it('is true for succeeded, failed and cancelled only', () => {
-    expect(POLICY_RUN_STATUSES.filter((s) => isTerminal(s))).toEqual(['succeeded', 'failed', 'cancelled']);
-    expect(isTerminal('bogus')).toBe(false);
+    expect(POLICY_RUN_STATUSES.filter((s) => isTerminalStatus(s))).toEqual(['succeeded', 'failed', 'cancelled']);
+    expect(isTerminalStatus('bogus')).toBe(false);
   });
 });
 

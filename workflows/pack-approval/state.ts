@@ -11,6 +11,8 @@ import { ApprovalFailure } from './definitions.js';
 
 /** States after which nothing changes any more. */
 export const FINAL_STATES: readonly ApprovalState[] = ['approved', 'rejected', 'expired', 'cancelled', 'released'];
+/** States of an approval that is still open (outstanding). */
+export const OPEN_STATES: readonly ApprovalState[] = ['pending', 'held'];
 
 /** True when the approval is over. */
 export function isFinal(state: ApprovalState): boolean {

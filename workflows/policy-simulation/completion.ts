@@ -2,20 +2,8 @@
  * Completion payload of policy simulations: the body of the completion webhook and of the SSE `completed` event.
  * Pure functions only (no Node builtins, no I/O, no clock): bundled into workflow code and used by the API.
  */
-import {
-  TERMINAL_STATUSES,
-  type CompletionPayload,
-  type PolicyRunStatus,
-  type PolicyRunStatusValue,
-} from './definitions.js';
-
-/** The statuses a run never leaves. */
-export type TerminalStatusValue = Extract<PolicyRunStatusValue, 'succeeded' | 'failed' | 'cancelled'>;
-
-/** Whether `status` is terminal (succeeded, failed or cancelled): the completion webhook is sent for these only. */
-export function isTerminal(status: string): status is TerminalStatusValue {
-  return (TERMINAL_STATUSES as readonly string[]).includes(status);
-}
+import { TERMINAL_STATUSES, type CompletionPayload, type PolicyRunStatus } from './definitions.js';
+import { isTerminalStatus } from './state.js';
 
 /** Decimal places kept in `latencySeconds`. */
 const LATENCY_DECIMALS = 4;
@@ -88,7 +76,7 @@ function reasonOf(sim: PolicyRunStatus): string | undefined {
  * @throws Error when the run is not terminal (queued or running).
  */
 export function buildCompletionPayload(sim: PolicyRunStatus, observedAt: string): CompletionPayload {
-  if (!isTerminal(sim.status)) {
+  if (!isTerminalStatus(sim.status)) {
     throw new Error(
       `Policy run ${sim.runId} is ${sim.status}: completion payloads exist for terminal runs only (${TERMINAL_STATUSES.join(', ')})`,
     );

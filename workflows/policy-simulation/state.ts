@@ -11,9 +11,12 @@ import {
 /** Projection revisions: each state has its own so that late writes never overwrite newer ones. */
 export const Revision = { queued: 1, running: 2, terminal: 3 } as const;
 
-/** True for succeeded, failed and cancelled. */
-export function isTerminalStatus(status: PolicyRunStatusValue): boolean {
-  return TERMINAL_STATUSES.includes(status);
+/** The statuses a run never leaves. */
+export type TerminalStatusValue = Extract<PolicyRunStatusValue, 'succeeded' | 'failed' | 'cancelled'>;
+
+/** Whether `status` is terminal (succeeded, failed or cancelled): the completion webhook is sent for these only. */
+export function isTerminalStatus(status: string): status is TerminalStatusValue {
+  return (TERMINAL_STATUSES as readonly string[]).includes(status);
 }
 
 /** The document of a run that was just accepted. */
