@@ -1,9 +1,13 @@
 /**
  * `npm run pack-event -- <event.json> [--fresh] [--api URL]`: signs a Task Runner event with the local signing
  * secret and posts it to the local API, as the Task Runner would. `--fresh` gives it new ids and timestamps.
+ *
+ * The Task Runner's side of the event contract (`withFreshIds`, `signedHeaders`, `postSignedEvent`) is exported for
+ * the tests and benchmarks, which post events the same way.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Webhook } from 'standardwebhooks';
 import { signatureHeaders } from '../activities/shared/http.js';
@@ -12,40 +16,68 @@ import { loadOrCreateLocalKey, mintToken } from '../core/local-keys.js';
 import { packEventSecretsOf } from '../core/local-secrets.js';
 import { Scope } from '../core/scopes.js';
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: { fresh: { type: 'boolean', default: false }, api: { type: 'string' } },
-});
-const file = positionals[0] ?? 'samples/pack-approvals/pack-approval-requested.json';
-const config = loadConfig();
-const event = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-if (values.fresh) {
-  const now = Date.now();
-  Object.assign(event, {
+/** `event` as a new request: a new event id and run id, requested at `now` and expiring a day later. */
+export function withFreshIds<T extends object>(event: T, now: number = Date.now()): T {
+  return {
+    ...event,
     eventId: `evt-${randomUUID()}`,
     runId: `run-${randomUUID().slice(0, 8)}`,
     requestedAt: new Date(now).toISOString(),
     expiresAt: new Date(now + 24 * 3600 * 1000).toISOString(),
+  };
+}
+
+/** Standard Webhooks headers for `body` signed with `secret` (a new signature id and the current time by default). */
+export function signedHeaders(
+  secret: string,
+  body: string,
+  options: { id?: string; at?: Date } = {},
+): Record<string, string> {
+  return signatureHeaders(new Webhook(secret), options.id ?? `msg_${randomUUID()}`, options.at ?? new Date(), body);
+}
+
+/** POSTs `event` to the ingestion endpoint of `baseUrl` with a bearer token, signed with `secret`. */
+export function postSignedEvent(
+  baseUrl: string,
+  event: unknown,
+  options: { token: string; secret: string },
+): Promise<Response> {
+  const body = JSON.stringify(event);
+  return fetch(`${baseUrl}/notifications/pack-approvals`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${options.token}`,
+      ...signedHeaders(options.secret, body),
+    },
+    body,
   });
 }
-const body = JSON.stringify(event);
-const [secret] = await packEventSecretsOf(config);
-const token = await mintToken(await loadOrCreateLocalKey(config.dataDir), {
-  tenant: String(event.tenantId),
-  scopes: [Scope.NotifierEventsWrite],
-  subject: 'task-runner',
-  issuer: config.auth.issuer,
-  audience: config.auth.audience,
-  expiresIn: '5m',
-});
-const response = await fetch(`${values.api ?? `http://127.0.0.1:${config.api.port}`}/notifications/pack-approvals`, {
-  method: 'POST',
-  headers: {
-    'content-type': 'application/json',
-    authorization: `Bearer ${token}`,
-    ...signatureHeaders(new Webhook(secret!), `msg_${randomUUID()}`, new Date(), body),
-  },
-  body,
-});
-console.log(response.status, await response.text());
-process.exitCode = response.ok ? 0 : 1;
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { fresh: { type: 'boolean', default: false }, api: { type: 'string' } },
+  });
+  const file = positionals[0] ?? 'samples/pack-approvals/pack-approval-requested.json';
+  const config = loadConfig();
+  const loaded = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  const event = values.fresh ? withFreshIds(loaded) : loaded;
+  const [secret] = await packEventSecretsOf(config);
+  const token = await mintToken(await loadOrCreateLocalKey(config.dataDir), {
+    tenant: String(event.tenantId),
+    scopes: [Scope.NotifierEventsWrite],
+    subject: 'task-runner',
+    issuer: config.auth.issuer,
+    audience: config.auth.audience,
+    expiresIn: '5m',
+  });
+  const response = await postSignedEvent(values.api ?? `http://127.0.0.1:${config.api.port}`, event, {
+    token,
+    secret: secret!,
+  });
+  console.log(response.status, await response.text());
+  process.exitCode = response.ok ? 0 : 1;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -1,21 +1,22 @@
-/** Real peers and helpers of pack-approval tests: an SMTP server, signed events, and the channels to wire. */
-import { randomUUID } from 'node:crypto';
+/** Real peers and helpers of pack-approval tests: an SMTP server, sample events, signed posts, and the channels to wire. */
 import { readFileSync } from 'node:fs';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { createActivities } from '../../activities/index.js';
 import { loadWebhookConfig } from '../../core/config.js';
-import { signatureHeaders } from '../../activities/shared/http.js';
 import { generateSecret } from '../../core/local-secrets.js';
 import type { Pool } from '../../db/pool.js';
 import { workflowBundle } from './temporal.js';
-import { Webhook } from 'standardwebhooks';
 import { createEmailSender, createSignedWebhookSender } from '../../activities/pack-approval/channels.js';
 import type { PackApprovalDeps } from '../../activities/pack-approval/index.js';
 import { createTaskRunnerClient } from '../../activities/pack-approval/task-runner.js';
 import { createLogger } from '../../core/logger.js';
 import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
+import { withFreshIds } from '../../scripts/pack-event.js';
+
+// Tests post events as the Task Runner does, with the helpers of `npm run pack-event`.
+export { postSignedEvent, signedHeaders } from '../../scripts/pack-event.js';
 
 /** A message the SMTP server received. */
 export interface ReceivedMail {
@@ -67,24 +68,7 @@ export function sampleEvent(overrides: Partial<PackApprovalEvent> = {}): PackApp
   const sample = JSON.parse(
     readFileSync(new URL('../../samples/pack-approvals/pack-approval-requested.json', import.meta.url), 'utf8'),
   ) as PackApprovalEvent;
-  const now = Date.now();
-  return {
-    ...sample,
-    eventId: `evt-${randomUUID()}`,
-    runId: `run-${randomUUID().slice(0, 8)}`,
-    requestedAt: new Date(now).toISOString(),
-    expiresAt: new Date(now + 24 * 3600 * 1000).toISOString(),
-    ...overrides,
-  };
-}
-
-/** Standard Webhooks headers for `body` signed with `secret`. */
-export function signedHeaders(
-  secret: string,
-  body: string,
-  options: { id?: string; at?: Date } = {},
-): Record<string, string> {
-  return signatureHeaders(new Webhook(secret), options.id ?? `msg_${randomUUID()}`, options.at ?? new Date(), body);
+  return { ...withFreshIds(sample), ...overrides };
 }
 
 /** Channels of the pack-approval activities pointed at test peers. */
@@ -125,23 +109,5 @@ export async function createPackApprovalWorker(
         linkSecret: options.linkSecret ?? generateSecret(),
       }),
     }),
-  });
-}
-
-/** POSTs `event` to the ingestion endpoint of `baseUrl`, signed with `secret`, as the Task Runner does. */
-export function postSignedEvent(
-  baseUrl: string,
-  event: unknown,
-  options: { token: string; secret: string },
-): Promise<Response> {
-  const body = JSON.stringify(event);
-  return fetch(`${baseUrl}/notifications/pack-approvals`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      authorization: `Bearer ${options.token}`,
-      ...signedHeaders(options.secret, body),
-    },
-    body,
   });
 }
