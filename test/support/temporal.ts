@@ -3,7 +3,7 @@
  * both provisioned by the project and handed to `@temporalio/testing` as existing paths.
  */
 import { randomUUID } from 'node:crypto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { TestWorkflowEnvironment, type MockActivityEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import {
   BinaryUnavailableError,
@@ -69,4 +69,16 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 /** A task queue (or prefix) no other test uses. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * Runs `activity` with `input` in `env` (a `MockActivityEnvironment`), typed by the activity's own signature: `run`
+ * infers its types from the arguments, which widens literal inputs and loses the result type.
+ */
+export function runActivity<I, O>(
+  env: MockActivityEnvironment,
+  activity: (input: I) => Promise<O>,
+  input: I,
+): Promise<O> {
+  return env.run(activity, input);
 }
