@@ -12,7 +12,7 @@ import {
   UrlPolicyViolation,
 } from '../activities/shared/outbound-policy.js';
 
-/** The task queues of the product (DESIGN.md §3). */
+/** The task queues of the product: one per capability (sagas to come), plus `effects`. */
 export const TASK_QUEUES = ['policy-simulation', 'pack-approval', 'saga', 'effects'] as const;
 export type TaskQueueName = (typeof TASK_QUEUES)[number];
 /** Queues that host workflows (the `effects` queue hosts effect activities only). */
