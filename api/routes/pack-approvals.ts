@@ -71,7 +71,7 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request, reply) => {
-      const event = request.body as PackApprovalEvent;
+      const event: PackApprovalEvent = request.body;
       if (event.tenantId !== principalOf(request).tenantId)
         throw forbidden('The event’s tenant is not the token’s tenant');
       const workflowId = packApprovalWorkflowId(event.tenantId, event.runId, event.approvalId);
