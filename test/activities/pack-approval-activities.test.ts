@@ -7,6 +7,7 @@ import { generateSecret } from '../../core/local-secrets.js';
 import { upsertRule } from '../../db/queries/notify-config.js';
 import type { ApprovalView, NotificationIntent } from '../../workflows/pack-approval/definitions.js';
 import { initialView, requestedTransition } from '../../workflows/pack-approval/state.js';
+import { rejectionOf } from '../support/assertions.js';
 import { packApprovalEvent, RESUME_TOKEN } from '../support/fixtures.js';
 import { startHttpReceiver, type Answer, type ReceivedRequest } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
@@ -56,14 +57,7 @@ async function rowsOf<T>(sql: string, view: ApprovalView): Promise<T[]> {
 }
 
 /** The failure an activity run rejects with. */
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ApplicationFailure);
-  return error as ApplicationFailure;
-}
+const failureOf = (promise: Promise<unknown>) => rejectionOf(promise, ApplicationFailure);
 
 describe('recordApproval', () => {
   it('writes the approval, its transition and the audit record once; a replay appends nothing', async () => {

@@ -6,6 +6,7 @@ import { createPolicySimulationActivities } from '../../activities/policy-simula
 import { loadWebhookConfig } from '../../core/config.js';
 import type { PolicyRunStatus } from '../../workflows/policy-simulation/definitions.js';
 import { Revision } from '../../workflows/policy-simulation/state.js';
+import { rejectionOf } from '../support/assertions.js';
 import { policyRunStatus, SIMULATION_RESULT, SIMULATION_STATS } from '../support/fixtures.js';
 import { startHttpReceiver, type Answer, type ReceivedRequest } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
@@ -47,21 +48,24 @@ function activities(webhookEnv: NodeJS.ProcessEnv = {}) {
   });
 }
 
-/** A queued run with its own id, so tests sharing the database never see each other's rows. */
-function queuedRun(overrides: Partial<PolicyRunStatus> = {}): PolicyRunStatus {
+/** The fixture's succeeded run under its own id, so tests sharing the database never see each other's rows. */
+function newRun(overrides: Partial<PolicyRunStatus> = {}): PolicyRunStatus {
   const runId = `run-${randomUUID().slice(0, 8)}`;
-  return policyRunStatus({
-    runId,
-    workflowId: `policy-simulation/tenant-a/${runId}`,
-    status: 'queued',
-    startedAt: null,
-    finishedAt: null,
-    attempts: 0,
-    stats: null,
-    result: null,
-    ...overrides,
-  });
+  return policyRunStatus({ runId, workflowId: `policy-simulation/tenant-a/${runId}`, ...overrides });
 }
+
+/** What distinguishes a queued run from a finished one. */
+const QUEUED = {
+  status: 'queued',
+  startedAt: null,
+  finishedAt: null,
+  attempts: 0,
+  stats: null,
+  result: null,
+} as const satisfies Partial<PolicyRunStatus>;
+
+/** A queued run with its own id. */
+const queuedRun = (overrides: Partial<PolicyRunStatus> = {}) => newRun({ ...QUEUED, ...overrides });
 
 async function storedRun(doc: PolicyRunStatus) {
   const { rows } = await db.pool.query<{ status: string; revision: number; document: PolicyRunStatus }>(
@@ -80,14 +84,7 @@ async function countRows(table: string, doc: PolicyRunStatus): Promise<number> {
 }
 
 /** The failure an activity run rejects with. */
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ApplicationFailure);
-  return error as ApplicationFailure;
-}
+const failureOf = (promise: Promise<unknown>) => rejectionOf(promise, ApplicationFailure);
 
 describe('recordPolicyRunStatus', () => {
   it('writes the document, an event and the audit record once; a repeat changes nothing', async () => {
@@ -112,22 +109,13 @@ describe('recordPolicyRunStatus', () => {
   it('never lets an older revision overwrite a newer one', async () => {
     const env = new MockActivityEnvironment();
     const { recordPolicyRunStatus } = activities();
-    const queued = queuedRun();
-    const succeeded: PolicyRunStatus = {
-      ...queued,
-      status: 'succeeded',
-      startedAt: '2025-10-26T14:00:00.500Z',
-      finishedAt: '2025-10-26T14:00:03.250Z',
-      attempts: 1,
-      stats: SIMULATION_STATS,
-      result: SIMULATION_RESULT,
-    };
+    const succeeded = newRun();
     await runActivity(env, recordPolicyRunStatus, { doc: succeeded, revision: Revision.terminal });
-    const late = { ...queued, status: 'running' as const, startedAt: '2025-10-26T14:00:00.500Z' };
+    const late = { ...succeeded, ...QUEUED, status: 'running' as const, startedAt: '2025-10-26T14:00:00.500Z' };
     expect(await runActivity(env, recordPolicyRunStatus, { doc: late, revision: Revision.running })).toEqual({
       changed: false,
     });
-    expect((await storedRun(queued))[0]?.status).toBe('succeeded');
+    expect((await storedRun(succeeded))[0]?.status).toBe('succeeded');
   });
 });
 
@@ -203,15 +191,7 @@ describe('evaluatePolicySimulation', () => {
 });
 
 describe('notifySimulationCompleted', () => {
-  const finished = () =>
-    queuedRun({
-      status: 'succeeded',
-      startedAt: '2025-10-26T14:00:00.500Z',
-      finishedAt: '2025-10-26T14:00:03.250Z',
-      attempts: 1,
-      stats: SIMULATION_STATS,
-      result: SIMULATION_RESULT,
-    });
+  const finished = () => newRun();
 
   it('posts the completion payload of a terminal run, and nothing when the webhook is disabled', async () => {
     const doc = finished();
