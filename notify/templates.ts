@@ -13,7 +13,7 @@
 import mustache from 'mustache';
 import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import type { Decision, PackApprovalEvent, PackEventKind } from '../workflows/pack-approval/definitions.js';
+import type { AckResult, Decision, PackApprovalEvent, PackEventKind } from '../workflows/pack-approval/definitions.js';
 import { TEMPLATE_ID_PATTERN, type FieldError, type NotifyChannel, type NotifyReason } from './routing.js';
 
 /** Pattern of template locales: a language, optionally with a region (`de`, `de-CH`). */
@@ -157,13 +157,8 @@ export interface ModelEntry {
   last: boolean;
 }
 
-/** The human decision, when the approval was decided here. */
-export interface DecisionInput {
-  decision: Decision;
-  decidedBy: string;
-  decidedAt: string;
-  comment?: string;
-}
+/** The human decision, when the approval was decided here (the ack's result, as the workflow records it). */
+export type DecisionInput = Pick<AckResult, 'decision' | 'decidedBy' | 'decidedAt' | 'comment'>;
 
 /**
  * The values templates can use. Lists come both joined (`requiredGrants`, `stepIds`: `", "`-separated) and as item
