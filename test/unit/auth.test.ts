@@ -1,13 +1,69 @@
-import { describe, expect, it } from 'vitest';
+import { generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { HttpError } from '../../api/errors.js';
-import { createTestSigner } from '../support/auth.js';
+import { createTokenVerifier } from '../../api/plugins/auth.js';
+import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../support/auth.js';
+
+/** The HTTP status and message `promise` is rejected with (an `HttpError`), or `resolved`. */
+async function refusal(promise: Promise<unknown>): Promise<{ status: number; message: string } | 'resolved'> {
+  try {
+    await promise;
+    return 'resolved';
+  } catch (error) {
+    expect(error).toBeInstanceOf(HttpError);
+    return { status: (error as HttpError).statusCode, message: (error as HttpError).message };
+  }
+}
+
+/** A token with exactly `claims` (plus issuer and audience), signed with `key`. */
+function rawToken(key: CryptoKey, claims: JWTPayload): Promise<string> {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'ES256' })
+    .setIssuer(TEST_ISSUER)
+    .setAudience(TEST_AUDIENCE)
+    .sign(key);
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe('token verification', () => {
-  it('accepts a valid token and exposes tenant and scopes', async () => {
+  it('accepts a valid token and exposes subject, tenant and scopes', async () => {
     const signer = await createTestSigner();
-    const principal = await signer.verifier(await signer.token({ tenant: 'acme', scopes: ['a:read', 'b:write'] }));
+    const principal = await signer.verifier(
+      await signer.token({ tenant: 'acme', scopes: ['a:read', 'b:write'], subject: 'alice' }),
+    );
+    expect(principal.subject).toBe('alice');
     expect(principal.tenantId).toBe('acme');
     expect([...principal.scopes].sort()).toEqual(['a:read', 'b:write']);
+  });
+
+  it('reads scopes from a space-separated `scope` and a `scp` array, ignoring blanks and non-strings', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const verify = createTokenVerifier({ key: publicKey }, { issuer: TEST_ISSUER, audience: TEST_AUDIENCE });
+    const both = await verify(
+      await rawToken(privateKey, { tenant: 'acme', sub: 'svc', scope: ' a:read  b:write ', scp: ['c:admin', 7, null] }),
+    );
+    expect([...both.scopes].sort()).toEqual(['a:read', 'b:write', 'c:admin']);
+    const scpOnly = await verify(await rawToken(privateKey, { tenant: 'acme', sub: 'svc', scp: ['c:admin'] }));
+    expect([...scpOnly.scopes]).toEqual(['c:admin']);
+    const none = await verify(await rawToken(privateKey, { tenant: 'acme', scope: 42, scp: 'not-a-list' }));
+    expect(none.scopes.size).toBe(0);
+    // No `sub`: the principal is still someone the audit trail can name.
+    expect(none.subject).toBe('unknown');
+  });
+
+  it('verifies with a configured PEM public key', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const { exportSPKI } = await import('jose');
+    const verify = createTokenVerifier(
+      { publicKeyPem: await exportSPKI(publicKey) },
+      { issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
+    );
+    expect((await verify(await rawToken(privateKey, { tenant: 'acme', sub: 'pem' }))).subject).toBe('pem');
+    const other = await generateKeyPair('ES256');
+    expect(await refusal(verify(await rawToken(other.privateKey, { tenant: 'acme' })))).toMatchObject({ status: 401 });
   });
 
   it.each([
@@ -20,12 +76,51 @@ describe('token verification', () => {
       (s: Awaited<ReturnType<typeof createTestSigner>>) => s.token({ tenant: 'acme', audience: 'other' }),
     ],
     ['expired', (s: Awaited<ReturnType<typeof createTestSigner>>) => s.token({ tenant: 'acme', expiresIn: '-1m' })],
-    ['without a tenant', (s: Awaited<ReturnType<typeof createTestSigner>>) => s.token({})],
-    ['with a malformed tenant', (s: Awaited<ReturnType<typeof createTestSigner>>) => s.token({ tenant: '../etc' })],
-  ])('rejects a token %s with 401', async (_label, make) => {
+  ])('rejects a token %s with 401 Invalid bearer token', async (_label, make) => {
     const signer = await createTestSigner();
-    const error = await signer.verifier(await make(signer)).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(HttpError);
-    expect((error as HttpError).statusCode).toBe(401);
+    const result = await refusal(signer.verifier(await make(signer)));
+    expect(result).toMatchObject({ status: 401 });
+    expect(result !== 'resolved' && result.message).toMatch(/^Invalid bearer token: \S/);
+  });
+
+  it.each([
+    ['without a tenant', undefined],
+    ['with a numeric tenant', 42],
+    ['with an empty tenant', ''],
+    ['with a path as tenant', '../etc'],
+    ['with a tenant that only starts like one', 'acme/../x'],
+    ['with a tenant followed by a newline', 'acme\n'],
+    ['with a tenant starting with a separator', '-acme'],
+    ['with a tenant of 65 characters', `a${'b'.repeat(64)}`],
+    ['with a tenant containing a space', 'ac me'],
+  ])('rejects a token %s with 401', async (_label, tenant) => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const verify = createTokenVerifier({ key: publicKey }, { issuer: TEST_ISSUER, audience: TEST_AUDIENCE });
+    const token = await rawToken(privateKey, tenant === undefined ? { sub: 'x' } : { sub: 'x', tenant });
+    expect(await refusal(verify(token))).toEqual({ status: 401, message: 'Token has no valid tenant claim' });
+  });
+
+  it.each(['a', 'Acme-Corp_2.eu', `a${'b'.repeat(63)}`, '0tenant'])('accepts the tenant %j', async (tenant) => {
+    const signer = await createTestSigner();
+    expect((await signer.verifier(await signer.token({ tenant }))).tenantId).toBe(tenant);
+  });
+
+  it('stops accepting a verified token once it expires, although verified tokens are remembered', async () => {
+    const signer = await createTestSigner();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const start = new Date('2030-01-01T00:00:00Z');
+    vi.setSystemTime(start);
+    const token = await signer.token({ tenant: 'acme', expiresIn: '2m' });
+    const expiresAtMs = start.getTime() + 120_000;
+
+    expect((await signer.verifier(token)).tenantId).toBe('acme');
+    vi.setSystemTime(expiresAtMs - 1);
+    expect((await signer.verifier(token)).tenantId).toBe('acme');
+    vi.setSystemTime(expiresAtMs);
+    const expired = await refusal(signer.verifier(token));
+    expect(expired).toMatchObject({ status: 401 });
+    expect(expired !== 'resolved' && expired.message).toMatch(/^Invalid bearer token: .*exp/);
+    vi.setSystemTime(expiresAtMs + 3_600_000);
+    expect(await refusal(signer.verifier(token))).toMatchObject({ status: 401 });
   });
 });
