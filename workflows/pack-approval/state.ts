@@ -143,7 +143,7 @@ export function decide(
     transition: {
       from: view.state,
       to: state,
-      reason: args.comment ?? `${args.decision}d by ${args.decidedBy}`,
+      reason: args.comment ?? `${state} by ${args.decidedBy}`,
       auditType: 'pack.approval.acknowledged',
       notify: 'decided',
     },
