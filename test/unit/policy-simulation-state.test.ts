@@ -90,3 +90,64 @@ describe('policy simulation state', () => {
     expect(invalidInputReason({ ...input, inputs: { sbomSet: [] } })).toMatch(/sbomSet/);
   });
 });
+
+describe('policy simulation state: documents a caller reads', () => {
+  it('queues the whole request: ids, policy, inputs, priority and metadata, nothing started or cancelled', () => {
+    const doc = queuedStatus(
+      { ...input, priority: 'high', metadata: { ticket: 'SEC-42' } },
+      { runId: 'r1', workflowId: 'policy-simulation/acme/r1' },
+      '2026-01-01T00:00:00.000Z',
+    );
+    expect(doc).toEqual({
+      runId: 'r1',
+      tenantId: 'acme',
+      policyId: 'p',
+      policyVersion: 2,
+      mode: 'simulate',
+      status: 'queued',
+      priority: 'high',
+      queuedAt: '2026-01-01T00:00:00.000Z',
+      startedAt: null,
+      finishedAt: null,
+      attempts: 0,
+      inputs: { sbomSet: ['a'] },
+      stats: null,
+      result: null,
+      error: null,
+      cancellationRequested: false,
+      cancellationReason: null,
+      workflowId: 'policy-simulation/acme/r1',
+      metadata: { ticket: 'SEC-42' },
+    });
+  });
+
+  it('marks a run cancelled without an earlier request as a requested cancellation', () => {
+    expect(cancelledStatus(queued, 'Cancelled through Temporal', '2026-01-01T00:00:03.000Z')).toMatchObject({
+      status: 'cancelled',
+      cancellationRequested: true,
+      finishedAt: '2026-01-01T00:00:03.000Z',
+    });
+  });
+});
+
+describe('policy simulation state: input validation', () => {
+  it('accepts policy version 1 and refuses 0, negative and fractional versions', () => {
+    expect(invalidInputReason({ ...input, policyVersion: 1 })).toBeUndefined();
+    for (const policyVersion of [0, -1, 1.5, Number.NaN])
+      expect(invalidInputReason({ ...input, policyVersion }), String(policyVersion)).toBe(
+        'policyVersion must be a positive integer',
+      );
+  });
+
+  it('requires a tenant and a policy', () => {
+    expect(invalidInputReason({ ...input, tenantId: '' })).toBe('tenantId is required');
+    expect(invalidInputReason({ ...input, policyId: '' })).toBe('policyId is required');
+  });
+
+  it('requires a non-empty SBOM set, also when inputs are missing altogether', () => {
+    expect(invalidInputReason({ ...input, inputs: { sbomSet: [] } })).toBe('inputs.sbomSet must not be empty');
+    expect(invalidInputReason({ ...input, inputs: undefined } as unknown as PolicySimulationInput)).toBe(
+      'inputs.sbomSet must not be empty',
+    );
+  });
+});
