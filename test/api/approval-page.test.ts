@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecret, generateWebhookSecret } from '../../core/local-secrets.js';
+import { signApprovalLink, signResumeToken, type ApprovalLinkClaims } from '../../notify/approval-links.js';
 import { Scope } from '../../core/scopes.js';
 import { getApprovalView } from '../../db/queries/pack-approvals.js';
 import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
@@ -124,6 +125,46 @@ describe('GET /approvals/{token}', () => {
     expect(posted.statusCode).toBe(401);
     expect(posted.body).toContain('<!doctype html>');
   });
+
+  it('answers 401 to well-formed tokens for a real approval that are not a valid link, and records nothing', async () => {
+    const event = sampleEvent({
+      resumeCallback: { url: `${runner.url}/resume`, token: 'tr-resume-secret-0123456789' },
+    });
+    const mailed = await requestApproval(event);
+    const claims: ApprovalLinkClaims = {
+      tenantId: 'acme',
+      runId: event.runId,
+      approvalId: event.approvalId,
+      recipient: 'approvers@acme.test',
+      grants: ['deploy:prod'],
+    };
+    const inAnHour = new Date(Date.now() + 3_600_000);
+    // A resume token carries the same claims and more; it is still not a link.
+    const resumeClaims = { ...claims, decision: 'approve', decidedBy: 'approvers@acme.test' };
+    const forged = {
+      'signed with another secret': await signApprovalLink(generateSecret(), claims, inAnHour),
+      expired: await signApprovalLink(secrets.linkSecret, claims, new Date(Date.now() - 60_000)),
+      'a resume token': await signResumeToken(secrets.linkSecret, resumeClaims),
+    };
+    // The control: the same claims, signed as a link with the right secret, open the page.
+    const control = await signApprovalLink(secrets.linkSecret, claims, inAnHour);
+    expect((await page(control)).statusCode).toBe(200);
+    expect((await page(mailed)).statusCode).toBe(200);
+
+    for (const [label, token] of Object.entries(forged)) {
+      const shown = await page(token);
+      expect(shown.statusCode, label).toBe(401);
+      expectSecurityHeaders(shown);
+      expect(shown.body, label).toContain('Link invalid or expired');
+      expect(shown.body, label).not.toContain(event.planHash);
+      const decided = await submit(token, { decision: 'approve' });
+      expect(decided.statusCode, label).toBe(401);
+      expect(decided.body, label).toContain('Link invalid or expired');
+    }
+    const view = await getApprovalView(h.db.pool, 'acme', event.runId, event.approvalId);
+    expect(view?.state).toBe('pending');
+    expect(view?.decision ?? null).toBeNull();
+  });
 });
 
 describe('POST /approvals/{token}', () => {
@@ -155,7 +196,21 @@ describe('POST /approvals/{token}', () => {
       decidedBy: 'approvers@acme.test',
       comment: 'Ship it <now>',
     });
-    await eventually(() => runner.received.find((r) => r.body.includes(event.runId)));
+    const callback = await eventually(() => runner.received.find((r) => r.body.includes(event.runId)));
+    expect(callback.method).toBe('POST');
+    expect(callback.url).toBe('/resume');
+    expect(callback.headers.authorization).toBe('Bearer tr-resume-secret-0123456789');
+    expect(callback.headers['idempotency-key']).toBe(`pack-approval/acme/${event.runId}/deploy-prod/resume/approve`);
+    expect(callback.headers['x-stellaops-tenant']).toBe('acme');
+    expect(callback.headers['x-correlation-id']).toBe(event.correlationId);
+    expect(JSON.parse(callback.body)).toEqual({
+      runId: event.runId,
+      approvalId: 'deploy-prod',
+      decision: 'approve',
+      decidedBy: 'approvers@acme.test',
+      decidedAt: view.decision!.decidedAt,
+      comment: 'Ship it <now>',
+    });
 
     const repeat = await submit(token, { decision: 'approve' });
     expect(repeat.statusCode).toBe(200);

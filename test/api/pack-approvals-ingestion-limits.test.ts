@@ -62,10 +62,16 @@ describe('ingestion limits', () => {
 
   it('rate-limits per tenant with 429 and Retry-After, other tenants unaffected', async () => {
     const codes: number[] = [];
+    const windowStart = Date.now();
     for (let i = 0; i < 4; i++) codes.push((await post(h.app, 'busy-tenant')).res.statusCode);
     expect(codes).toEqual([202, 202, 202, 429]);
     const limited = await post(h.app, 'busy-tenant');
-    expect(limited.res.headers['retry-after']).toBeDefined();
+    expect(limited.res.statusCode).toBe(429);
+    // Whole seconds until the tenant's one-minute window (opened by its first request) ends.
+    const retryAfter = String(limited.res.headers['retry-after']);
+    expect(retryAfter).toMatch(/^[1-9]\d*$/);
+    expect(Number(retryAfter)).toBeLessThanOrEqual(60);
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(60 - Math.ceil((Date.now() - windowStart) / 1000) - 1);
     expect(await isIngestedEvent(h.db.pool, 'busy-tenant', limited.event.eventId)).toBe(false);
     expect((await post(h.app, 'quiet-tenant')).res.statusCode).toBe(202);
   });

@@ -2,8 +2,11 @@
  * Pack approvals end to end inside the API process: signed ingestion → workflow → mail over real SMTP → ack →
  * Task Runner resume callback, against real Temporal, workers and Postgres.
  */
+import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSignedWebhookSender } from '../../activities/pack-approval/channels.js';
 import { generateSecret, generateWebhookSecret } from '../../core/local-secrets.js';
+import { createLogger } from '../../core/logger.js';
 import { Scope } from '../../core/scopes.js';
 import { listAudit } from '../../db/queries/audit.js';
 import { upsertRule } from '../../db/queries/notify-config.js';
@@ -14,6 +17,8 @@ import { eventually, startReceiver } from '../support/http-sinks.js';
 import { sampleEvent, signedHeaders, startSmtp, testPackApprovalDeps } from '../support/pack-approvals.js';
 
 const secrets = { eventSecrets: [generateWebhookSecret(), generateWebhookSecret()], linkSecret: generateSecret() };
+/** What outbound approval webhooks are signed with. */
+const webhookSecret = generateWebhookSecret();
 let h: ApiHarness;
 let smtp: Awaited<ReturnType<typeof startSmtp>>;
 let runner: Awaited<ReturnType<typeof startReceiver>>;
@@ -23,7 +28,10 @@ let approver: string;
 beforeAll(async () => {
   [smtp, runner] = await Promise.all([startSmtp(), startReceiver(() => 200)]);
   h = await startApiHarness({
-    packApprovals: testPackApprovalDeps({ smtpUrl: smtp.url, linkSecret: secrets.linkSecret }),
+    packApprovals: {
+      ...testPackApprovalDeps({ smtpUrl: smtp.url, linkSecret: secrets.linkSecret }),
+      webhook: createSignedWebhookSender({ signingSecret: webhookSecret, logger: createLogger({ level: 'silent' }) }),
+    },
     packApprovalSecrets: secrets,
     env: { PACK_EVENTS_RATE_LIMIT_PER_MINUTE: '1000' },
   });
@@ -125,7 +133,9 @@ describe('POST /notifications/pack-approvals', () => {
   it('answers 400 with field errors, 401 without a token, 403 for a wrong scope or tenant', async () => {
     const bad = await post({ ...withRunner(), planHash: 'x', requestedAt: 'yesterday', extra: true });
     expect(bad.statusCode).toBe(400);
-    expect(bad.json<{ errors: { path: string }[] }>().errors.length).toBeGreaterThan(0);
+    const paths = bad.json<{ error: string; errors: { path: string }[] }>().errors.map((e) => e.path);
+    expect(paths).toEqual(expect.arrayContaining(['body.planHash', 'body.requestedAt', 'body.extra']));
+    expect(bad.json()).toMatchObject({ error: 'ValidationFailed' });
     expect((await post(withRunner(), { token: 'not-a-token' })).statusCode).toBe(401);
     const reader = await h.signer.token({ tenant: 'acme', scopes: [Scope.PolicySimulate] });
     expect((await post(withRunner(), { token: reader })).statusCode).toBe(403);
@@ -214,6 +224,21 @@ describe('POST /notifications/pack-approvals/{runId}/{approvalId}/ack', () => {
     });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ decision: 'reject', decidedBy: 'approvers@acme.test' });
+    const stored = await eventually(async () => {
+      const read = await h.app.inject({
+        method: 'GET',
+        url: `/notifications/pack-approvals/${event.runId}/deploy-prod`,
+        headers: { authorization: `Bearer ${approver}` },
+      });
+      expect(read.statusCode).toBe(200);
+      const view = read.json<{ state: string; decision?: { decision: string; decidedBy: string } }>();
+      return view.state === 'rejected' ? view : undefined;
+    });
+    expect(stored.decision).toMatchObject({ decision: 'reject', decidedBy: 'approvers@acme.test' });
+    expect((await listTransitions(h.db.pool, 'acme', event.runId, 'deploy-prod')).map((t) => t.to_state)).toEqual([
+      'pending',
+      'rejected',
+    ]);
     const wrong = await h.app.inject({
       method: 'POST',
       url: `/notifications/pack-approvals/${event.runId}/other-approval/ack`,
@@ -259,6 +284,18 @@ describe('routing rules', () => {
       const delivery = await eventually(() => hooks.received.find((r) => r.body.includes(event.runId)));
       expect(delivery.headers['x-stellaops-tenant']).toBe('hooks');
       expect(delivery.headers['idempotency-key']).toContain(event.runId);
+      // Signed as Standard Webhooks over the exact body, the signature id being the idempotency key.
+      const signature = {
+        'webhook-id': String(delivery.headers['webhook-id']),
+        'webhook-timestamp': String(delivery.headers['webhook-timestamp']),
+        'webhook-signature': String(delivery.headers['webhook-signature']),
+      };
+      expect(signature['webhook-id']).toBe(delivery.headers['idempotency-key']);
+      expect(signature['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
+      expect(Math.abs(Number(signature['webhook-timestamp']) - delivery.receivedAt / 1000)).toBeLessThan(60);
+      expect(new Webhook(webhookSecret).verify(delivery.body, signature)).toMatchObject({ runId: event.runId });
+      expect(() => new Webhook(generateWebhookSecret()).verify(delivery.body, signature)).toThrow(/signature/);
+      expect(() => new Webhook(webhookSecret).verify(`${delivery.body} `, signature)).toThrow(/signature/);
       expect(delivery.body).not.toContain('tr-resume-secret');
       const mail = await eventually(() => smtp.mails.find((m) => m.raw.includes(event.runId)));
       expect(mail.to).toEqual(['release-managers@hooks.test']);
@@ -274,12 +311,42 @@ describe('routing rules', () => {
 });
 
 describe('pack approval metrics', () => {
-  it('exposes outstanding approvals, notifications by channel and status, and ack latency', async () => {
+  const scrape = async () => {
     const res = await h.app.inject({ method: 'GET', url: '/metrics' });
-    expect(res.body).toMatch(/^stellaops_pack_approvals_outstanding \d+$/m);
-    const sent = /^stellaops_pack_approval_notifications\{channel="email",status="sent"\} (\d+)$/m.exec(res.body);
-    expect(Number(sent?.[1])).toBeGreaterThan(0);
-    const acks = /^stellaops_pack_approval_ack_latency_seconds_count (\d+)$/m.exec(res.body);
-    expect(Number(acks?.[1])).toBeGreaterThanOrEqual(2); // one bearer ack and one link ack; repeats are not counted
+    expect(res.statusCode).toBe(200);
+    const value = (pattern: RegExp) => Number(pattern.exec(res.body)?.[1] ?? Number.NaN);
+    return {
+      outstanding: value(/^stellaops_pack_approvals_outstanding (\d+)$/m),
+      emailsSent: value(/^stellaops_pack_approval_notifications\{channel="email",status="sent"\} (\d+)$/m),
+      acks: value(/^stellaops_pack_approval_ack_latency_seconds_count (\d+)$/m),
+    };
+  };
+
+  it('exposes outstanding approvals, notifications by channel and status, and ack latency', async () => {
+    const event = withRunner();
+    expect((await post(event)).statusCode).toBe(202);
+    await eventually(async () => {
+      const rows = await listDeliveries(h.db.pool, 'acme', event.runId, 'deploy-prod');
+      return rows.some((r) => r.channel === 'email' && r.status === 'sent') ? true : undefined;
+    });
+    await eventually(() => getApprovalView(h.db.pool, 'acme', event.runId, 'deploy-prod'));
+    const pending = await scrape();
+    expect(Number.isInteger(pending.acks)).toBe(true);
+    // This test's approval is pending and its mail was sent.
+    expect(pending.outstanding).toBeGreaterThanOrEqual(1);
+    expect(pending.emailsSent).toBeGreaterThanOrEqual(1);
+
+    const ack = () =>
+      h.app.inject({
+        method: 'POST',
+        url: `/notifications/pack-approvals/${event.runId}/deploy-prod/ack`,
+        headers: { authorization: `Bearer ${approver}` },
+        payload: { decision: 'approve' },
+      });
+    expect((await ack()).statusCode).toBe(200);
+    expect((await scrape()).acks).toBe(pending.acks + 1);
+    // A repeat answers the recorded decision and is not measured again.
+    expect((await ack()).statusCode).toBe(200);
+    expect((await scrape()).acks).toBe(pending.acks + 1);
   });
 });
