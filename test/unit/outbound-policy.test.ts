@@ -46,6 +46,8 @@ describe('outbound URL policy', () => {
   it('refuses other protocols and relative URLs', () => {
     expect(verdict('ftp://hooks.example.com/')).toBe(UrlPolicyViolation.Protocol);
     expect(verdict('file:///etc/passwd')).toBe(UrlPolicyViolation.Protocol);
+    expect(verdict('ftp://127.0.0.1/x')).toBe(UrlPolicyViolation.Protocol);
+    expect(verdict('ws://localhost/x')).toBe(UrlPolicyViolation.Protocol);
     expect(verdict('/relative')).toBe(UrlPolicyViolation.NotAbsolute);
     const checked = checkOutboundUrl('http://hooks.example.com/');
     expect(checked.ok ? '' : checked.problem).toMatch(/^must use https .*got host "hooks\.example\.com"/);

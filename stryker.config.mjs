@@ -1,0 +1,30 @@
+// Mutation testing of the pure logic (`npm run mutation`): see the README's test section. Not part of `npm test`.
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: 'vitest',
+  vitest: { configFile: 'vitest.mutation.config.ts' },
+  plugins: ['@stryker-mutator/vitest-runner'],
+  mutate: [
+    'workflows/*/state.ts',
+    'workflows/*/completion.ts',
+    'notify/*.ts',
+    '!notify/default-templates.ts',
+    'core/config.ts',
+    'policy-engine/evaluate.ts',
+    'policy-engine/model.ts',
+    'activities/shared/outbound-policy.ts',
+    'api/errors.ts',
+    'api/plugins/*.ts',
+  ],
+  coverageAnalysis: 'perTest',
+  incremental: true,
+  incrementalFile: '.data/mutation/incremental.json',
+  tempDirName: '.data/mutation/tmp',
+  cleanTempDir: 'always',
+  concurrency: 2,
+  timeoutMS: 10_000,
+  reporters: ['clear-text', 'progress', 'html', 'json'],
+  htmlReporter: { fileName: '.data/mutation/report.html' },
+  jsonReporter: { fileName: '.data/mutation/report.json' },
+  thresholds: { high: 90, low: 85, break: null },
+};

@@ -1,0 +1,510 @@
+// Every variable of the configuration: its name, its default, its range and its validation, so that a renamed
+// variable, a lost default or a loosened check fails here before it reaches a deployment.
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  loadBenchConfig,
+  loadConfig,
+  loadPolicyEngineServerConfig,
+  loadWebhookConfig,
+  policyEngineUrlOf,
+  temporalAddressOf,
+  WebhookConfigError,
+  type AppConfig,
+} from '../../core/config.js';
+
+/** The problems `loadConfig(env)` reports (it must throw). */
+function problemsOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error(`expected ${JSON.stringify(env)} to be refused`);
+}
+
+/** A production environment that passes, to vary one variable at a time. */
+const PRODUCTION = {
+  NODE_ENV: 'production',
+  AUTH_JWKS_URL: 'https://issuer.example.com/.well-known/jwks.json',
+  PACK_EVENTS_SIGNING_SECRETS: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+  APPROVAL_LINK_SECRET: 'a-long-link-secret',
+};
+
+const PEM = '-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----';
+
+describe('configuration defaults', () => {
+  it('runs on embedded defaults: every value of an empty environment', () => {
+    const dataDir = resolve('.data');
+    const expected: AppConfig = {
+      env: 'development',
+      logLevel: 'info',
+      dataDir,
+      temporal: { address: undefined, namespace: 'default', devPort: 7233, uiPort: 8233, devIp: '127.0.0.1' },
+      database: { url: undefined, embeddedPort: 5433, poolMax: 10 },
+      api: { host: '127.0.0.1', port: 3000 },
+      worker: { queues: ['policy-simulation', 'pack-approval', 'saga', 'effects'] },
+      auth: {
+        issuer: 'stellaops-local',
+        audience: 'stellaops-workflows',
+        publicKeyPem: undefined,
+        jwksUrl: undefined,
+        useLocalKey: true,
+      },
+      selfCheck: { tenantId: 'local' },
+      policyEngine: { url: undefined, embeddedPort: 3100 },
+      packApprovals: {
+        publicBaseUrl: 'http://127.0.0.1:3000',
+        eventSecrets: undefined,
+        linkSecret: undefined,
+        ipAllowlist: [],
+        rateLimitPerMinute: 600,
+        reminderOffsetsSeconds: [3600],
+        defaultTtlSeconds: 604_800,
+        defaultLocale: 'en-US',
+        defaultRecipients: ['approvers@stellaops.local'],
+        retentionDays: 90,
+        smtpUrl: undefined,
+        mailFrom: 'StellaOps Approvals <approvals@stellaops.local>',
+        inboxDir: join(dataDir, 'mail'),
+        webhookSigningSecret: undefined,
+        taskRunnerSigningSecret: undefined,
+      },
+      simulations: {
+        webhook: { enabled: false, timeoutSeconds: 10, maxAttempts: 5 },
+        metricsWindow: 200,
+        evaluationTimeoutSeconds: 900,
+      },
+    };
+    expect(loadConfig({})).toEqual(expected);
+    expect(policyEngineUrlOf(loadConfig({}))).toBe('http://127.0.0.1:3100');
+  });
+
+  it('reads every variable under its documented name', () => {
+    const config = loadConfig({
+      ...PRODUCTION,
+      AUTH_JWKS_URL: undefined,
+      AUTH_JWT_PUBLIC_KEY: ` ${PEM} `,
+      LOG_LEVEL: 'debug',
+      DATA_DIR: '/var/lib/stellaops',
+      TEMPORAL_ADDRESS: 'temporal.internal:7233',
+      TEMPORAL_NAMESPACE: 'stellaops',
+      TEMPORAL_DEV_PORT: '17233',
+      TEMPORAL_UI_PORT: '18233',
+      TEMPORAL_DEV_IP: '0.0.0.0',
+      DATABASE_URL: 'postgresql://app@db.internal/stellaops',
+      PG_EMBEDDED_PORT: '15433',
+      PG_POOL_MAX: '25',
+      API_HOST: '0.0.0.0',
+      API_PORT: '8080',
+      WORKER_QUEUES: 'saga,effects',
+      AUTH_JWT_ISSUER: 'https://issuer.example.com',
+      AUTH_JWT_AUDIENCE: 'workflows',
+      SELF_CHECK_TENANT: 'ops',
+      POLICY_ENGINE_URL: 'https://engine.internal',
+      POLICY_ENGINE_PORT: '13100',
+      PUBLIC_BASE_URL: 'https://approvals.example.com/',
+      PACK_EVENTS_IP_ALLOWLIST: '10.0.0.0/8, 192.168.1.7',
+      PACK_EVENTS_RATE_LIMIT_PER_MINUTE: '60',
+      PACK_APPROVAL_REMINDERS_SECONDS: '600, 60',
+      PACK_APPROVAL_DEFAULT_TTL_SECONDS: '3600',
+      PACK_APPROVAL_DEFAULT_LOCALE: 'de-DE',
+      PACK_APPROVAL_DEFAULT_RECIPIENTS: 'a@example.com,b@example.com',
+      PACK_APPROVAL_RETENTION_DAYS: '30',
+      SMTP_URL: 'smtps://mail.example.com:465',
+      MAIL_FROM: 'Approvals <a@example.com>',
+      MAIL_INBOX_DIR: '/tmp/inbox',
+      NOTIFY_WEBHOOK_SIGNING_SECRET: 'whsec_notify',
+      TASK_RUNNER_SIGNING_SECRET: 'whsec_runner',
+      POLICY_SIMULATION_METRICS_WINDOW: '50',
+      POLICY_SIMULATION_TIMEOUT_SECONDS: '60',
+    });
+    expect(config).toEqual({
+      env: 'production',
+      logLevel: 'debug',
+      dataDir: '/var/lib/stellaops',
+      temporal: {
+        address: 'temporal.internal:7233',
+        namespace: 'stellaops',
+        devPort: 17233,
+        uiPort: 18233,
+        devIp: '0.0.0.0',
+      },
+      database: { url: 'postgresql://app@db.internal/stellaops', embeddedPort: 15433, poolMax: 25 },
+      api: { host: '0.0.0.0', port: 8080 },
+      worker: { queues: ['saga', 'effects'] },
+      auth: {
+        issuer: 'https://issuer.example.com',
+        audience: 'workflows',
+        publicKeyPem: PEM,
+        jwksUrl: undefined,
+        useLocalKey: false,
+      },
+      selfCheck: { tenantId: 'ops' },
+      policyEngine: { url: 'https://engine.internal', embeddedPort: 13100 },
+      packApprovals: {
+        publicBaseUrl: 'https://approvals.example.com',
+        eventSecrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
+        linkSecret: 'a-long-link-secret',
+        ipAllowlist: ['10.0.0.0/8', '192.168.1.7'],
+        rateLimitPerMinute: 60,
+        reminderOffsetsSeconds: [600, 60],
+        defaultTtlSeconds: 3600,
+        defaultLocale: 'de-DE',
+        defaultRecipients: ['a@example.com', 'b@example.com'],
+        retentionDays: 30,
+        smtpUrl: 'smtps://mail.example.com:465',
+        mailFrom: 'Approvals <a@example.com>',
+        inboxDir: '/tmp/inbox',
+        webhookSigningSecret: 'whsec_notify',
+        taskRunnerSigningSecret: 'whsec_runner',
+      },
+      simulations: {
+        webhook: { enabled: false, timeoutSeconds: 10, maxAttempts: 5 },
+        metricsWindow: 50,
+        evaluationTimeoutSeconds: 60,
+      },
+    });
+    expect(policyEngineUrlOf(config)).toBe('https://engine.internal');
+  });
+
+  it('derives addresses the process can dial', () => {
+    expect(temporalAddressOf(loadConfig({ TEMPORAL_DEV_IP: '0.0.0.0', TEMPORAL_DEV_PORT: '7999' }))).toBe(
+      '127.0.0.1:7999',
+    );
+    expect(temporalAddressOf(loadConfig({ TEMPORAL_DEV_IP: '127.0.0.2' }))).toBe('127.0.0.2:7233');
+    expect(loadConfig({ API_PORT: '4000' }).packApprovals.publicBaseUrl).toBe('http://127.0.0.1:4000');
+    expect(loadConfig({ PUBLIC_BASE_URL: 'https://x.example.com/a/' }).packApprovals.publicBaseUrl).toBe(
+      'https://x.example.com/a',
+    );
+  });
+
+  it('keeps production free of placeholder recipients', () => {
+    expect(loadConfig(PRODUCTION).packApprovals.defaultRecipients).toEqual([]);
+    expect(loadConfig({ NODE_ENV: 'test' }).packApprovals.defaultRecipients).toEqual(['approvers@stellaops.local']);
+  });
+});
+
+describe('integer ranges', () => {
+  const RANGES: [name: string, min: number, max: number][] = [
+    ['API_PORT', 0, 65535],
+    ['TEMPORAL_DEV_PORT', 1, 65535],
+    ['TEMPORAL_UI_PORT', 1, 65535],
+    ['PG_EMBEDDED_PORT', 1, 65535],
+    ['PG_POOL_MAX', 1, 1000],
+    ['POLICY_ENGINE_PORT', 1, 65535],
+    ['PACK_EVENTS_RATE_LIMIT_PER_MINUTE', 1, 1_000_000],
+    ['PACK_APPROVAL_DEFAULT_TTL_SECONDS', 60, 31_536_000],
+    ['PACK_APPROVAL_RETENTION_DAYS', 1, 3650],
+    ['POLICY_SIMULATION_METRICS_WINDOW', 1, 10_000],
+    ['POLICY_SIMULATION_TIMEOUT_SECONDS', 1, 86_400],
+  ];
+
+  it.each(RANGES)('%s accepts %i..%i and refuses the values just outside', (name, min, max) => {
+    expect(() => loadConfig({ [name]: String(min) })).not.toThrow();
+    expect(() => loadConfig({ [name]: String(max) })).not.toThrow();
+    for (const value of [min - 1, max + 1]) {
+      expect(problemsOf({ [name]: String(value) })).toEqual([
+        `${name} must be an integer between ${min} and ${max} (got "${value}")`,
+      ]);
+    }
+    expect(problemsOf({ [name]: `${min}.5` })).toHaveLength(1);
+    expect(problemsOf({ [name]: 'x' })).toHaveLength(1);
+  });
+
+  it('treats an empty variable as unset, and refuses API_PORT=70000', () => {
+    expect(loadConfig({ API_PORT: '' }).api.port).toBe(3000);
+    expect(problemsOf({ API_PORT: '70000' })).toEqual([
+      'API_PORT must be an integer between 0 and 65535 (got "70000")',
+    ]);
+  });
+
+  it('wants positive whole seconds for reminders', () => {
+    for (const value of ['0', '-60', '1.5', 'soon']) {
+      expect(problemsOf({ PACK_APPROVAL_REMINDERS_SECONDS: `3600,${value}` })).toEqual([
+        `PACK_APPROVAL_REMINDERS_SECONDS must list positive integers (got "${value}")`,
+      ]);
+    }
+    expect(loadConfig({ PACK_APPROVAL_REMINDERS_SECONDS: '1' }).packApprovals.reminderOffsetsSeconds).toEqual([1]);
+  });
+});
+
+describe('validated values', () => {
+  it('refuses an unknown NODE_ENV', () => {
+    expect(problemsOf({ NODE_ENV: 'staging' })).toEqual([
+      'NODE_ENV must be development, test or production (got "staging")',
+    ]);
+  });
+
+  it('refuses empty or unknown queue lists', () => {
+    for (const queues of [',', 'saga,nope', 'Saga']) {
+      expect(problemsOf({ WORKER_QUEUES: queues })).toEqual([
+        `WORKER_QUEUES must be "all" or a comma-separated list of policy-simulation, pack-approval, saga, effects (got "${queues}")`,
+      ]);
+    }
+    expect(loadConfig({ WORKER_QUEUES: ' effects , saga ' }).worker.queues).toEqual(['effects', 'saga']);
+  });
+
+  it('anchors every URL and address check', () => {
+    expect(problemsOf({ DATABASE_URL: 'xpostgres://db/app' })).toEqual([
+      'DATABASE_URL must be a postgres:// or postgresql:// connection string',
+    ]);
+    for (const address of ['temporal', ' temporal:7233x', 'x:7233:1', 'http://t:7233']) {
+      expect(problemsOf({ TEMPORAL_ADDRESS: address })).toHaveLength(1);
+    }
+    for (const url of ['ftp://engine', 'xhttp://engine', 'http://engine x', 'http://']) {
+      expect(problemsOf({ POLICY_ENGINE_URL: url })).toEqual([
+        `POLICY_ENGINE_URL must be an http(s) URL (got "${url}")`,
+      ]);
+    }
+    expect(loadConfig({ POLICY_ENGINE_URL: 'http://engine:3100' }).policyEngine.url).toBe('http://engine:3100');
+    for (const url of ['ftp://issuer/jwks', 'xhttps://issuer/jwks']) {
+      expect(problemsOf({ AUTH_JWKS_URL: url })).toEqual(['AUTH_JWKS_URL must be an http(s) URL']);
+    }
+    expect(loadConfig({ AUTH_JWKS_URL: 'http://issuer/jwks' }).auth).toMatchObject({ useLocalKey: false });
+    expect(problemsOf({ AUTH_JWT_PUBLIC_KEY: 'ssh-ed25519 AAAA' })).toEqual([
+      'AUTH_JWT_PUBLIC_KEY must be a PEM-encoded SPKI public key (-----BEGIN PUBLIC KEY-----)',
+    ]);
+    for (const url of ['http://mail', 'xsmtp://mail']) {
+      expect(problemsOf({ SMTP_URL: url })).toEqual(['SMTP_URL must be smtp:// or smtps://']);
+    }
+    expect(loadConfig({ SMTP_URL: 'smtp://mail:25' }).packApprovals.smtpUrl).toBe('smtp://mail:25');
+  });
+
+  it('starts production only with both inbound secrets and a real verification key', () => {
+    expect(() => loadConfig(PRODUCTION)).not.toThrow();
+    const secrets =
+      'NODE_ENV=production needs PACK_EVENTS_SIGNING_SECRETS and APPROVAL_LINK_SECRET (local ones are generated only for local runs)';
+    expect(problemsOf({ ...PRODUCTION, PACK_EVENTS_SIGNING_SECRETS: '' })).toEqual([secrets]);
+    expect(problemsOf({ ...PRODUCTION, APPROVAL_LINK_SECRET: ' ' })).toEqual([secrets]);
+    expect(problemsOf({ ...PRODUCTION, AUTH_JWKS_URL: '' })).toEqual([
+      'NODE_ENV=production needs AUTH_JWKS_URL or AUTH_JWT_PUBLIC_KEY: the generated local key is for local runs only',
+    ]);
+    expect(() => loadConfig({ ...PRODUCTION, NODE_ENV: 'development', APPROVAL_LINK_SECRET: '' })).not.toThrow();
+  });
+});
+
+describe('webhook configuration as part of the one loader', () => {
+  it('is a ConfigError with its own title', () => {
+    let error: unknown;
+    try {
+      loadWebhookConfig({ POLICY_WEBHOOK_ENABLED: 'yes' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(WebhookConfigError);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe(
+      'Invalid policy webhook configuration:\n  - POLICY_WEBHOOK_ENABLED must be true or false (got "yes")',
+    );
+    expect(() => loadConfig({ API_PORT: 'x' })).toThrow(
+      /^Invalid configuration:\n {2}- API_PORT must be an integer between 0 and 65535 \(got "x"\)$/,
+    );
+    try {
+      loadConfig({ API_PORT: 'x' });
+    } catch (e) {
+      expect((e as Error).name).toBe('ConfigError');
+    }
+  });
+
+  it('trims values and treats blank ones as unset', () => {
+    expect(
+      loadWebhookConfig({
+        POLICY_WEBHOOK_ENABLED: ' TRUE ',
+        POLICY_WEBHOOK_ENDPOINT: ' https://hooks.example.com/p ',
+        POLICY_WEBHOOK_TIMEOUT_SECONDS: ' 7 ',
+        POLICY_WEBHOOK_API_KEY_HEADER: '   ',
+      }),
+    ).toEqual({ enabled: true, endpoint: new URL('https://hooks.example.com/p'), timeoutSeconds: 7, maxAttempts: 5 });
+  });
+
+  it('refuses every header the sender sets itself as the API-key header', () => {
+    for (const header of [
+      'Content-Type',
+      'content-length',
+      'Host',
+      'X-StellaOps-Tenant',
+      'x-stellaops-run-id',
+      'webhook-id',
+      'Webhook-Timestamp',
+      'webhook-signature',
+    ]) {
+      expect(() => loadWebhookConfig({ POLICY_WEBHOOK_API_KEY_HEADER: header, POLICY_WEBHOOK_API_KEY: 'k' })).toThrow(
+        /must not be a header the webhook sets itself/,
+      );
+    }
+    expect(
+      loadWebhookConfig({ POLICY_WEBHOOK_API_KEY_HEADER: 'X-Api-Key', POLICY_WEBHOOK_API_KEY: 'k' }),
+    ).toMatchObject({ apiKeyHeader: 'X-Api-Key', apiKey: 'k' });
+  });
+
+  it('refuses an API key that cannot travel as a header value, without quoting it', () => {
+    expect(() =>
+      loadWebhookConfig({ POLICY_WEBHOOK_API_KEY_HEADER: 'X-Api-Key', POLICY_WEBHOOK_API_KEY: 'schlüssel' }),
+    ).toThrow(/^(?![\s\S]*schlüssel)[\s\S]*POLICY_WEBHOOK_API_KEY must be printable ASCII/);
+  });
+
+  it('reads a file section of the right shape only, naming the section otherwise', () => {
+    const file = (document: unknown) => () => JSON.stringify(document);
+    for (const webhook of [[], 'on', 7, null]) {
+      const env = { POLICY_WEBHOOK_CONFIG_FILE: '/etc/scheduler.json' };
+      const read = file({ Scheduler: { Worker: { Policy: { Webhook: webhook } } } });
+      if (webhook === null) {
+        expect(() => loadWebhookConfig(env, read)).toThrow(
+          /Webhook in POLICY_WEBHOOK_CONFIG_FILE .* must be an object/,
+        );
+      } else {
+        expect(() => loadWebhookConfig(env, read)).toThrow(
+          'Scheduler:Worker:Policy:Webhook in POLICY_WEBHOOK_CONFIG_FILE ("/etc/scheduler.json") must be an object',
+        );
+      }
+    }
+    // A non-object on the way to the section means "no section".
+    expect(
+      loadWebhookConfig({ POLICY_WEBHOOK_CONFIG_FILE: '/etc/scheduler.json' }, file({ Scheduler: { Worker: [] } })),
+    ).toEqual({ enabled: false, timeoutSeconds: 10, maxAttempts: 5 });
+    expect(
+      loadWebhookConfig({ POLICY_WEBHOOK_CONFIG_FILE: ' /etc/scheduler.json ' }, (path) =>
+        path === '/etc/scheduler.json'
+          ? JSON.stringify({ Scheduler: { Worker: { Policy: { Webhook: { MaxAttempts: 2 } } } } })
+          : '',
+      ).maxAttempts,
+    ).toBe(2);
+  });
+
+  it('names a wrongly typed file value without quoting secrets, and skips null values', () => {
+    const read = () =>
+      JSON.stringify({
+        Scheduler: {
+          Worker: {
+            Policy: { Webhook: { Enabled: true, Endpoint: 42, ApiKey: 1234, ApiKeyHeader: null, TimeoutSeconds: '5' } },
+          },
+        },
+      });
+    let problems: string[] = [];
+    try {
+      loadWebhookConfig({ POLICY_WEBHOOK_CONFIG_FILE: '/etc/scheduler.json' }, read);
+    } catch (error) {
+      problems = (error as WebhookConfigError).problems;
+    }
+    expect(problems).toEqual([
+      'Scheduler:Worker:Policy:Webhook:Endpoint must be a string (got 42)',
+      'Scheduler:Worker:Policy:Webhook:ApiKey must be a string',
+    ]);
+  });
+});
+
+describe('webhook values from the scheduler file', () => {
+  /** A reader serving `webhook` as the scheduler file's webhook section. */
+  const section = (webhook: unknown) => () =>
+    JSON.stringify({ Scheduler: { Worker: { Policy: { Webhook: webhook } } } });
+  const env = { POLICY_WEBHOOK_CONFIG_FILE: '/etc/scheduler.json' };
+  const problems = (webhook: unknown): string[] => {
+    try {
+      loadWebhookConfig(env, section(webhook));
+    } catch (error) {
+      return (error as WebhookConfigError).problems;
+    }
+    return [];
+  };
+
+  it('refuses values of the wrong JSON type instead of crashing on them', () => {
+    expect(problems({ Enabled: 1 })).toEqual(['Scheduler:Worker:Policy:Webhook:Enabled must be true or false (got 1)']);
+    expect(problems({ TimeoutSeconds: true })).toEqual([
+      'Scheduler:Worker:Policy:Webhook:TimeoutSeconds must be an integer between 1 and 300 (got true)',
+    ]);
+    expect(problems({ SigningSecret: 12345 })).toEqual([
+      'Scheduler:Worker:Policy:Webhook:SigningSecret must be a string',
+    ]);
+    // A mistyped half of the API-key pair is reported once, not also as "the other half is missing".
+    expect(problems({ ApiKeyHeader: 5, ApiKey: 'k' })).toEqual([
+      'Scheduler:Worker:Policy:Webhook:ApiKeyHeader must be a string (got 5)',
+    ]);
+    expect(problems({ ApiKeyHeader: 'X-Api-Key', ApiKey: false })).toEqual([
+      'Scheduler:Worker:Policy:Webhook:ApiKey must be a string',
+    ]);
+  });
+
+  it('trims file strings and treats blank ones as unset', () => {
+    expect(problems({ Enabled: true, Endpoint: '   ' })).toEqual([
+      'Scheduler:Worker:Policy:Webhook:Endpoint is required when the webhook is enabled',
+    ]);
+    expect(loadWebhookConfig(env, section({ ApiKeyHeader: ' X-Api-Key ', ApiKey: ' k ' }))).toStrictEqual({
+      enabled: false,
+      apiKeyHeader: 'X-Api-Key',
+      apiKey: 'k',
+      timeoutSeconds: 10,
+      maxAttempts: 5,
+    });
+  });
+
+  it('ignores a section path through null', () => {
+    expect(loadWebhookConfig(env, () => JSON.stringify({ Scheduler: null }))).toStrictEqual({
+      enabled: false,
+      timeoutSeconds: 10,
+      maxAttempts: 5,
+    });
+  });
+
+  it('leaves unset settings out of the result', () => {
+    expect(loadWebhookConfig({})).toStrictEqual({ enabled: false, timeoutSeconds: 10, maxAttempts: 5 });
+    expect(loadWebhookConfig({ POLICY_WEBHOOK_ENABLED: '   ' })).toStrictEqual({
+      enabled: false,
+      timeoutSeconds: 10,
+      maxAttempts: 5,
+    });
+  });
+
+  it('quotes a relative endpoint in its message', () => {
+    expect(() => loadWebhookConfig({ POLICY_WEBHOOK_ENDPOINT: '/hooks/policy' })).toThrow(
+      'POLICY_WEBHOOK_ENDPOINT must be an absolute URL (got "/hooks/policy")',
+    );
+  });
+
+  it('lists several problems one per line', () => {
+    expect(() => loadConfig({ API_PORT: 'x', PG_POOL_MAX: '0' })).toThrow(
+      'Invalid configuration:\n  - API_PORT must be an integer between 0 and 65535 (got "x")\n  - PG_POOL_MAX must be an integer between 1 and 1000 (got "0")',
+    );
+  });
+});
+
+describe('lists', () => {
+  it('drops empty items of comma-separated lists', () => {
+    expect(loadConfig({ PACK_EVENTS_IP_ALLOWLIST: '10.0.0.1,, 10.0.0.2,' }).packApprovals.ipAllowlist).toEqual([
+      '10.0.0.1',
+      '10.0.0.2',
+    ]);
+    expect(loadConfig({ WORKER_QUEUES: 'saga,,effects' }).worker.queues).toEqual(['saga', 'effects']);
+  });
+});
+
+describe('standalone engine and benchmark settings', () => {
+  it('reads every variable under its documented name', () => {
+    expect(
+      loadPolicyEngineServerConfig({ POLICY_ENGINE_HOST: '0.0.0.0', POLICY_ENGINE_PORT: '0', LOG_LEVEL: 'warn' }),
+    ).toEqual({ host: '0.0.0.0', port: 0, dataDir: undefined, logLevel: 'warn' });
+    expect(
+      loadBenchConfig({
+        BENCH_METRICS_REQUESTS: '10',
+        BENCH_METRICS_ROWS: '5000',
+        BENCH_THROUGHPUT_RUNS: '11',
+        BENCH_THROUGHPUT_CONCURRENCY: '3',
+        BENCH_INGEST_RATE: '4',
+        BENCH_INGEST_SECONDS: '5',
+        BENCH_INGEST_REQUESTS: '6',
+        BENCH_ACKS: '7',
+      }),
+    ).toEqual({
+      metrics: { requests: 10, largeRows: 5000 },
+      throughput: { runs: 11, concurrency: 3 },
+      packApprovals: { ingestRate: 4, ingestSeconds: 5, throughputRequests: 6, acks: 7 },
+    });
+    expect(loadBenchConfig({})).toEqual({
+      metrics: { requests: 400, largeRows: 1_000_000 },
+      throughput: { runs: 200, concurrency: 20 },
+      packApprovals: { ingestRate: 50, ingestSeconds: 10, throughputRequests: 2000, acks: 30 },
+    });
+  });
+});
