@@ -9,7 +9,7 @@ import type { ApprovalView, NotificationIntent } from '../../workflows/pack-appr
 import { initialView, requestedTransition } from '../../workflows/pack-approval/state.js';
 import { rejectionOf } from '../support/assertions.js';
 import { packApprovalEvent, RESUME_TOKEN } from '../support/fixtures.js';
-import { startHttpReceiver, type Answer, type ReceivedRequest } from '../support/http-sinks.js';
+import { useHttpReceiver } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
 import { runActivity } from '../support/temporal.js';
 import { startSmtp, testPackApprovalDeps } from '../support/pack-approvals.js';
@@ -19,22 +19,17 @@ const LINK_SECRET = generateSecret();
 
 let db: TestDatabase;
 let smtp: Awaited<ReturnType<typeof startSmtp>>;
-const received: ReceivedRequest[] = [];
-let answer: Answer = (res) => res.writeHead(202).end();
-let receiver: Awaited<ReturnType<typeof startHttpReceiver>>;
+const receiver = useHttpReceiver((res) => res.writeHead(202).end());
+const { received } = receiver;
 
 beforeAll(async () => {
   db = await createTestDatabase();
   smtp = await startSmtp();
-  receiver = await startHttpReceiver(() => answer, received);
 });
 afterEach(() => {
-  received.length = 0;
   smtp.mails.length = 0;
-  answer = (res) => res.writeHead(202).end();
 });
 afterAll(async () => {
-  await receiver?.close();
   await smtp?.close();
   await db?.drop();
 });
@@ -176,13 +171,13 @@ describe('deliverApprovalNotification', () => {
     const { deliverApprovalNotification } = activities();
     const view = freshView();
 
-    answer = (res) => res.writeHead(503).end();
+    receiver.answer = (res) => res.writeHead(503).end();
     const unavailable = await failureOf(
       runActivity(new MockActivityEnvironment(), deliverApprovalNotification, { view, intent: webhook(), round: 0 }),
     );
     expect(unavailable).toMatchObject({ type: 'DeliveryUnavailable', nonRetryable: false });
 
-    answer = (res) => res.writeHead(400).end();
+    receiver.answer = (res) => res.writeHead(400).end();
     const refused = await failureOf(
       runActivity(new MockActivityEnvironment(), deliverApprovalNotification, { view, intent: webhook(), round: 0 }),
     );
@@ -223,12 +218,12 @@ describe('resumeTaskRunner', () => {
     const { resumeTaskRunner } = activities();
     const view = freshView();
 
-    answer = (res) => res.writeHead(409).end();
+    receiver.answer = (res) => res.writeHead(409).end();
     expect(await failureOf(runActivity(new MockActivityEnvironment(), resumeTaskRunner, resume(view)))).toMatchObject({
       type: 'ResumeRejected',
       nonRetryable: true,
     });
-    answer = (res) => res.writeHead(503).end();
+    receiver.answer = (res) => res.writeHead(503).end();
     expect(await failureOf(runActivity(new MockActivityEnvironment(), resumeTaskRunner, resume(view)))).toMatchObject({
       type: 'DeliveryUnavailable',
       nonRetryable: false,

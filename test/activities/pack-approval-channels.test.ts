@@ -1,27 +1,20 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import type { ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmailSender, createSignedWebhookSender, messageIdFor } from '../../activities/pack-approval/channels.js';
 import { DeliveryError } from '../../activities/shared/http.js';
-import { startHttpReceiver, type ReceivedRequest } from '../support/http-sinks.js';
+import { useHttpReceiver } from '../support/http-sinks.js';
+import { rejectionOf } from '../support/assertions.js';
 import { memoryLogger } from '../support/logger.js';
+import { freePort } from '../support/ports.js';
 import { startSmtp } from '../support/pack-approvals.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
-/** Catches the DeliveryError a promise rejects with. */
-async function deliveryError(promise: Promise<unknown>): Promise<DeliveryError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DeliveryError);
-  return error as DeliveryError;
-}
+/** The DeliveryError a promise rejects with. */
+const deliveryError = (promise: Promise<unknown>) => rejectionOf(promise, DeliveryError);
 
 /** Unfolds the header section of a raw message into `name (lowercase) → value`. */
 function headersOf(raw: string): Map<string, string> {
@@ -32,15 +25,6 @@ function headersOf(raw: string): Map<string, string> {
     if (colon > 0) headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
   }
   return headers;
-}
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 const FROM = 'StellaOps <noreply@stellaops.test>';
@@ -93,7 +77,7 @@ describe('email over SMTP', () => {
 
   it('reports an unreachable server as retryable', async () => {
     const { logger } = memoryLogger();
-    const sender = createEmailSender({ smtpUrl: `smtp://127.0.0.1:${await closedPort()}`, from: FROM, logger });
+    const sender = createEmailSender({ smtpUrl: `smtp://127.0.0.1:${await freePort()}`, from: FROM, logger });
     const error = await deliveryError(sender.send(MESSAGE));
     expect(error.retryable).toBe(true);
     expect(error.status).toBeUndefined();
@@ -126,7 +110,7 @@ describe('email over SMTP', () => {
 
   it('never logs the SMTP credentials', async () => {
     const { logger, lines } = memoryLogger();
-    const port = await closedPort();
+    const port = await freePort();
     const sender = createEmailSender({ smtpUrl: `smtp://mailer:s3cr3t-pw@127.0.0.1:${port}`, from: FROM, logger });
     const error = await deliveryError(sender.send(MESSAGE));
     expect(lines.length).toBeGreaterThan(0);
@@ -190,25 +174,11 @@ describe('email to the local inbox', () => {
 });
 
 describe('signed webhook', () => {
-  const received: ReceivedRequest[] = [];
-  let answer: (res: ServerResponse) => void = (res) => res.writeHead(204).end();
-  let receiver: Awaited<ReturnType<typeof startHttpReceiver>>;
-  let base: string;
-
-  beforeAll(async () => {
-    receiver = await startHttpReceiver(() => answer, received);
-    base = receiver.url;
-  });
-  afterEach(() => {
-    received.length = 0;
-    answer = (res) => res.writeHead(204).end();
-  });
-  afterAll(async () => {
-    await receiver.close();
-  });
+  const receiver = useHttpReceiver((res) => res.writeHead(204).end());
+  const { received } = receiver;
 
   const delivery = (path = '/hooks/approvals') => ({
-    url: `${base}${path}`,
+    url: `${receiver.url}${path}`,
     tenantId: 't1',
     idempotencyKey: 'pack-approval/t1/r-42/a-1/requested/webhook',
     payload: { type: 'pack.approval.requested', runId: 'r-42', approvalId: 'a-1' },
@@ -249,19 +219,19 @@ describe('signed webhook', () => {
     const { logger } = memoryLogger();
     const sender = createSignedWebhookSender({ signingSecret: SECRET, logger });
 
-    answer = (res) => res.writeHead(500).end();
+    receiver.answer = (res) => res.writeHead(500).end();
     let error = await deliveryError(sender.send(delivery()));
     expect([error.status, error.retryable]).toEqual([500, true]);
 
-    answer = (res) => res.writeHead(400).end();
+    receiver.answer = (res) => res.writeHead(400).end();
     error = await deliveryError(sender.send(delivery()));
     expect([error.status, error.retryable]).toEqual([400, false]);
 
-    answer = (res) => res.writeHead(429, { 'Retry-After': '3' }).end();
+    receiver.answer = (res) => res.writeHead(429, { 'Retry-After': '3' }).end();
     error = await deliveryError(sender.send(delivery()));
     expect([error.status, error.retryable, error.retryAfterMs]).toEqual([429, true, 3000]);
 
-    answer = (res) => res.writeHead(302, { Location: `${base}/elsewhere` }).end();
+    receiver.answer = (res) => res.writeHead(302, { Location: `${receiver.url}/elsewhere` }).end();
     error = await deliveryError(sender.send(delivery()));
     expect([error.status, error.retryable]).toEqual([302, false]);
     // The redirect was not followed.
@@ -271,12 +241,10 @@ describe('signed webhook', () => {
   it('reports an unreachable receiver as retryable and a timeout as retryable', async () => {
     const { logger } = memoryLogger();
     const sender = createSignedWebhookSender({ logger, timeoutMs: 200 });
-    const down = await deliveryError(
-      sender.send({ ...delivery(), url: `http://127.0.0.1:${await closedPort()}/hooks` }),
-    );
+    const down = await deliveryError(sender.send({ ...delivery(), url: `http://127.0.0.1:${await freePort()}/hooks` }));
     expect(down.retryable).toBe(true);
 
-    answer = () => undefined; // never answers
+    receiver.answer = () => undefined; // never answers
     const slow = await deliveryError(sender.send(delivery()));
     expect(slow.retryable).toBe(true);
     expect(slow.code).toBe('ETIMEDOUT');

@@ -1,48 +1,25 @@
-import type { ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DeliveryError } from '../../activities/shared/http.js';
 import { createTaskRunnerClient, type ResumeRequest } from '../../activities/pack-approval/task-runner.js';
-import { startHttpReceiver, type ReceivedRequest } from '../support/http-sinks.js';
+import { useHttpReceiver } from '../support/http-sinks.js';
+import { rejectionOf } from '../support/assertions.js';
 import { memoryLogger } from '../support/logger.js';
+import { freePort } from '../support/ports.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const TOKEN = 'tr-resume-7c1f0e9b2d4a';
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
-const received: ReceivedRequest[] = [];
-let answer: (res: ServerResponse) => void = (res) => res.writeHead(202).end();
-let receiver: Awaited<ReturnType<typeof startHttpReceiver>>;
-let base: string;
+const receiver = useHttpReceiver((res) => res.writeHead(202).end());
+const { received } = receiver;
 
-beforeAll(async () => {
-  receiver = await startHttpReceiver(() => answer, received);
-  base = receiver.url;
-});
-
-afterEach(() => {
-  received.length = 0;
-  answer = (res) => res.writeHead(202).end();
-});
-
-afterAll(async () => {
-  await receiver.close();
-});
-
-/** Catches the DeliveryError a promise rejects with. */
-async function deliveryError(promise: Promise<unknown>): Promise<DeliveryError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DeliveryError);
-  return error as DeliveryError;
-}
+/** The DeliveryError a promise rejects with. */
+const deliveryError = (promise: Promise<unknown>) => rejectionOf(promise, DeliveryError);
 
 function request(overrides: Partial<ResumeRequest> = {}): ResumeRequest {
   return {
-    url: `${base}/api/runs/r-42/approvals/a-1/resume?sig=query-secret`,
+    url: `${receiver.url}/api/runs/r-42/approvals/a-1/resume?sig=query-secret`,
     token: TOKEN,
     tenantId: 't1',
     runId: 'r-42',
@@ -134,17 +111,17 @@ describe('Task Runner resume client', () => {
       [503, true],
       [408, true],
     ] as const) {
-      answer = (res) => res.writeHead(status, { 'Content-Type': 'text/plain' }).end(`echo ${TOKEN}`);
+      receiver.answer = (res) => res.writeHead(status, { 'Content-Type': 'text/plain' }).end(`echo ${TOKEN}`);
       const error = await deliveryError(client.resume(request()));
       expect([error.status, error.retryable], `HTTP ${status}`).toEqual([status, retryable]);
       expect(error.message).not.toContain(TOKEN);
     }
 
-    answer = (res) => res.writeHead(503, { 'Retry-After': '7' }).end();
+    receiver.answer = (res) => res.writeHead(503, { 'Retry-After': '7' }).end();
     const later = await deliveryError(client.resume(request()));
     expect([later.retryable, later.retryAfterMs]).toEqual([true, 7000]);
 
-    answer = (res) => res.writeHead(307, { Location: `${base}/stolen` }).end();
+    receiver.answer = (res) => res.writeHead(307, { Location: `${receiver.url}/stolen` }).end();
     const redirect = await deliveryError(client.resume(request()));
     expect([redirect.status, redirect.retryable]).toEqual([307, false]);
     expect(received.map((r) => r.url)).not.toContain('/stolen');
@@ -156,10 +133,7 @@ describe('Task Runner resume client', () => {
   it('reports an unreachable Task Runner as retryable', async () => {
     const { logger, lines } = memoryLogger();
     const client = createTaskRunnerClient({ logger, timeoutMs: 2000 });
-    const closed = createNetServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const port = await freePort();
     const error = await deliveryError(client.resume(request({ url: `http://127.0.0.1:${port}/resume` })));
     expect([error.status, error.retryable]).toEqual([undefined, true]);
     expect(lines.join('\n')).not.toContain(TOKEN);

@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPolicySimulationActivities } from '../../activities/policy-simulation/index.js';
 import { loadWebhookConfig } from '../../core/config.js';
 import type { PolicyRunStatus } from '../../workflows/policy-simulation/definitions.js';
 import { Revision } from '../../workflows/policy-simulation/state.js';
 import { rejectionOf } from '../support/assertions.js';
 import { policyRunStatus, SIMULATION_RESULT, SIMULATION_STATS } from '../support/fixtures.js';
-import { startHttpReceiver, type Answer, type ReceivedRequest } from '../support/http-sinks.js';
+import { useHttpReceiver } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
 import { runActivity } from '../support/temporal.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
@@ -16,20 +16,13 @@ import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 const engineAnswer = JSON.stringify({ stats: SIMULATION_STATS, result: SIMULATION_RESULT });
 
 let db: TestDatabase;
-const received: ReceivedRequest[] = [];
-let answer: Answer = (res) => res.writeHead(200, { 'content-type': 'application/json' }).end(engineAnswer);
-let receiver: Awaited<ReturnType<typeof startHttpReceiver>>;
+const receiver = useHttpReceiver((res) => res.writeHead(200, { 'content-type': 'application/json' }).end(engineAnswer));
+const { received } = receiver;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  receiver = await startHttpReceiver(() => answer, received);
-});
-afterEach(() => {
-  received.length = 0;
-  answer = (res) => res.writeHead(200, { 'content-type': 'application/json' }).end(engineAnswer);
 });
 afterAll(async () => {
-  await receiver?.close();
   await db?.drop();
 });
 
@@ -176,7 +169,7 @@ describe('evaluatePolicySimulation', () => {
     const { evaluatePolicySimulation } = activities();
     const doc = queuedRun();
 
-    answer = (res) =>
+    receiver.answer = (res) =>
       res
         .writeHead(422, { 'content-type': 'application/json' })
         .end(JSON.stringify({ error: 'UnknownPolicy', message: 'policy P-1 has no version 2' }));
@@ -184,7 +177,7 @@ describe('evaluatePolicySimulation', () => {
     expect(refused).toMatchObject({ type: 'PolicyEngineRejected', nonRetryable: true });
     expect(refused.message).toContain('policy P-1 has no version 2');
 
-    answer = (res) => res.writeHead(503).end();
+    receiver.answer = (res) => res.writeHead(503).end();
     const unavailable = await failureOf(runActivity(new MockActivityEnvironment(), evaluatePolicySimulation, { doc }));
     expect(unavailable).toMatchObject({ type: 'PolicyEngineUnavailable', nonRetryable: false });
   });
@@ -195,7 +188,7 @@ describe('notifySimulationCompleted', () => {
 
   it('posts the completion payload of a terminal run, and nothing when the webhook is disabled', async () => {
     const doc = finished();
-    answer = (res) => res.writeHead(204).end();
+    receiver.answer = (res) => res.writeHead(204).end();
     const delivered = await runActivity(new MockActivityEnvironment(), activities().notifySimulationCompleted, { doc });
     expect(delivered).toEqual({ delivered: true, status: 204 });
     expect(received).toHaveLength(1);
@@ -214,7 +207,7 @@ describe('notifySimulationCompleted', () => {
     const { notifySimulationCompleted } = activities();
     const doc = finished();
 
-    answer = (res) => res.writeHead(503).end();
+    receiver.answer = (res) => res.writeHead(503).end();
     const early = await failureOf(
       runActivity(new MockActivityEnvironment({ attempt: 1 }), notifySimulationCompleted, { doc }),
     );
@@ -225,7 +218,7 @@ describe('notifySimulationCompleted', () => {
     expect(last).toMatchObject({ type: 'WebhookDeliveryFailed', nonRetryable: true });
     expect(last.message).toContain('attempt 3');
 
-    answer = (res) => res.writeHead(400).end();
+    receiver.answer = (res) => res.writeHead(400).end();
     const refused = await failureOf(
       runActivity(new MockActivityEnvironment({ attempt: 1 }), notifySimulationCompleted, { doc }),
     );

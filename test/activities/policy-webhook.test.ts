@@ -1,96 +1,52 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadWebhookConfig, type WebhookConfig } from '../../core/config.js';
 import { createWebhookSender } from '../../activities/policy-simulation/webhook.js';
 import { DeliveryError } from '../../activities/shared/http.js';
 import { buildCompletionPayload } from '../../workflows/policy-simulation/completion.js';
 import type { CompletionPayload, PolicyRunStatus } from '../../workflows/policy-simulation/definitions.js';
-import { startHttpReceiver, type ReceivedRequest, type Answer } from '../support/http-sinks.js';
-import { memoryLogger as sharedMemoryLogger } from '../support/logger.js';
+import { useHttpReceiver } from '../support/http-sinks.js';
+import { rejectionOf } from '../support/assertions.js';
+import { policyRunStatus } from '../support/fixtures.js';
+import { memoryLogger } from '../support/logger.js';
+import { freePort } from '../support/ports.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const API_KEY = 'k-9f8e7d6c5b4a';
 
 // A real HTTP receiver on 127.0.0.1.
-const received: ReceivedRequest[] = [];
-let answer: Answer = (res) => res.writeHead(204).end();
-let receiver: Awaited<ReturnType<typeof startHttpReceiver>>;
-let base: string;
-
-beforeAll(async () => {
-  receiver = await startHttpReceiver(() => answer, received);
-  base = receiver.url;
-});
-
-afterEach(() => {
-  received.length = 0;
-  answer = (res) => res.writeHead(204).end();
-});
-
-afterAll(async () => {
-  await receiver.close();
-});
-
-/** The shared memory logger, with the parsed lines as `lines` and their text as `raw`. */
-function memoryLogger() {
-  const { logger, lines, records } = sharedMemoryLogger();
-  return { logger, lines: records, raw: lines };
-}
+const receiver = useHttpReceiver((res) => res.writeHead(204).end());
+const { received } = receiver;
 
 /** A validated configuration pointing at the receiver. */
 function configFor(env: NodeJS.ProcessEnv = {}): WebhookConfig {
-  return loadWebhookConfig({ POLICY_WEBHOOK_ENABLED: 'true', POLICY_WEBHOOK_ENDPOINT: `${base}/hooks/policy`, ...env });
+  return loadWebhookConfig({
+    POLICY_WEBHOOK_ENABLED: 'true',
+    POLICY_WEBHOOK_ENDPOINT: `${receiver.url}/hooks/policy`,
+    ...env,
+  });
 }
 
+/** The completion payload of a run that took 42.2733 s from queue to finish. */
 function payload(overrides: Partial<PolicyRunStatus> = {}): CompletionPayload {
-  const sim: PolicyRunStatus = {
+  const sim = policyRunStatus({
     runId: 'run:P-7:20251026T140500Z:3f2a9c1b',
     tenantId: 'tenant-alpha',
-    policyId: 'P-7',
-    policyVersion: 7,
-    mode: 'simulate',
-    status: 'succeeded',
-    priority: 'normal',
     queuedAt: '2025-10-26T14:05:00.118204Z',
     startedAt: '2025-10-26T14:05:01.027311Z',
     finishedAt: '2025-10-26T14:05:42.391457Z',
-    attempts: 1,
-    inputs: { sbomSet: ['sbom:S-42'] },
-    stats: { sboms: 1, components: 120, findings: 30, durationMs: 41364 },
-    result: {
-      activePolicyVersion: 6,
-      candidatePolicyVersion: 7,
-      active: { pass: 28, warn: 2, block: 0 },
-      candidate: { pass: 26, warn: 2, block: 2 },
-      transitions: { 'pass->block': 2 },
-      changed: 2,
-      changes: [],
-    },
-    error: null,
-    cancellationRequested: false,
-    cancellationReason: null,
     workflowId: 'policy-simulation/tenant-alpha/run:P-7:20251026T140500Z:3f2a9c1b',
-    metadata: {},
     ...overrides,
-  };
+  });
   return buildCompletionPayload(sim, '2025-10-26T14:05:42.402Z');
 }
 
-/** The rejection of `promise`, which must be a DeliveryError. */
-async function failureOf(promise: Promise<unknown>): Promise<DeliveryError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DeliveryError);
-  return error as DeliveryError;
-}
+/** The DeliveryError a promise rejects with. */
+const failureOf = (promise: Promise<unknown>) => rejectionOf(promise, DeliveryError);
 
 describe('completion webhook sender', () => {
   it('POSTs the payload as JSON with the tenant and run-id headers', async () => {
-    const { logger, lines } = memoryLogger();
+    const { logger, records: lines } = memoryLogger();
     const body = payload();
     const outcome = await createWebhookSender({ config: configFor(), logger }).send(body, 'job-1');
 
@@ -118,7 +74,7 @@ describe('completion webhook sender', () => {
   });
 
   it('sends the configured API-key header and never logs the key', async () => {
-    const { logger, raw } = memoryLogger();
+    const { logger, lines: raw } = memoryLogger();
     const config = configFor({
       POLICY_WEBHOOK_API_KEY_HEADER: 'X-StellaOps-Webhook-Key',
       POLICY_WEBHOOK_API_KEY: API_KEY,
@@ -126,14 +82,14 @@ describe('completion webhook sender', () => {
     await createWebhookSender({ config, logger }).send(payload(), 'job-2');
     expect(received[0]?.headers['x-stellaops-webhook-key']).toBe(API_KEY);
 
-    answer = (res) => res.writeHead(500).end();
+    receiver.answer = (res) => res.writeHead(500).end();
     await failureOf(createWebhookSender({ config, logger }).send(payload(), 'job-2'));
     expect(raw.length).toBeGreaterThan(0);
     expect(raw.join('')).not.toContain(API_KEY);
   });
 
   it('signs with Standard Webhooks when a secret is configured: verifiable, webhook-id = run id', async () => {
-    const { logger, raw } = memoryLogger();
+    const { logger, lines: raw } = memoryLogger();
     const sender = createWebhookSender({ config: configFor({ POLICY_WEBHOOK_SIGNING_SECRET: SECRET }), logger });
     const body = payload();
     await sender.send(body, 'job-3');
@@ -155,8 +111,8 @@ describe('completion webhook sender', () => {
   });
 
   it('makes no network call when disabled, and logs it at debug', async () => {
-    const { logger, lines } = memoryLogger();
-    const config = loadWebhookConfig({ POLICY_WEBHOOK_ENDPOINT: `${base}/hooks/policy` });
+    const { logger, records: lines } = memoryLogger();
+    const config = loadWebhookConfig({ POLICY_WEBHOOK_ENDPOINT: `${receiver.url}/hooks/policy` });
     expect(config.enabled).toBe(false);
     const outcome = await createWebhookSender({ config, logger }).send(payload(), 'job-4');
 
@@ -173,8 +129,8 @@ describe('completion webhook sender', () => {
   });
 
   it('reports a 500 answer as a retryable failure with a WARN line naming the job', async () => {
-    const { logger, lines } = memoryLogger();
-    answer = (res) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end('boom');
+    const { logger, records: lines } = memoryLogger();
+    receiver.answer = (res) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end('boom');
     const error = await failureOf(createWebhookSender({ config: configFor(), logger }).send(payload(), 'job-5'));
 
     expect(error).toMatchObject({ retryable: true, status: 500, kind: 'http' });
@@ -192,8 +148,8 @@ describe('completion webhook sender', () => {
   });
 
   it('reports a 400 answer as a non-retryable failure', async () => {
-    const { logger, lines } = memoryLogger();
-    answer = (res) => res.writeHead(400).end('{"error":"bad payload"}');
+    const { logger, records: lines } = memoryLogger();
+    receiver.answer = (res) => res.writeHead(400).end('{"error":"bad payload"}');
     const error = await failureOf(createWebhookSender({ config: configFor(), logger }).send(payload(), 'job-6'));
     expect(error).toMatchObject({ retryable: false, status: 400 });
     expect(lines).toContainEqual(
@@ -202,7 +158,7 @@ describe('completion webhook sender', () => {
   });
 
   it.each([408, 429, 502, 503])('treats HTTP %i as retryable', async (status) => {
-    answer = (res) => res.writeHead(status).end();
+    receiver.answer = (res) => res.writeHead(status).end();
     const error = await failureOf(
       createWebhookSender({ config: configFor(), logger: memoryLogger().logger }).send(payload(), 'job-7'),
     );
@@ -210,7 +166,7 @@ describe('completion webhook sender', () => {
   });
 
   it.each([401, 403, 404, 410, 422])('treats HTTP %i as not retryable', async (status) => {
-    answer = (res) => res.writeHead(status).end();
+    receiver.answer = (res) => res.writeHead(status).end();
     const error = await failureOf(
       createWebhookSender({ config: configFor(), logger: memoryLogger().logger }).send(payload(), 'job-8'),
     );
@@ -218,7 +174,7 @@ describe('completion webhook sender', () => {
   });
 
   it('honours Retry-After on 429', async () => {
-    answer = (res) => res.writeHead(429, { 'Retry-After': '2' }).end();
+    receiver.answer = (res) => res.writeHead(429, { 'Retry-After': '2' }).end();
     const error = await failureOf(
       createWebhookSender({ config: configFor(), logger: memoryLogger().logger }).send(payload(), 'job-9'),
     );
@@ -226,7 +182,7 @@ describe('completion webhook sender', () => {
   });
 
   it('does not follow redirects (they would replay the API key elsewhere)', async () => {
-    answer = (res) => res.writeHead(307, { Location: `${base}/elsewhere` }).end();
+    receiver.answer = (res) => res.writeHead(307, { Location: `${receiver.url}/elsewhere` }).end();
     const error = await failureOf(
       createWebhookSender({ config: configFor(), logger: memoryLogger().logger }).send(payload(), 'job-10'),
     );
@@ -235,8 +191,8 @@ describe('completion webhook sender', () => {
   });
 
   it('times out a receiver that never answers, as a retryable failure', async () => {
-    const { logger, lines } = memoryLogger();
-    answer = 'hang';
+    const { logger, records: lines } = memoryLogger();
+    receiver.answer = 'hang';
     const started = Date.now();
     const error = await failureOf(
       createWebhookSender({ config: configFor({ POLICY_WEBHOOK_TIMEOUT_SECONDS: '1' }), logger }).send(
@@ -258,12 +214,9 @@ describe('completion webhook sender', () => {
   });
 
   it('reports a refused connection as a retryable network failure', async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const port = await freePort();
 
-    const { logger, lines } = memoryLogger();
+    const { logger, records: lines } = memoryLogger();
     const config = loadWebhookConfig({
       POLICY_WEBHOOK_ENABLED: 'true',
       POLICY_WEBHOOK_ENDPOINT: `http://127.0.0.1:${port}/`,

@@ -7,6 +7,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 /** A running loopback server. */
 export interface Sink {
@@ -109,6 +110,44 @@ export async function startHttpReceiver(
     })();
   });
   return { url: await listen(server), close: closer(server), received };
+}
+
+/** A receiver shared by the tests of one file or `describe` block (see `useHttpReceiver`). */
+export interface SharedReceiver {
+  /** Requests received since the current test started. */
+  readonly received: ReceivedRequest[];
+  /** How the next requests are answered; reset to the default after each test. */
+  answer: Answer;
+  /** Base URL (`http://127.0.0.1:{port}`), known once the tests run. */
+  readonly url: string;
+}
+
+/**
+ * Starts a receiver before the tests of the enclosing file or `describe` block and closes it after them; after each
+ * test it forgets the requests and answers with `defaultAnswer` again.
+ */
+export function useHttpReceiver(defaultAnswer: Answer = (res) => res.writeHead(204).end()): SharedReceiver {
+  const received: ReceivedRequest[] = [];
+  let sink: Sink | undefined;
+  const shared = {
+    received,
+    answer: defaultAnswer,
+    get url(): string {
+      if (!sink) throw new Error('the receiver starts before the tests run');
+      return sink.url;
+    },
+  };
+  beforeAll(async () => {
+    sink = await startHttpReceiver(() => shared.answer, received);
+  });
+  afterEach(() => {
+    received.length = 0;
+    shared.answer = defaultAnswer;
+  });
+  afterAll(async () => {
+    await sink?.close();
+  });
+  return shared;
 }
 
 /** A webhook receiver answering `status()` with an empty body and recording every request. */
