@@ -192,18 +192,20 @@ export function compilePredicate(text: string): CompiledPredicate {
   if (text.length > MAX_PREDICATE_LENGTH) {
     throw new RuleError('predicate', `predicate must be at most ${MAX_PREDICATE_LENGTH} characters`);
   }
-  const checked = predicateEnvironment.check(text);
-  if (!checked.valid) throw new RuleError('predicate', describeCelError(checked.error));
-  if (checked.type !== 'bool' && checked.type !== 'dyn') {
-    throw new RuleError('predicate', `predicate must evaluate to a bool, not ${checked.type ?? 'an unknown type'}`);
-  }
   let parsed: ReturnType<Environment['parse']>;
   try {
     parsed = predicateEnvironment.parse(text);
   } catch (error) {
     throw new RuleError('predicate', describeCelError(error));
   }
+  // Before the type check, which refuses the function form `matches(s, re)` for want of an overload: every form of
+  // `matches` is refused with the same message, whatever overloads the CEL library has.
   checkCost(parsed.ast, 0);
+  const checked = predicateEnvironment.check(text);
+  if (!checked.valid) throw new RuleError('predicate', describeCelError(checked.error));
+  if (checked.type !== 'bool' && checked.type !== 'dyn') {
+    throw new RuleError('predicate', `predicate must evaluate to a bool, not ${checked.type ?? 'an unknown type'}`);
+  }
   return (context) => {
     const result: unknown = parsed(context);
     if (typeof result !== 'boolean') throw new Error(`predicate evaluated to ${typeof result}, not a boolean`);

@@ -5,10 +5,12 @@ import {
   routeEvent,
   ruleContext,
   RuleError,
+  RuleInput,
   validateRule,
   type NotifyRule,
   type RoutingDefaults,
 } from '../../notify/routing.js';
+import { Value } from '@sinclair/typebox/value';
 import { defaultTemplateIdFor } from '../../notify/default-templates.js';
 import type { PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
 
@@ -41,6 +43,28 @@ function rule(overrides: Partial<NotifyRule> & Pick<NotifyRule, 'ruleId'>): Noti
 }
 
 const defaults: RoutingDefaults = { templateIdFor: defaultTemplateIdFor, locale: 'en-US' };
+
+/** How `compilePredicate` refuses `text`, as the API reports it. */
+function refusal(text: string): { name: string; field: string; message: string } {
+  try {
+    compilePredicate(text);
+  } catch (error) {
+    if (error instanceof RuleError) return { name: error.name, field: error.field, message: error.message };
+    throw error;
+  }
+  throw new Error(`${text} compiled`);
+}
+
+const REGEX_REFUSAL = {
+  name: 'RuleError',
+  field: 'predicate',
+  message: 'regular expressions (matches) are not allowed in predicates; use startsWith, endsWith or contains',
+};
+const NESTING_REFUSAL = {
+  name: 'RuleError',
+  field: 'predicate',
+  message: 'comprehensions (all, exists, exists_one, map, filter) may be nested at most 2 deep',
+};
 
 describe('compilePredicate', () => {
   it.each([
@@ -128,6 +152,48 @@ describe('compilePredicate', () => {
       reason: 'requested' as const,
       expected: true,
     },
+    {
+      text: 'event.hasPolicyGate',
+      label: 'approval',
+      event: approvalEvent(),
+      reason: 'requested' as const,
+      expected: false,
+    },
+    {
+      text: '!event.hasPolicyGate && event.status == "" && event.gateId == ""',
+      label: 'approval',
+      event: approvalEvent(),
+      reason: 'requested' as const,
+      expected: true,
+    },
+    {
+      text: '!event.hasPolicyGate && event.status == "" && event.gateId == ""',
+      label: 'gate g',
+      event: gateEvent('g'),
+      reason: 'hold' as const,
+      expected: false,
+    },
+    {
+      text: 'event.stepIds.all(a, event.stepIds.exists(b, b.startsWith(a)))',
+      label: 'approval',
+      event: approvalEvent(),
+      reason: 'requested' as const,
+      expected: true,
+    },
+    {
+      text: 'dyn(event.hasPolicyGate)',
+      label: 'gate g',
+      event: gateEvent('g'),
+      reason: 'hold' as const,
+      expected: true,
+    },
+    {
+      text: 'dyn(event.locale) == null',
+      label: 'approval',
+      event: approvalEvent(),
+      reason: 'requested' as const,
+      expected: false,
+    },
   ])('$text on $label ($reason) → $expected', ({ text, event, reason, expected }) => {
     expect(compilePredicate(text)(ruleContext(event, reason))).toBe(expected);
   });
@@ -172,6 +238,79 @@ describe('compilePredicate', () => {
       compilePredicate('event.stepIds.all(a, event.stepIds.all(b, event.stepIds.all(c, a + b + c != "")))'),
     ).toThrow(/nested at most 2/);
     expect(() => compilePredicate('x'.repeat(2001))).toThrow(/at most 2000/);
+  });
+
+  it.each([
+    'event.runId.matches("^run-")',
+    'matches(event.runId, "^run-")',
+    'dyn(event.runId).matches("^run-")',
+    '"run-1".matches(event.runId)',
+    '!event.runId.matches("^run-")',
+    'event.kind == "pack.approval" || event.runId.matches("^run-")',
+    'event.stepIds.exists(s, s.matches("^dep"))',
+    '[event.runId.matches("^run-")][0]',
+    '{"k": event.runId.matches("^run-")}["k"]',
+    'event.hasPolicyGate ? event.gateId.matches("^sec-") : false',
+  ])('refuses the regular expression in %s', (text) => {
+    expect(refusal(text)).toEqual(REGEX_REFUSAL);
+  });
+
+  it.each([
+    'event.stepIds.all(c, c != b)',
+    'event.stepIds.exists(c, c == a)',
+    'event.stepIds.exists_one(c, c == b)',
+    'size(event.stepIds.map(c, c + a)) > 0',
+    'size(event.stepIds.filter(c, c == b)) > 0',
+  ])('refuses %s as a third level of comprehension', (inner) => {
+    expect(refusal(`event.stepIds.all(a, event.stepIds.exists(b, ${inner}))`)).toEqual(NESTING_REFUSAL);
+  });
+
+  it('reports the problem and its 1-based position', () => {
+    expect(refusal('event.kind ==')).toEqual({
+      name: 'RuleError',
+      field: 'predicate',
+      message: 'Unexpected token: EOF (at position 14)',
+    });
+    expect(refusal('event.kind == 1').message).toBe('no such overload: string == int (at position 1)');
+    expect(refusal('event.stepIds').message).toBe('predicate must evaluate to a bool, not list<string>');
+    expect(refusal('   ')).toEqual({ name: 'RuleError', field: 'predicate', message: 'predicate must not be empty' });
+    expect(refusal('x'.repeat(2001))).toEqual({
+      name: 'RuleError',
+      field: 'predicate',
+      message: 'predicate must be at most 2000 characters',
+    });
+  });
+
+  it.each([
+    ['event.kind == 1', 'string == int'],
+    ['event.type == 1', 'string == int'],
+    ['event.tenantId == 1', 'string == int'],
+    ['event.runId == 1', 'string == int'],
+    ['event.approvalId == 1', 'string == int'],
+    ['event.planHash == 1', 'string == int'],
+    ['event.requestedBy == 1', 'string == int'],
+    ['event.locale == 1', 'string == int'],
+    ['event.status == 1', 'string == int'],
+    ['event.reason == 1', 'string == int'],
+    ['event.gateId == 1', 'string == int'],
+    ['reason == 1', 'string == int'],
+    ['event.requiredGrants == "deploy:prod"', 'list<string> == string'],
+    ['event.stepIds == "build"', 'list<string> == string'],
+    ['event.hasPolicyGate == "true"', 'bool == string'],
+  ])('refuses the type mistake %s', (text, overload) => {
+    expect(refusal(text)).toEqual({
+      name: 'RuleError',
+      field: 'predicate',
+      message: `no such overload: ${overload} (at position 1)`,
+    });
+  });
+
+  it('refuses oversized expressions and optional-field syntax within the length limit', () => {
+    expect(refusal(`${'true && '.repeat(240)}true`).message).toMatch(/^Exceeded maxAstNodes \(400\)/);
+    expect(refusal(`${'('.repeat(40)}true${')'.repeat(40)}`).message).toMatch(/^Exceeded maxDepth \(32\)/);
+    const list = Array.from({ length: 101 }, (_, i) => i).join(',');
+    expect(refusal(`size([${list}]) > 0`).message).toMatch(/^Exceeded maxListElements \(100\)/);
+    expect(refusal('event.?locale.orValue("en") == "en"').field).toBe('predicate');
   });
 });
 
@@ -256,9 +395,147 @@ describe('validateRule', () => {
     expect(recipientProblem('webhook', 'http://[::1]/h')).toBeUndefined();
     expect(recipientProblem('webhook', '/relative/path')).toBe('must be an absolute URL');
   });
+
+  it('refuses webhook URLs that only look local or that carry credentials', () => {
+    expect(recipientProblem('webhook', 'http://127.0.0.1.evil.example/hook')).toBe(
+      'must use https (plain http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost; got host "127.0.0.1.evil.example")',
+    );
+    expect(recipientProblem('webhook', 'http://localhost.evil.example/hook')).toMatch(/^must use https/);
+    expect(recipientProblem('webhook', 'http://evil.example/127.0.0.1')).toMatch(/^must use https/);
+    expect(recipientProblem('webhook', 'http://127.0.0.1:8080/hook')).toBeUndefined();
+    expect(recipientProblem('webhook', 'https://user@hooks.example.com/')).toBe('must not carry credentials');
+    expect(recipientProblem('webhook', 'https://:secret@hooks.example.com/')).toBe('must not carry credentials');
+    expect(recipientProblem('webhook', 'http://user@127.0.0.1/')).toBe('must not carry credentials');
+  });
+
+  it('accepts addresses up to 254 characters with one-letter labels, and nothing around them', () => {
+    const label = 'd'.repeat(63);
+    const longest = `a@${label}.${label}.${label}.${'d'.repeat(60)}`;
+    expect(longest).toHaveLength(254);
+    expect(recipientProblem('email', longest)).toBeUndefined();
+    expect(recipientProblem('email', `${longest.slice(0, -1)}dd`)).toBe('must be an email address');
+    expect(recipientProblem('email', 'ops@x.y.io')).toBeUndefined();
+    expect(recipientProblem('email', 'ops@example.com, boss@example.com')).toBe('must be an email address');
+    expect(recipientProblem('email', 'ops@example.com>')).toBe('must be an email address');
+  });
+
+  it('reports each malformed part once, by the schema, without checking what it cannot read', () => {
+    const errors = (input: unknown) => validateRule(input);
+    expect(errors('not a rule')).toEqual([{ path: '/', message: 'Expected object' }]);
+    expect(errors(null)).toEqual([{ path: '/', message: 'Expected object' }]);
+    expect(errors({ ...valid, predicate: 42 })).toEqual([{ path: '/predicate', message: 'Expected string' }]);
+    expect(errors({ ...valid, predicate: '' })).toEqual([
+      { path: '/predicate', message: 'Expected string length greater or equal to 1' },
+    ]);
+    expect(errors({ ...valid, predicate: `true${' '.repeat(1997)}` })).toEqual([
+      { path: '/predicate', message: 'Expected string length less or equal to 2000' },
+    ]);
+    expect(errors({ ...valid, predicate: `1 + 1${' '.repeat(1995)}` })).toEqual([
+      { path: '/predicate', message: 'predicate must evaluate to a bool, not int' },
+    ]);
+    expect(errors({ ...valid, channels: 'email' })).toEqual([{ path: '/channels', message: 'Expected array' }]);
+    expect(errors({ ...valid, channels: [null] })).toEqual([{ path: '/channels/0', message: 'Expected object' }]);
+    expect(errors({ ...valid, channels: [{ channel: 'sms', recipients: ['x'] }] })).toEqual([
+      { path: '/channels/0/channel', message: 'Expected union value' },
+    ]);
+    expect(errors({ ...valid, channels: [{ channel: 'email', recipients: 'ops@example.com' }] })).toEqual([
+      { path: '/channels/0/recipients', message: 'Expected array' },
+    ]);
+    expect(errors({ ...valid, channels: [{ channel: 'email', recipients: [5] }] })).toEqual([
+      { path: '/channels/0/recipients/0', message: 'Expected string' },
+    ]);
+    expect(
+      errors({
+        ...valid,
+        channels: [{ channel: 'webhook', recipients: [`https://hooks.example.com/${'a'.repeat(2030)}`] }],
+      }),
+    ).toEqual([{ path: '/channels/0/recipients/0', message: 'Expected string length less or equal to 2048' }]);
+    expect(
+      errors({ ...valid, channels: [{ channel: 'email', recipients: ['ops@example.com'], cc: ['boss@example.com'] }] }),
+    ).toEqual([{ path: '/channels/0/cc', message: 'Unexpected property' }]);
+  });
+
+  it('enables a rule created without enabled or priority, at priority 100', () => {
+    expect(Value.Default(RuleInput, Value.Clone(valid))).toMatchObject({ enabled: true, priority: 100 });
+  });
 });
 
 describe('routeEvent', () => {
+  it('routes policy-gate events and approvals to their own rules', () => {
+    const rules = [
+      rule({
+        ruleId: 'gates',
+        predicate: 'event.hasPolicyGate',
+        channels: [{ channel: 'email', recipients: ['sec@example.com'] }],
+      }),
+      rule({
+        ruleId: 'approvals',
+        predicate: '!event.hasPolicyGate && event.gateId == "" && event.status == ""',
+        channels: [{ channel: 'email', recipients: ['approvers@example.com'] }],
+      }),
+    ];
+    const to = (event: PackApprovalEvent, reason: 'requested' | 'hold') =>
+      routeEvent(rules, event, reason, defaults).intents.map((i) => i.recipient);
+    expect(to(approvalEvent(), 'requested')).toEqual(['approvers@example.com']);
+    expect(to(gateEvent('sec-1'), 'hold')).toEqual(['sec@example.com']);
+  });
+
+  it('orders rules of equal priority by ruleId, whatever order they are stored in', () => {
+    const ids = ['r-c', 'r-a', 'r-e', 'r-b', 'r-d'];
+    const rules = ids.map((ruleId) =>
+      rule({ ruleId, channels: [{ channel: 'email', recipients: [`${ruleId}@example.com`] }] }),
+    );
+    for (const stored of [rules, [...rules].reverse()]) {
+      expect(routeEvent(stored, approvalEvent(), 'requested', defaults).intents.map((i) => i.recipient)).toEqual([
+        'r-a@example.com',
+        'r-b@example.com',
+        'r-c@example.com',
+        'r-d@example.com',
+        'r-e@example.com',
+      ]);
+    }
+  });
+
+  it('treats recipients differing in surrounding space or email case as one, and keeps other recipients apart', () => {
+    const rules = [
+      rule({
+        ruleId: 'r1',
+        channels: [
+          { channel: 'email', recipients: [' Ops@Example.com ', 'straße@example.com'] },
+          { channel: 'webhook', recipients: [' https://hooks.example.com/A ', 'not a url', 'also not a url'] },
+        ],
+      }),
+      rule({
+        ruleId: 'r2',
+        channels: [
+          { channel: 'email', recipients: ['ops@example.com', 'strasse@example.com'] },
+          { channel: 'webhook', recipients: ['https://hooks.example.com/A', 'https://hooks.example.com/a'] },
+        ],
+      }),
+    ];
+    const { intents } = routeEvent(rules, approvalEvent(), 'requested', defaults);
+    expect(intents.map((i) => [i.channel, i.recipient])).toEqual([
+      ['email', 'Ops@Example.com'],
+      ['email', 'straße@example.com'],
+      ['webhook', 'https://hooks.example.com/A'],
+      ['webhook', 'not a url'],
+      ['webhook', 'also not a url'],
+      ['email', 'strasse@example.com'],
+      ['webhook', 'https://hooks.example.com/a'],
+    ]);
+  });
+
+  it('reports a predicate that yields no boolean when evaluated', () => {
+    const { intents, errors } = routeEvent(
+      [rule({ ruleId: 'dyn', predicate: 'dyn(event.runId)' })],
+      approvalEvent(),
+      'requested',
+      defaults,
+    );
+    expect(intents).toEqual([]);
+    expect(errors).toEqual([{ ruleId: 'dyn', message: 'predicate evaluated to string, not a boolean' }]);
+  });
+
   it('orders by priority then ruleId, dedupes recipients and keeps the first rule’s template', () => {
     const rules: NotifyRule[] = [
       rule({
@@ -346,6 +623,11 @@ describe('routeEvent', () => {
     expect(errors.map((e) => e.ruleId)).toEqual(['oob', 'broken', 'other-tenant']);
     expect(errors[0]?.message).toMatch(/index out of bounds/);
     expect(errors[1]?.message).toMatch(/unexpected token/i);
+    expect(errors.map((e) => e.message)).toEqual([
+      'No such key: index out of bounds, index 10 >= size 3 (at position 1)',
+      'Unexpected token: EOF (at position 14)',
+      'rule belongs to another tenant; skipped',
+    ]);
   });
 
   it('returns no intents when no rule matches', () => {
