@@ -2,6 +2,7 @@
  * The one error mapping as a client sees it: a real Fastify instance with the API's error and not-found handlers and
  * the error document as the response schema of its routes, driven with `app.inject` (no server needed).
  */
+import swagger from '@fastify/swagger';
 import { Type } from '@sinclair/typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -38,6 +39,7 @@ beforeAll(async () => {
   });
   app.addSchema(ErrorResponse);
   registerErrorHandlers(app);
+  await app.register(swagger, { openapi: { openapi: '3.1.0', info: { title: 'errors under test', version: '0' } } });
   const responses = { 200: Type.Object({ ok: Type.Boolean() }), 404: errorRef, 409: errorRef, ...commonErrorResponses };
   app.post(
     '/things/:thingId',
@@ -167,6 +169,8 @@ describe('validation failures', () => {
         validation: [
           { instancePath: '/a', params: {} },
           { params: { missingProperty: 'b' }, message: 'is required' },
+          { instancePath: '/c', message: 'is too long' },
+          { message: 'is contradictory' },
         ],
       }),
     );
@@ -178,6 +182,8 @@ describe('validation failures', () => {
       errors: [
         { path: 'body.a', message: 'is invalid' },
         { path: 'body.b', message: 'is required' },
+        { path: 'body.c', message: 'is too long' },
+        { path: 'body', message: 'is contradictory' },
       ],
     });
   });
@@ -295,5 +301,37 @@ describe('unexpected errors', () => {
     expect(record).toMatchObject({ level: 50, reqId: 'req-logged' });
     expect(record?.err).toMatchObject({ message: INTERNALS, stack: error.stack });
     expect(log.records.some((r) => r.msg === 'dependency unavailable')).toBe(false);
+  });
+});
+
+/** The parts of an OpenAPI document these tests read. */
+interface JsonSchema {
+  $ref?: string;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  type?: string;
+  items?: JsonSchema;
+}
+interface OpenApiDocument {
+  paths: Record<
+    string,
+    Record<string, { responses: Record<string, { content?: Record<string, { schema: JsonSchema }> }> }>
+  >;
+  components: { schemas: Record<string, JsonSchema> };
+}
+
+describe('the error document in the OpenAPI description', () => {
+  it('describes every error answer a route declares, for clients generated from it', () => {
+    const doc = app.swagger() as unknown as OpenApiDocument;
+    const resolve = (schema: JsonSchema): JsonSchema =>
+      schema.$ref ? resolve(doc.components.schemas[schema.$ref.split('/').pop()!] ?? {}) : schema;
+    const responses = doc.paths['/things/{thingId}']?.post?.responses ?? {};
+    expect(Object.keys(responses).sort()).toEqual(['200', '400', '401', '403', '404', '409', '500', '503']);
+    for (const status of ['400', '401', '403', '404', '409', '500', '503']) {
+      const schema = resolve(responses[status]?.content?.['application/json']?.schema ?? {});
+      expect(Object.keys(schema.properties ?? {}).sort(), status).toEqual(['error', 'errors', 'message', 'requestId']);
+      expect(schema.required?.sort(), status).toEqual(['error', 'message']);
+      expect(resolve(schema.properties?.errors?.items ?? {}).required?.sort(), status).toEqual(['message', 'path']);
+    }
   });
 });

@@ -123,4 +123,60 @@ describe('token verification', () => {
     vi.setSystemTime(expiresAtMs + 3_600_000);
     expect(await refusal(signer.verifier(token))).toMatchObject({ status: 401 });
   });
+
+  describe('cost: a token reused for many requests is verified once', () => {
+    /** Counts signature checks (jose verifies with WebCrypto). */
+    const countSignatureChecks = () => vi.spyOn(globalThis.crypto.subtle, 'verify');
+
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+
+    it('checks the signature of a token once until it expires, then again', async () => {
+      const signer = await createTestSigner();
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const start = new Date('2030-01-01T00:00:00Z');
+      vi.setSystemTime(start);
+      const token = await signer.token({ tenant: 'acme', expiresIn: '2m' });
+      const checks = countSignatureChecks();
+      for (let i = 0; i < 3; i++) await signer.verifier(token);
+      expect(checks).toHaveBeenCalledTimes(1);
+      vi.setSystemTime(start.getTime() + 120_000);
+      await signer.verifier(token).catch(() => undefined);
+      expect(checks).toHaveBeenCalledTimes(2);
+    });
+
+    it('remembers a token without `exp` for a minute', async () => {
+      const { privateKey, publicKey } = await generateKeyPair('ES256');
+      const verify = createTokenVerifier({ key: publicKey }, { issuer: TEST_ISSUER, audience: TEST_AUDIENCE });
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const start = new Date('2030-01-01T00:00:00Z');
+      vi.setSystemTime(start);
+      const token = await rawToken(privateKey, { tenant: 'acme', sub: 'forever' });
+      const checks = countSignatureChecks();
+      await verify(token);
+      vi.setSystemTime(start.getTime() + 59_999);
+      expect((await verify(token)).subject).toBe('forever');
+      expect(checks).toHaveBeenCalledTimes(1);
+      vi.setSystemTime(start.getTime() + 60_000);
+      expect((await verify(token)).subject).toBe('forever');
+      expect(checks).toHaveBeenCalledTimes(2);
+    });
+
+    it('remembers at most 1000 tokens, forgetting the oldest first', async () => {
+      const { privateKey, publicKey } = await generateKeyPair('ES256');
+      const verify = createTokenVerifier({ key: publicKey }, { issuer: TEST_ISSUER, audience: TEST_AUDIENCE });
+      const tokens = await Promise.all(
+        Array.from({ length: 1001 }, (_, i) => rawToken(privateKey, { tenant: 'acme', sub: `s${i}`, exp: 4e9 })),
+      );
+      for (const token of tokens) await verify(token);
+      const checks = countSignatureChecks();
+      // The second oldest and the newest are still remembered; the oldest was dropped for the newest.
+      await verify(tokens[1]!);
+      await verify(tokens[1000]!);
+      expect(checks).toHaveBeenCalledTimes(0);
+      await verify(tokens[0]!);
+      expect(checks).toHaveBeenCalledTimes(1);
+    });
+  });
 });
