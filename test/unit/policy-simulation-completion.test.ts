@@ -230,3 +230,44 @@ describe('the committed sample payload', () => {
     expect(result.changed).toBe(changed);
   });
 });
+
+describe('latencySeconds: timestamps as peers write them', () => {
+  const observedAt = '2025-10-26T14:00:20Z';
+
+  it('keeps the sub-millisecond part of a timestamp with an offset', () => {
+    const sim = run({ queuedAt: '2025-10-26T16:00:00.0009+02:00', finishedAt: '2025-10-26T14:00:01Z' });
+    expect(latencySeconds(sim, observedAt)).toBe(0.9991);
+  });
+
+  it('reads timestamps with surrounding whitespace, with and without a fraction', () => {
+    const sim = run({ queuedAt: ' 2025-10-26T14:00:00Z ', finishedAt: '\t2025-10-26T14:00:01.5Z\n' });
+    expect(latencySeconds(sim, observedAt)).toBe(1.5);
+  });
+
+  it('reads a comma as the decimal separator', () => {
+    expect(
+      latencySeconds(run({ queuedAt: '2025-10-26T14:00:00,25Z', finishedAt: '2025-10-26T14:00:01Z' }), observedAt),
+    ).toBe(0.75);
+  });
+
+  it('reads timestamps in other formats Date.parse knows', () => {
+    const sim = run({ queuedAt: 'Sun, 26 Oct 2025 14:00:00 GMT', finishedAt: 'Sun, 26 Oct 2025 14:00:05 GMT' });
+    expect(latencySeconds(sim, observedAt)).toBe(5);
+  });
+
+  it('falls back to observedAt when finishedAt does not parse', () => {
+    expect(
+      latencySeconds(run({ queuedAt: '2025-10-26T14:00:00Z', finishedAt: '2025-10-26T99:00:00Z' }), observedAt),
+    ).toBe(20);
+    expect(latencySeconds(run({ queuedAt: '2025-10-26T14:00:00Z', finishedAt: 'soon' }), observedAt)).toBe(20);
+    expect(latencySeconds(run({ queuedAt: 'earlier' }), observedAt)).toBe(0);
+  });
+});
+
+describe('buildCompletionPayload: refusals', () => {
+  it('names the run and the terminal statuses when the run is not terminal', () => {
+    expect(() => buildCompletionPayload(run({ status: 'running', finishedAt: null }), '2025-10-26T14:00:03Z')).toThrow(
+      'Policy run run-1 is running: completion payloads exist for terminal runs only (succeeded, failed, cancelled)',
+    );
+  });
+});
