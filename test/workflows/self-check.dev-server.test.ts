@@ -1,5 +1,6 @@
 /** Self-check workflow on the real dev server: search attributes, visibility, queries, idempotent starts. */
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +8,7 @@ import { createSelfCheckActivities } from '../../activities/self-check/index.js'
 import type { TemporalFacade } from '../../api/temporal/facade.js';
 import { startSelfCheck } from '../../api/temporal/self-check.js';
 import { getSelfCheckProgressQuery } from '../../workflows/self-check/definitions.js';
+import { FailureType } from '../../workflows/shared/failures.js';
 import { TENANT_ID } from '../../workflows/shared/search-attributes.js';
 import { recordHistory } from '../support/histories.js';
 import { createDevServerEnv, uniqueName, workflowBundle } from '../support/temporal.js';
@@ -75,8 +77,19 @@ describe('selfCheckWorkflow (dev server)', () => {
     expect((await timer.handle.result()).activitiesCompleted).toBe(1);
     await recordHistory(timer.handle, 'self-check-with-timer');
     const invalid = await startSelfCheck(facade, { tenantId: 't1', taskQueue, activityCount: -1 });
-    await expect(invalid.handle.result()).rejects.toThrow();
+    const error = await invalid.handle.result().catch((e: unknown) => e);
     await recordHistory(invalid.handle, 'self-check-invalid-input');
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    const cause = (error as WorkflowFailedError).cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect(cause).toMatchObject({ type: FailureType.InvalidInput, nonRetryable: true });
+    // The first workflow task failed the run: no task retried, no activity scheduled, no further run.
+    const { events = [] } = await invalid.handle.fetchHistory();
+    expect(events[0]?.workflowExecutionStartedEventAttributes?.attempt).toBe(1);
+    expect(events.filter((e) => e.workflowTaskStartedEventAttributes)).toHaveLength(1);
+    expect(events.filter((e) => e.workflowTaskFailedEventAttributes)).toHaveLength(0);
+    expect(events.filter((e) => e.activityTaskScheduledEventAttributes)).toHaveLength(0);
+    expect(events.at(-1)?.workflowExecutionFailedEventAttributes?.newExecutionRunId ?? '').toBe('');
   });
 
   it('refuses a second start with the same check id, even after the first has closed', async () => {

@@ -43,17 +43,27 @@ describe('selfCheckWorkflow (time-skipping server)', () => {
 
   it('fails with InvalidInput, without retrying, for an out-of-range activity count', async () => {
     const taskQueue = uniqueName('self-check');
+    const workflowId = uniqueName('self-check/t1');
     const error = await withWorker(taskQueue, () =>
       env.client.workflow.execute<typeof selfCheckWorkflow>('selfCheckWorkflow', {
         taskQueue,
-        workflowId: uniqueName('self-check/t1'),
+        workflowId,
         args: [{ tenantId: 't1', activityCount: 5000 }],
+        // Under this policy a retryable failure would run the workflow again.
+        retry: { maximumAttempts: 3, initialInterval: '1 second' },
       }),
     ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkflowFailedError);
-    const cause = (error as WorkflowFailedError).cause;
-    expect(cause).toBeInstanceOf(ApplicationFailure);
-    expect((cause as ApplicationFailure).type).toBe(FailureType.InvalidInput);
+    const failed = error as WorkflowFailedError;
+    expect(failed.cause).toBeInstanceOf(ApplicationFailure);
+    expect(failed.cause).toMatchObject({ type: FailureType.InvalidInput, nonRetryable: true });
+    // The latest run of the id is the first attempt, its only workflow task failed it, and no activity was scheduled.
+    const { events = [] } = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    expect(events[0]?.workflowExecutionStartedEventAttributes?.attempt).toBe(1);
+    expect(events.filter((e) => e.workflowTaskStartedEventAttributes)).toHaveLength(1);
+    expect(events.filter((e) => e.workflowTaskFailedEventAttributes)).toHaveLength(0);
+    expect(events.filter((e) => e.activityTaskScheduledEventAttributes)).toHaveLength(0);
+    expect(events.at(-1)?.workflowExecutionFailedEventAttributes?.newExecutionRunId ?? '').toBe('');
   });
 
   it('fires its durable timer: a one-day sleep completes in seconds of wall time', async () => {
