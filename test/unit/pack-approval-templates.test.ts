@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Value } from '@sinclair/typebox/value';
 import { DEFAULT_TEMPLATE_IDS, DEFAULT_TEMPLATES, defaultTemplateIdFor } from '../../notify/default-templates.js';
 import {
   buildTemplateModel,
@@ -8,6 +9,7 @@ import {
   renderWebhook,
   resolveTemplate,
   TemplateError,
+  TemplateInput,
   validateTemplate,
   type NotifyTemplate,
 } from '../../notify/templates.js';
@@ -19,6 +21,21 @@ function template(locale: string, overrides: Partial<NotifyTemplate> = {}): Noti
   return { templateId: 't', locale, channel: 'email', subject: locale, text: locale, ...overrides };
 }
 
+function webhook(body: string): NotifyTemplate {
+  return { templateId: 't', locale: 'en-US', channel: 'webhook', body };
+}
+
+/** How rendering refuses, as the API reports it. */
+function refusal(render: () => unknown): { name: string; field: string | undefined; message: string } {
+  try {
+    render();
+  } catch (error) {
+    if (error instanceof TemplateError) return { name: error.name, field: error.field, message: error.message };
+    throw error;
+  }
+  throw new Error('rendered');
+}
+
 describe('localeChain', () => {
   it('goes requested → language → tenant default → its language → en-US → en', () => {
     expect(localeChain('de-CH', 'fr-FR')).toEqual(['de-CH', 'de', 'fr-FR', 'fr', 'en-US', 'en']);
@@ -28,6 +45,9 @@ describe('localeChain', () => {
     expect(localeChain('de', undefined)).toEqual(['de', 'en-US', 'en']);
     expect(localeChain('not a locale', 'de-AT')).toEqual(['de-AT', 'de', 'en-US', 'en']);
     expect(localeChain(undefined, undefined)).toEqual(['en-US', 'en']);
+  });
+  it('ignores surrounding whitespace', () => {
+    expect(localeChain(' de-CH ', undefined)).toEqual(['de-CH', 'de', 'en-US', 'en']);
   });
 });
 
@@ -58,6 +78,14 @@ describe('resolveTemplate', () => {
     expect(pick('it-IT', undefined)).toBe('en-US');
     expect(resolveTemplate(templates, 'missing', 'email', 'de-DE', 'en-US')).toBeUndefined();
     expect(resolveTemplate([template('ja-JP')], 't', 'email', 'de-DE', undefined)).toBeUndefined();
+  });
+  it('prefers the own region, then the alphabetically first, whatever order templates are stored in', () => {
+    const german = [template('de-LU'), template('de-DE'), template('de-AT'), template('de-CH')];
+    for (const stored of [german, [...german].reverse()]) {
+      expect(resolveTemplate(stored, 't', 'email', 'de', undefined)?.locale).toBe('de-DE');
+      const withoutOwn = stored.filter((t) => t.locale !== 'de-DE');
+      expect(resolveTemplate(withoutOwn, 't', 'email', 'de', undefined)?.locale).toBe('de-AT');
+    }
   });
   it('takes the alphabetically first region when the own region is missing', () => {
     expect(resolveTemplate([template('de-CH'), template('de-AT')], 't', 'email', 'de', undefined)?.locale).toBe(
@@ -106,6 +134,106 @@ describe('buildTemplateModel', () => {
   });
 });
 
+describe('template sections', () => {
+  it('number, separate and sort list items and map entries', () => {
+    const model = buildTemplateModel(
+      event({
+        requiredGrants: ['a:1', 'b:2', 'c:3'],
+        message: { templateId: 'm', parameters: { zone: 'eu', app: 'api', env: 'prod' } },
+      }),
+      { reason: 'requested', approvalLink: link },
+    );
+    const text = (t: string) => renderEmail(template('en-US', { text: t }), model).text;
+    expect(text('{{#requiredGrantsList}}{{^first}}, {{/first}}{{index}}={{value}}{{/requiredGrantsList}}')).toBe(
+      '0=a:1, 1=b:2, 2=c:3',
+    );
+    expect(
+      text('{{#requiredGrantsList}}{{#first}}[{{/first}}{{value}}{{#last}}]{{/last}}{{/requiredGrantsList}}'),
+    ).toBe('[a:1b:2c:3]');
+    expect(text('{{#parametersList}}{{^first}}; {{/first}}{{key}}={{value}}{{/parametersList}}')).toBe(
+      'app=api; env=prod; zone=eu',
+    );
+    expect(text('{{#parametersList}}{{#first}}<{{/first}}{{key}}{{#last}}>{{/last}}{{/parametersList}}')).toBe(
+      '<appenvzone>',
+    );
+    expect(text('{{parameters.zone}} {{requiredGrantCount}} {{stepCount}}')).toBe('eu 3 2');
+  });
+
+  it('leave out parameters that are not strings', () => {
+    const parameters = { b: 'two', a: 1, c: 'three' } as unknown as Record<string, string>;
+    const model = buildTemplateModel(event({ message: { templateId: 'm', parameters } }), {
+      reason: 'requested',
+      approvalLink: link,
+    });
+    const text = renderEmail(
+      template('en-US', { text: '{{#parametersList}}{{key}}={{value}};{{/parametersList}} [{{parameters.a}}]' }),
+      model,
+    ).text;
+    expect(text).toBe('b=two;c=three; []');
+  });
+
+  it('tell policy gates from approvals and show gate messages one per line', () => {
+    const t = template('en-US', {
+      text: '{{#isPolicyGate}}gate {{policyGate.gateId}}: {{policyGate.messages}}{{/isPolicyGate}}{{^isPolicyGate}}approval{{/isPolicyGate}}',
+    });
+    const gate = event({
+      kind: 'pack.policy.gate',
+      policyGate: { gateId: 'sec-7', parameters: {}, messages: ['CVE found', 'Needs review'] },
+    });
+    expect(renderEmail(t, buildTemplateModel(gate, { reason: 'hold', approvalLink: link })).text).toBe(
+      'gate sec-7: CVE found\nNeeds review',
+    );
+    expect(renderEmail(t, buildTemplateModel(event(), { reason: 'requested', approvalLink: link })).text).toBe(
+      'approval',
+    );
+  });
+
+  it('may use comments, the current value and other delimiters', () => {
+    const model = buildTemplateModel(event(), { reason: 'requested', approvalLink: link });
+    const text = (t: string) => renderEmail(template('en-US', { text: t }), model).text;
+    expect(text('{{! internal note }}{{#expiresAt}}Expires {{.}}{{/expiresAt}}')).toBe(
+      'Expires 2025-01-02T00:00:00.000Z',
+    );
+    expect(text('{{=<% %>=}}run <% runId %>')).toBe('run run-1');
+    expect(refusal(() => text('{{=<% %>=}}<% constructor %>')).message).toBe(
+      'text: tag "constructor" is not a model field',
+    );
+  });
+
+  it('refuse forbidden tags nested inside sections, at any depth', () => {
+    const model = buildTemplateModel(event(), { reason: 'requested', approvalLink: link });
+    const text = (t: string) => () => renderEmail(template('en-US', { text: t }), model);
+    const html = (h: string) => () => renderEmail(template('en-US', { html: h }), model);
+    expect(refusal(text('{{#requiredGrantsList}}{{constructor}}{{/requiredGrantsList}}'))).toEqual({
+      name: 'TemplateError',
+      field: 'text',
+      message: 'text: tag "constructor" is not a model field',
+    });
+    expect(refusal(text('{{^policyGate}}{{>partial}}{{/policyGate}}'))).toEqual({
+      name: 'TemplateError',
+      field: 'text',
+      message: 'text: partials ({{>partial}}) are not supported',
+    });
+    expect(refusal(html('{{#decision}}{{{comment}}}{{/decision}}'))).toEqual({
+      name: 'TemplateError',
+      field: 'html',
+      message: 'html: unescaped tags ({{{comment}}} or {{&comment}}) are not allowed here',
+    });
+    expect(
+      refusal(text('{{#policyGate}}{{#messagesList}}{{value.length}}{{/messagesList}}{{/policyGate}}')).message,
+    ).toBe('text: tag "value.length" is not a model field');
+  });
+
+  it('refuse tags that are not plain identifiers', () => {
+    const model = buildTemplateModel(event(), { reason: 'requested', approvalLink: link });
+    for (const tag of ['9lives', 'run-id', 'runId!', 'a..b']) {
+      expect(refusal(() => renderEmail(template('en-US', { text: `{{${tag}}}` }), model)).message).toBe(
+        `text: tag "${tag}" is not a model field`,
+      );
+    }
+  });
+});
+
 describe('renderEmail', () => {
   const hostile = event({
     requestedBy: '<script>alert("x")</script> & Co',
@@ -132,6 +260,52 @@ describe('renderEmail', () => {
   it('refuses unescaped tags in html', () => {
     expect(() => renderEmail(template('en-US', { html: '{{{requestedBy}}}' }), model)).toThrow(/unescaped/);
     expect(() => renderEmail(template('en-US', { html: '{{&requestedBy}}' }), model)).toThrow(/unescaped/);
+  });
+
+  it('folds any line break run in the subject to one space and trims it; unescaped tags are fine outside html', () => {
+    const crlf = buildTemplateModel(event({ requestedBy: 'mallory\r\nBcc: evil@example.com\r\n' }), {
+      reason: 'requested',
+      approvalLink: link,
+    });
+    const rendered = renderEmail(
+      template('en-US', { subject: '  From {{{requestedBy}}}', text: 'By {{&requestedBy}}.' }),
+      crlf,
+    );
+    expect(rendered).toEqual({
+      subject: 'From mallory Bcc: evil@example.com',
+      text: 'By mallory\r\nBcc: evil@example.com\r\n.',
+    });
+  });
+
+  it('escapes quotes, backticks and equals signs in html', () => {
+    const quoting = buildTemplateModel(event({ requestedBy: "O'Brien `x` a=b" }), {
+      reason: 'requested',
+      approvalLink: link,
+    });
+    expect(renderEmail(template('en-US', { html: '<b>{{requestedBy}}</b>' }), quoting).html).toBe(
+      '<b>O&#39;Brien &#x60;x&#x60; a&#x3D;b</b>',
+    );
+  });
+
+  it('names the field that fails to render', () => {
+    expect(refusal(() => renderEmail(template('en-US', { subject: '{{constructor}}' }), model))).toEqual({
+      name: 'TemplateError',
+      field: 'subject',
+      message: 'subject: tag "constructor" is not a model field',
+    });
+    expect(refusal(() => renderEmail(template('en-US', { text: '{{#open}}never closed' }), model))).toEqual({
+      name: 'TemplateError',
+      field: 'text',
+      message: 'text: Unclosed section "open" at 21',
+    });
+    expect(refusal(() => renderEmail(template('en-US', { html: '{{#open}}' }), model)).field).toBe('html');
+  });
+
+  it('refuses templates that lack a subject or text, or are webhook templates', () => {
+    const message = 'template t (en-US) is not an email template';
+    expect(refusal(() => renderEmail(template('en-US', { text: undefined }), model)).message).toBe(message);
+    expect(refusal(() => renderEmail(template('en-US', { subject: undefined }), model)).message).toBe(message);
+    expect(refusal(() => renderEmail(template('en-US', { channel: 'webhook' }), model)).message).toBe(message);
   });
 
   it('throws TemplateError for malformed templates and non-email templates', () => {
@@ -177,6 +351,41 @@ describe('renderWebhook', () => {
   });
 });
 
+describe('renderWebhook refusals', () => {
+  const model = buildTemplateModel(event(), { reason: 'requested', approvalLink: link });
+
+  it('refuse email templates and templates without a body', () => {
+    const message = 'template t (en-US) is not a webhook template';
+    expect(refusal(() => renderWebhook({ ...webhook('{}'), channel: 'email' }, model)).message).toBe(message);
+    expect(refusal(() => renderWebhook({ templateId: 't', locale: 'en-US', channel: 'webhook' }, model))).toEqual({
+      name: 'TemplateError',
+      field: undefined,
+      message,
+    });
+  });
+
+  it('refuse bodies that are not JSON objects, on the body field', () => {
+    expect(refusal(() => renderWebhook(webhook('{"a": {{runId}}}'), model))).toEqual({
+      name: 'TemplateError',
+      field: 'body',
+      message:
+        'body: rendered webhook body is not valid JSON (Unexpected token \'r\', "{"a": run-1}" is not valid JSON)',
+    });
+    for (const body of ['null', '42', '"{{runId}}"', '[]']) {
+      expect(refusal(() => renderWebhook(webhook(body), model))).toEqual({
+        name: 'TemplateError',
+        field: 'body',
+        message: 'body: rendered webhook body must be a JSON object',
+      });
+    }
+    expect(refusal(() => renderWebhook(webhook('{"a": "{{constructor}}"}'), model))).toEqual({
+      name: 'TemplateError',
+      field: 'body',
+      message: 'body: tag "constructor" is not a model field',
+    });
+  });
+});
+
 describe('validateTemplate', () => {
   it('accepts valid email and webhook templates', () => {
     expect(
@@ -208,6 +417,113 @@ describe('validateTemplate', () => {
     expect(
       validateTemplate({ templateId: 'x', locale: 'en', channel: 'email', subject: 's', text: '{{#a}}' })[0]?.path,
     ).toBe('/text');
+  });
+});
+
+describe('validateTemplate renders with an empty and a complete model', () => {
+  const accepted = (body: string) => validateTemplate({ templateId: 'x', locale: 'en', channel: 'webhook', body });
+  const isJsonRefusal = (errors: { path: string; message: string }[]) =>
+    errors.length === 1 && errors[0]?.path === '/body' && /not valid JSON/.test(errors[0].message);
+
+  // Present (non-empty) only in the complete model: a section over them must render valid JSON either way.
+  it.each([
+    'tenantId',
+    'runId',
+    'approvalId',
+    'planHash',
+    'requiredGrants',
+    'requiredGrantsList',
+    'stepIds',
+    'stepIdsList',
+    'requestedBy',
+    'requestedAt',
+    'expiresAt',
+    'status',
+    'statusReason',
+    'messageTemplateId',
+    'parametersList',
+    'isPolicyGate',
+    'policyGate',
+    'policyGate.gateId',
+    'policyGate.parametersList',
+    'policyGate.messages',
+    'policyGate.messagesList',
+    'approvalLink',
+    'decision',
+    'decision.decision',
+    'decision.approved',
+    'decision.decidedBy',
+    'decision.decidedAt',
+    'decision.comment',
+  ])('refuses a body that breaks when %s is present, or when it is absent', (field) => {
+    expect(isJsonRefusal(accepted(`{"a": 1{{#${field}}}, "b"{{/${field}}}}`))).toBe(true);
+    expect(isJsonRefusal(accepted(`{"a": {{#${field}}}1{{/${field}}}}`))).toBe(true);
+  });
+
+  it.each(['kind', 'reason'])('accepts a body that needs %s, present in both models', (field) => {
+    expect(accepted(`{"a": {{#${field}}}1{{/${field}}}}`)).toEqual([]);
+    expect(isJsonRefusal(accepted(`{"a": 1{{#${field}}}, "b"{{/${field}}}}`))).toBe(true);
+  });
+
+  it.each([
+    'requiredGrantsList',
+    'stepIdsList',
+    'parametersList',
+    'policyGate.parametersList',
+    'policyGate.messagesList',
+  ])('accepts a body that needs every item of %s to have a value', (list) => {
+    expect(accepted(`{"a": [{{#${list}}}{{^first}},{{/first}}{{#value}}1{{/value}}{{/${list}}}]}`)).toEqual([]);
+  });
+
+  it('refuses input that is no template at all', () => {
+    const expected = [{ path: '/channel', message: 'channel must be "email" or "webhook"' }];
+    expect(validateTemplate(null)).toEqual(expected);
+    expect(validateTemplate('{"a": 1}')).toEqual(expected);
+  });
+
+  it('holds fields to their lengths and refuses unknown properties', () => {
+    expect(
+      validateTemplate({
+        templateId: 't',
+        locale: 'en-US',
+        channel: 'email',
+        subject: 'x'.repeat(501),
+        text: '',
+        html: '',
+        extra: 1,
+      }),
+    ).toEqual([
+      { path: '/extra', message: 'Unexpected property' },
+      { path: '/subject', message: 'Expected string length less or equal to 500' },
+      { path: '/text', message: 'Expected string length greater or equal to 1' },
+      { path: '/html', message: 'Expected string length greater or equal to 1' },
+    ]);
+    const email = { templateId: 't', locale: 'en-US', channel: 'email', subject: 's' };
+    expect(validateTemplate({ ...email, text: 'x'.repeat(20_001) })).toEqual([
+      { path: '/text', message: 'Expected string length less or equal to 20000' },
+    ]);
+    expect(validateTemplate({ ...email, text: 't', subject: '' })).toEqual([
+      { path: '/subject', message: 'Expected string length greater or equal to 1' },
+    ]);
+    expect(validateTemplate({ ...email, text: 't', html: 'x'.repeat(100_001) })).toEqual([
+      { path: '/html', message: 'Expected string length less or equal to 100000' },
+    ]);
+    const hook = { templateId: 't', locale: 'en-US', channel: 'webhook' };
+    expect(validateTemplate({ ...hook, body: 'x', extra: 1 })).toEqual([
+      { path: '/extra', message: 'Unexpected property' },
+      { path: '/body', message: 'Expected string length greater or equal to 2' },
+    ]);
+    expect(validateTemplate({ ...hook, body: `{"a": "${'x'.repeat(20_000)}"}` })).toEqual([
+      { path: '/body', message: 'Expected string length less or equal to 20000' },
+    ]);
+  });
+
+  it('the API body schema takes email and webhook templates', () => {
+    expect(
+      Value.Check(TemplateInput, { templateId: 't', locale: 'de', channel: 'email', subject: 's', text: 't' }),
+    ).toBe(true);
+    expect(Value.Check(TemplateInput, { templateId: 't', locale: 'de', channel: 'webhook', body: '{}' })).toBe(true);
+    expect(Value.Check(TemplateInput, { templateId: 't', locale: 'de', channel: 'sms', body: '{}' })).toBe(false);
   });
 });
 
@@ -243,6 +559,34 @@ describe('redactSecrets', () => {
     expect(redactSecrets('abcdefg and more', ['abcdefg'])).toBe('abcdefg and more');
     expect(redactSecrets('value abcdefgh', ['abcdefgh'])).toBe('value [redacted]');
     expect(redactSecrets(7, [secret])).toBe(7);
+  });
+
+  it('replaces a secret that contains another one whole, in either order', () => {
+    const short = 'abcdefgh';
+    const long = 'abcdefgh-ijklmnop';
+    for (const secrets of [
+      [short, long],
+      [long, short],
+    ]) {
+      expect(redactSecrets(`token ${long} and ${short}`, secrets)).toBe('token [redacted] and [redacted]');
+    }
+  });
+
+  it('finds a secret with spaces in a form-encoded query, and ignores unset secrets', () => {
+    const spaced = 'correct horse battery';
+    expect(redactSecrets('https://h.example/?q=correct+horse+battery', [undefined as unknown as string, spaced])).toBe(
+      'https://h.example/?q=[redacted]',
+    );
+  });
+
+  it('returns an ordinary copy, with cycles cut', () => {
+    const input: Record<string, unknown> = { name: 'n' };
+    input.self = input;
+    const output = redactSecrets(input, []);
+    expect(output).toEqual({ name: 'n', self: '[redacted]' });
+    output.name = 'changed';
+    delete output.self;
+    expect(output).toEqual({ name: 'changed' });
   });
 });
 
