@@ -213,11 +213,24 @@ describe('policySimulationWorkflow (dev server)', () => {
 
   it('sends no webhook while disabled', async () => {
     const receiver = await startReceiver();
-    cleanups.push(() => receiver.close());
-    // `worker` runs with the default (disabled) configuration.
-    const { handle } = await startOn(temporal, worker);
+    // Everything a delivery needs is configured except the switch, so only `enabled` stands between the run and
+    // the receiver.
+    const webhook = loadWebhookConfig({
+      POLICY_WEBHOOK_ENABLED: 'false',
+      POLICY_WEBHOOK_ENDPOINT: `${receiver.url}/hooks/policy`,
+    });
+    expect(webhook).toMatchObject({ enabled: false, endpoint: new URL(`${receiver.url}/hooks/policy`) });
+    const w = await startSimulationWorker(env, { pool: db.pool, policyEngineUrl: engine.url, webhook });
+    cleanups.push(
+      () => w.stop(),
+      () => receiver.close(),
+    );
+    const { handle, doc } = await startOn(temporal, w);
     expect((await handle.result()).status).toBe('succeeded');
     expect(receiver.received).toHaveLength(0);
+    expect(w.logs.map((l) => l.msg)).toContain(
+      `Policy run job ${doc.runId} completion webhook skipped: webhook disabled`,
+    );
   });
 
   it('returns the existing run for a repeated Idempotency-Key and refuses the key for another request', async () => {
