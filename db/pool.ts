@@ -24,19 +24,34 @@ export function createPool(options: {
   return pool;
 }
 
-/** Runs `fn` in a transaction on one client; rolls back on error. */
-export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` in a transaction on one client; rolls back on error. When `fn` had effects outside Postgres, `undo`
+ * reverts them if the commit itself fails (the connection lost after `fn` succeeded), before the error is rethrown.
+ */
+export async function withTransaction<T>(
+  pool: Pool,
+  fn: (client: PoolClient) => Promise<T>,
+  undo?: () => Promise<unknown>,
+): Promise<T> {
   const client = await pool.connect();
+  let broken: Error | undefined;
   try {
     await client.query('BEGIN');
     const result = await fn(client);
-    await client.query('COMMIT');
+    try {
+      await client.query('COMMIT');
+    } catch (error) {
+      broken = error as Error;
+      if (undo) await undo().catch(() => undefined);
+      throw error;
+    }
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    if (!broken) await client.query('ROLLBACK').catch((e: unknown) => (broken = e as Error));
     throw error;
   } finally {
-    client.release();
+    // A client whose connection failed is discarded instead of going back to the pool.
+    client.release(broken);
   }
 }
 

@@ -7,6 +7,7 @@ import { Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { randomUUID } from 'node:crypto';
 import { Scope } from '../../core/scopes.js';
+import { withTransaction } from '../../db/pool.js';
 import { recordAudit } from '../../db/queries/audit.js';
 import type { AppDeps } from '../deps.js';
 import { badRequest, commonErrorResponses, errorRef } from '../errors.js';
@@ -29,21 +30,32 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
   const security = [{ bearer: [] }];
   const tags = ['schedules'];
   const doc = Type.Ref('PolicySimulationSchedule');
-  const audit = (
-    tenantId: string,
-    action: string,
-    actor: string,
-    scheduleId: string,
-    details: Record<string, unknown> = {},
-  ) =>
-    recordAudit(deps.pool, {
-      tenantId,
-      eventType: `scheduler.schedule.${action}`,
-      actor,
-      subject: scheduleId,
-      correlationId: temporalScheduleId(tenantId, scheduleId),
-      details,
-    });
+  /**
+   * Makes one change in Temporal together with its audit record: the record is written first, in a transaction
+   * committed only after Temporal accepted the change. Postgres unavailable → 503 before anything changed; Temporal
+   * refusing → rolled back, so no record of a change that did not happen. `undo` reverts the change when the commit
+   * itself fails (Postgres lost in between), so that a 503 still means nothing changed.
+   */
+  const audited = <T>(
+    record: { tenantId: string; action: string; actor: string; scheduleId: string; details?: Record<string, unknown> },
+    change: () => Promise<T>,
+    undo?: () => Promise<unknown>,
+  ): Promise<T> =>
+    withTransaction(
+      deps.pool,
+      async (client) => {
+        await recordAudit(client, {
+          tenantId: record.tenantId,
+          eventType: `scheduler.schedule.${record.action}`,
+          actor: record.actor,
+          subject: record.scheduleId,
+          correlationId: temporalScheduleId(record.tenantId, record.scheduleId),
+          details: record.details ?? {},
+        });
+        return change();
+      },
+      undo,
+    );
 
   app.post(
     BASE,
@@ -59,11 +71,17 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
     async (request, reply) => {
       const { tenantId, subject } = principalOf(request);
       const scheduleId = request.body.scheduleId ?? `sched-${randomUUID().slice(0, 8)}`;
-      const created = await service.create(tenantId, scheduleId, request.body, subject);
-      await audit(tenantId, 'created', subject, scheduleId, {
-        spec: request.body.spec,
-        simulation: request.body.simulation,
-      });
+      const created = await audited(
+        {
+          tenantId,
+          action: 'created',
+          actor: subject,
+          scheduleId,
+          details: { spec: request.body.spec, simulation: request.body.simulation },
+        },
+        () => service.create(tenantId, scheduleId, request.body, subject),
+        () => service.delete(tenantId, scheduleId),
+      );
       return reply.code(201).header('location', `${BASE}/${scheduleId}`).send(created);
     },
   );
@@ -108,8 +126,11 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
     },
     async (request, reply) => {
       const { tenantId, subject } = principalOf(request);
-      await service.delete(tenantId, request.params.scheduleId);
-      await audit(tenantId, 'deleted', subject, request.params.scheduleId);
+      const { scheduleId } = request.params;
+      // A deletion cannot be undone: it is the last step, after the audit record is written.
+      await audited({ tenantId, action: 'deleted', actor: subject, scheduleId }, () =>
+        service.delete(tenantId, scheduleId),
+      );
       return reply.code(204).send(null);
     },
   );
@@ -135,9 +156,13 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
           throw badRequest('Body must be { "note": string (≤ 500 characters) } or empty');
         }
         const note = body.note ?? `${action}d by ${subject}`;
-        const result = await service[action](tenantId, request.params.scheduleId, note);
-        await audit(tenantId, `${action}d`, subject, request.params.scheduleId, { note });
-        return result;
+        const { scheduleId } = request.params;
+        const inverse = action === 'pause' ? 'unpause' : 'pause';
+        return audited(
+          { tenantId, action: `${action}d`, actor: subject, scheduleId, details: { note } },
+          () => service[action](tenantId, scheduleId, note),
+          () => service[inverse](tenantId, scheduleId, `${action} not recorded; reverted`),
+        );
       },
     );
   }
@@ -155,8 +180,10 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
     },
     async (request, reply) => {
       const { tenantId, subject } = principalOf(request);
-      await service.trigger(tenantId, request.params.scheduleId);
-      await audit(tenantId, 'triggered', subject, request.params.scheduleId);
+      const { scheduleId } = request.params;
+      await audited({ tenantId, action: 'triggered', actor: subject, scheduleId }, () =>
+        service.trigger(tenantId, scheduleId),
+      );
       return reply.code(202).send({ scheduleId: request.params.scheduleId, triggeredAt: new Date().toISOString() });
     },
   );
