@@ -135,7 +135,8 @@ describe('chaos: channel and storage outages', () => {
       await eventually(() => getApprovalView(pool, 'acme', event.runId, 'deploy-prod'));
 
       await postgres.stop();
-      const refused = await ingest(sampleEvent());
+      const refusedEvent = sampleEvent();
+      const refused = await ingest(refusedEvent);
       expect(refused.statusCode).toBe(503);
       expect(refused.headers['retry-after']).toBe('5');
       // The decision reaches the workflow; persisting it waits for the database.
@@ -154,8 +155,18 @@ describe('chaos: channel and storage outages', () => {
         return rows.length === 2 ? rows : undefined;
       }, 60_000);
       expect(transitions.map((t) => t.to_state)).toEqual(['pending', 'approved']);
-      // An event refused during the outage is accepted when retried afterwards.
-      expect((await ingest(sampleEvent())).statusCode).toBe(202);
+      // The event refused during the outage is accepted when retried afterwards — the same event, signed afresh
+      // (`ingest` signs every post with a new message id) — and only once: a further repeat is a duplicate.
+      const retried = await ingest(refusedEvent);
+      expect(retried.statusCode).toBe(202);
+      expect(retried.json()).toMatchObject({ status: 'accepted', eventId: refusedEvent.eventId });
+      const repeated = await ingest(refusedEvent);
+      expect(repeated.statusCode).toBe(200);
+      expect(repeated.json()).toMatchObject({ status: 'duplicate', eventId: refusedEvent.eventId });
+      const view = await eventually(() => getApprovalView(pool, 'acme', refusedEvent.runId, 'deploy-prod'));
+      expect(view.eventIds).toEqual([refusedEvent.eventId]);
+      const requested = await listTransitions(pool, 'acme', refusedEvent.runId, 'deploy-prod');
+      expect(requested.map((t) => t.to_state)).toEqual(['pending']);
     } finally {
       await smtp.close();
     }

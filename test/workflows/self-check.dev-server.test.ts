@@ -84,7 +84,7 @@ describe('selfCheckWorkflow (dev server)', () => {
     expect(cause).toBeInstanceOf(ApplicationFailure);
     expect(cause).toMatchObject({ type: FailureType.InvalidInput, nonRetryable: true });
     // The first workflow task failed the run: no task retried, no activity scheduled, no further run.
-    const { events = [] } = await invalid.handle.fetchHistory();
+    const events = (await invalid.handle.fetchHistory()).events ?? [];
     expect(events[0]?.workflowExecutionStartedEventAttributes?.attempt).toBe(1);
     expect(events.filter((e) => e.workflowTaskStartedEventAttributes)).toHaveLength(1);
     expect(events.filter((e) => e.workflowTaskFailedEventAttributes)).toHaveLength(0);

@@ -58,7 +58,7 @@ describe('selfCheckWorkflow (time-skipping server)', () => {
     expect(failed.cause).toBeInstanceOf(ApplicationFailure);
     expect(failed.cause).toMatchObject({ type: FailureType.InvalidInput, nonRetryable: true });
     // The latest run of the id is the first attempt, its only workflow task failed it, and no activity was scheduled.
-    const { events = [] } = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
     expect(events[0]?.workflowExecutionStartedEventAttributes?.attempt).toBe(1);
     expect(events.filter((e) => e.workflowTaskStartedEventAttributes)).toHaveLength(1);
     expect(events.filter((e) => e.workflowTaskFailedEventAttributes)).toHaveLength(0);
