@@ -69,9 +69,13 @@ describe('approval links', () => {
     await expect(verifyApprovalLink(SECRET, token)).rejects.toThrow(/"exp" claim timestamp check failed/);
   });
 
-  it('are refused when signed with another secret', async () => {
+  it('are accepted under the secret they were signed with only', async () => {
     const token = await signApprovalLink(OTHER_SECRET, claims, EXPIRES_AT);
     await expect(verifyApprovalLink(SECRET, token)).rejects.toThrow(/signature verification failed/);
+    await expect(verifyApprovalLink(OTHER_SECRET, token)).resolves.toEqual(claims);
+    await expect(verifyApprovalLink(OTHER_SECRET, await signApprovalLink(SECRET, claims, EXPIRES_AT))).rejects.toThrow(
+      /signature verification failed/,
+    );
   });
 
   it('are refused when their claims were changed after signing', async () => {
