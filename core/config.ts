@@ -33,8 +33,16 @@ export interface AppConfig {
     devIp: string;
   };
   database: {
-    /** External connection string; undefined means "start embedded Postgres". */
+    /**
+     * External connection string of the application role (API and workers); undefined means "start embedded
+     * Postgres".
+     */
     url: string | undefined;
+    /**
+     * External connection string of the owner role that runs migrations; undefined means "the same role as `url`"
+     * (one role for everything, as before the split) or, embedded, the local owner role.
+     */
+    migrationUrl?: string;
     embeddedPort: number;
     poolMax: number;
   };
@@ -410,6 +418,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     problems.push('DATABASE_URL must be a postgres:// or postgresql:// connection string');
   }
+  const migrationUrl = optional('DATABASE_MIGRATION_URL');
+  if (migrationUrl) {
+    if (!/^postgres(ql)?:\/\//.test(migrationUrl)) {
+      problems.push('DATABASE_MIGRATION_URL must be a postgres:// or postgresql:// connection string');
+    } else if (!databaseUrl) {
+      problems.push(
+        'DATABASE_MIGRATION_URL needs DATABASE_URL (the application role); the embedded Postgres creates both roles itself',
+      );
+    } else if (!userOf(migrationUrl)) {
+      problems.push('DATABASE_MIGRATION_URL must name its user (the owner role)');
+    }
+    // Migrations grant the application role by the name DATABASE_URL connects as.
+    if (databaseUrl && /^postgres(ql)?:\/\//.test(databaseUrl) && !userOf(databaseUrl)) {
+      problems.push('DATABASE_URL must name its user when DATABASE_MIGRATION_URL is set (migrations grant that role)');
+    }
+  }
   const temporalAddress = optional('TEMPORAL_ADDRESS');
   if (temporalAddress && !/^[^\s:/]+:\d+$/.test(temporalAddress)) {
     problems.push(`TEMPORAL_ADDRESS must be host:port (got "${temporalAddress}")`);
@@ -456,6 +480,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
     },
     database: {
       url: databaseUrl,
+      ...(migrationUrl && { migrationUrl }),
       embeddedPort: int('PG_EMBEDDED_PORT', 5433, 1, PORT_MAX),
       poolMax: int('PG_POOL_MAX', 10, 1, 1000),
     },
@@ -582,17 +607,64 @@ export function provisioningEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.Pr
   return env;
 }
 
-/** Local-only credentials of the embedded Postgres (it listens on loopback). */
+/** Local-only credentials of the embedded Postgres (it listens on loopback): its bootstrap superuser. */
 export const EMBEDDED_PG = { user: 'postgres', password: 'stellaops', database: 'stellaops' } as const;
 
-/** Connection string of the embedded Postgres on `port`. */
-export function embeddedDatabaseUrl(port: number, database: string = EMBEDDED_PG.database): string {
-  return `postgres://${EMBEDDED_PG.user}:${EMBEDDED_PG.password}@127.0.0.1:${port}/${database}`;
+/**
+ * Local-only roles of the embedded Postgres: `owner` owns the schemas and tables and runs migrations;
+ * `application` (no superuser, no ownership) is what the API and the workers connect as.
+ */
+export const EMBEDDED_PG_ROLES = {
+  owner: { user: 'stellaops_owner', password: 'stellaops-owner' },
+  application: { user: 'stellaops_app', password: 'stellaops-app' },
+} as const;
+
+/** A role of the embedded Postgres: the bootstrap superuser (`admin`), the owner or the application role. */
+export type EmbeddedPgRole = 'admin' | keyof typeof EMBEDDED_PG_ROLES;
+
+/** Connection string of the embedded Postgres on `port`, as `role` (the bootstrap superuser by default). */
+export function embeddedDatabaseUrl(
+  port: number,
+  database: string = EMBEDDED_PG.database,
+  role: EmbeddedPgRole = 'admin',
+): string {
+  const { user, password } = role === 'admin' ? EMBEDDED_PG : EMBEDDED_PG_ROLES[role];
+  return `postgres://${user}:${password}@127.0.0.1:${port}/${database}`;
 }
 
-/** The Postgres the process talks to: `DATABASE_URL`, else the embedded server. */
+/** The Postgres the API and the workers talk to: `DATABASE_URL`, else the embedded server as the application role. */
 export function databaseUrlOf(config: AppConfig): string {
-  return config.database.url ?? embeddedDatabaseUrl(config.database.embeddedPort);
+  return config.database.url ?? embeddedDatabaseUrl(config.database.embeddedPort, EMBEDDED_PG.database, 'application');
+}
+
+/**
+ * The Postgres migrations run on: `DATABASE_MIGRATION_URL`, else `DATABASE_URL` (one role for everything), else the
+ * embedded server as the owner role.
+ */
+export function migrationDatabaseUrlOf(config: AppConfig): string {
+  return (
+    config.database.migrationUrl ??
+    config.database.url ??
+    embeddedDatabaseUrl(config.database.embeddedPort, EMBEDDED_PG.database, 'owner')
+  );
+}
+
+/**
+ * The role migrations grant the product's privileges to: the user of {@link databaseUrlOf} when migrations run as
+ * another role; undefined when one role does both (it owns the tables, so grants mean nothing to it).
+ */
+export function applicationRoleOf(config: AppConfig): string | undefined {
+  const application = userOf(databaseUrlOf(config));
+  return application && application !== userOf(migrationDatabaseUrlOf(config)) ? application : undefined;
+}
+
+/** The user name of a connection string; undefined when it names none (or cannot be parsed). */
+function userOf(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).username) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The Temporal frontend the process talks to: `TEMPORAL_ADDRESS`, else the embedded dev server. */

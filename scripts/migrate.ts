@@ -1,6 +1,9 @@
-/** `npm run db:migrate`: applies pending migrations to DATABASE_URL, or to the embedded Postgres (started and stopped). */
+/**
+ * `npm run db:migrate`: applies pending migrations as the owner role (DATABASE_MIGRATION_URL, else DATABASE_URL) and
+ * grants the application role (the user of DATABASE_URL); or does both on the embedded Postgres (started and stopped).
+ */
 import { join } from 'node:path';
-import { databaseUrlOf, loadConfig } from '../core/config.js';
+import { applicationRoleOf, loadConfig, migrationDatabaseUrlOf } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { migrate } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
@@ -16,13 +19,13 @@ const embedded = config.database.url
       logger,
     });
 const pool = createPool({
-  connectionString: databaseUrlOf(config),
+  connectionString: migrationDatabaseUrlOf(config),
   applicationName: 'stellaops-migrate',
   max: 1,
   logger,
 });
 try {
-  const result = await migrate(pool, { logger });
+  const result = await migrate(pool, { logger, applicationRole: applicationRoleOf(config) });
   logger.info(result, result.applied.length ? 'migrations applied' : 'database is up to date');
 } finally {
   await pool.end();

