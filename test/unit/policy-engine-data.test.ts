@@ -6,7 +6,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   activeVersionOf,
   componentKey,
@@ -173,6 +173,15 @@ describe('findings data validation', () => {
     expect(problems[0]).toMatch(/^\/sboms\/0\/product: /);
     const few = Array.from({ length: 19 }, (_, i) => ({ id: `sbom-${i}`, product: '', components: [] }));
     expect(dataErrorOf(() => parseFindingsData({ sboms: few })).problems).toHaveLength(19);
+  });
+
+  it('lists every problem on its own line of the message', () => {
+    const error = dataErrorOf(() => parseFindingsData(findingsData({ sbom: { id: 'a', product: '' } }), 'f.json'));
+    const [id, product] = error.problems;
+    expect(error.problems).toHaveLength(2);
+    expect(id).toMatch(/^\/sboms\/0\/id: /);
+    expect(product).toMatch(/^\/sboms\/0\/product: /);
+    expect(error.message).toBe(`Invalid policy engine data (f.json):\n  - ${id}\n  - ${product}`);
   });
 
   it('rejects repeated SBOM ids and components, naming each', () => {
@@ -368,6 +377,17 @@ describe('simulation details a caller reads', () => {
     expect(stats.durationMs).toBeGreaterThanOrEqual(0);
     expect(stats.durationMs).toBeLessThanOrEqual(elapsed + 0.001);
     expect(Math.round(stats.durationMs * 1000) / 1000).toBe(stats.durationMs);
+  });
+
+  it('reports a duration of 3.1415926 ms as 3.142', () => {
+    const data = crossed();
+    const clock = vi.spyOn(performance, 'now').mockReturnValueOnce(1000).mockReturnValueOnce(1003.1415926);
+    try {
+      const { stats } = simulate({ policyId: 'gate', policyVersion: 1, sbomSet: ['sbom-a'] }, data);
+      expect(stats.durationMs).toBe(3.142);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('names the problem of an empty SBOM set and of one unknown SBOM', () => {
