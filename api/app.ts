@@ -4,7 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { VERSION } from '../core/version.js';
 import { approvalLinkSecretOf, packEventSecretsOf } from '../core/local-secrets.js';
 import type { AppDeps, BuildAppDeps } from './deps.js';
@@ -22,6 +22,28 @@ import { PolicyRunHub } from './sse/policy-run-hub.js';
 import { systemRoutes } from './routes/system.js';
 import { createPackApprovalService } from './services/pack-approvals.js';
 
+/** Path of an approval link (`/approvals/{token}`) up to its query string: the token is a credential. */
+const APPROVAL_LINK_PATH = /^(\/approvals\/)[^?#]*/;
+/** A query parameter named `token` or `…token` / `…_token` (`access_token`, `resumeToken`) and its value. */
+const TOKEN_PARAMETER = /([?&][^=&#]*token=)[^&#]*/gi;
+
+/** A request URL as the log shows it: approval-link tokens and `token` query parameters replaced by `[redacted]`. */
+export function redactUrlForLog(url: string): string {
+  return url.replace(APPROVAL_LINK_PATH, '$1[redacted]').replace(TOKEN_PARAMETER, '$1[redacted]');
+}
+
+/** The request fields Fastify logs (its default `req` serializer), with the URL redacted. */
+function requestForLog(req: FastifyRequest) {
+  return {
+    method: req.method,
+    url: redactUrlForLog(req.url),
+    version: req.headers['accept-version'],
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
+}
+
 /** Builds the API. The caller owns (and closes) the pool and the Temporal facade. */
 export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   const full: AppDeps = {
@@ -35,7 +57,8 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
     },
   };
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    // A serializer of the instance takes precedence over Fastify's own `req` serializer.
+    loggerInstance: deps.logger.child({}, { serializers: { req: requestForLog } }) as FastifyBaseLogger,
     genReqId: (req) => {
       const header = req.headers['x-request-id'];
       return typeof header === 'string' && /^[\w.-]{1,128}$/.test(header) ? header : randomUUID();
