@@ -2,6 +2,7 @@
  * Activities of pack approvals: persist transitions, plan notifications from routing rules, deliver each one
  * (email or signed webhook, idempotent per approval/round/channel/recipient), resume the Task Runner.
  */
+import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { signApprovalLink } from '../../notify/approval-links.js';
 import type { Logger } from '../../core/logger.js';
@@ -82,15 +83,36 @@ function toFailure(error: unknown, finalType: ApprovalFailure): never {
 
 const workflowIdOf = (view: ApprovalView) => packApprovalWorkflowId(view.tenantId, view.runId, view.approvalId);
 
-/** Identity of one delivery: its idempotency key is (approval, round, reason, channel, recipient). */
+/**
+ * The id of a recipient in delivery keys: the first 32 hex digits of the SHA-256 of its address or URL. A webhook URL
+ * may carry credentials (a query-string token, a secret path), which must never reach keys, ids, headers or rows.
+ */
+export function recipientIdOf(recipient: string): string {
+  return createHash('sha256').update(recipient, 'utf8').digest('hex').slice(0, 32);
+}
+
+/** A recipient as delivery records keep it: email addresses as given, webhook URLs reduced to their origin. */
+function recordedRecipient(intent: NotificationIntent): string {
+  if (intent.channel !== 'webhook') return intent.recipient;
+  try {
+    return new URL(intent.recipient).origin;
+  } catch {
+    return '[invalid url]';
+  }
+}
+
+/**
+ * Identity of one delivery: its idempotency key is (approval, round, reason, channel, recipient id), the same for
+ * every attempt of one logical notification; it is also the webhook-id and derives the email Message-ID.
+ */
 function deliveryBase(view: ApprovalView, intent: NotificationIntent, round: number) {
   return {
-    idempotencyKey: `${workflowIdOf(view)}/${round}/${intent.reason}/${intent.channel}/${intent.recipient}`,
+    idempotencyKey: `${workflowIdOf(view)}/${round}/${intent.reason}/${intent.channel}/${recipientIdOf(intent.recipient)}`,
     tenantId: view.tenantId,
     runId: view.runId,
     approvalId: view.approvalId,
     channel: intent.channel,
-    recipient: intent.recipient,
+    recipient: recordedRecipient(intent),
     reason: intent.reason,
   };
 }
