@@ -24,6 +24,8 @@ import {
   type ResumeOutcome,
 } from '../../workflows/pack-approval/definitions.js';
 import { DeliveryError, deliveryFailure } from '../shared/http.js';
+import { refuseDataErrors } from '../shared/data-errors.js';
+import { whileHeartbeating } from '../shared/heartbeat.js';
 import type { EmailSender, SignedWebhookSender } from './channels.js';
 import { DEFAULT_TEMPLATES, defaultTemplateIdFor } from '../../notify/default-templates.js';
 import { routeEvent, type NotifyRule } from '../../notify/routing.js';
@@ -119,7 +121,7 @@ function deliveryBase(view: ApprovalView, intent: NotificationIntent, round: num
 
 /** Creates the activities; all I/O goes through `deps`. */
 export function createPackApprovalActivities(deps: PackApprovalDeps) {
-  return {
+  return refuseDataErrors({
     /** Persists the view at `seq` with an optional transition (and its audit record); idempotent. */
     recordApproval: async (input: {
       view: ApprovalView;
@@ -224,15 +226,19 @@ export function createPackApprovalActivities(deps: PackApprovalDeps) {
       try {
         if (intent.channel === 'email') {
           const mail = redactSecrets(renderEmail(template, model), [deps.linkSecret]);
-          await deps.email.send({
-            to: intent.recipient,
-            ...mail,
-            idempotencyKey: key,
-            headers: { 'X-StellaOps-Tenant': view.tenantId },
-          });
+          await whileHeartbeating(() =>
+            deps.email.send({
+              to: intent.recipient,
+              ...mail,
+              idempotencyKey: key,
+              headers: { 'X-StellaOps-Tenant': view.tenantId },
+            }),
+          );
         } else {
           const payload = redactSecrets(renderWebhook(template, model), [deps.linkSecret]);
-          await deps.webhook.send({ url: intent.recipient, tenantId: view.tenantId, idempotencyKey: key, payload });
+          await whileHeartbeating(() =>
+            deps.webhook.send({ url: intent.recipient, tenantId: view.tenantId, idempotencyKey: key, payload }),
+          );
         }
       } catch (error) {
         const final = !(error instanceof DeliveryError) || !error.retryable;
@@ -277,25 +283,27 @@ export function createPackApprovalActivities(deps: PackApprovalDeps) {
     }): Promise<ResumeOutcome> => {
       const { view } = input;
       try {
-        const { status } = await deps.taskRunner.resume({
-          url: input.callback.url,
-          token: input.callback.token,
-          tenantId: view.tenantId,
-          runId: view.runId,
-          approvalId: view.approvalId,
-          decision: input.decision,
-          decidedBy: input.decidedBy,
-          decidedAt: input.decidedAt,
-          ...(input.comment ? { comment: input.comment } : {}),
-          idempotencyKey: `${workflowIdOf(view)}/resume/${input.decision}`,
-          correlationId: view.correlationId,
-        });
+        const { status } = await whileHeartbeating(() =>
+          deps.taskRunner.resume({
+            url: input.callback.url,
+            token: input.callback.token,
+            tenantId: view.tenantId,
+            runId: view.runId,
+            approvalId: view.approvalId,
+            decision: input.decision,
+            decidedBy: input.decidedBy,
+            decidedAt: input.decidedAt,
+            ...(input.comment ? { comment: input.comment } : {}),
+            idempotencyKey: `${workflowIdOf(view)}/resume/${input.decision}`,
+            correlationId: view.correlationId,
+          }),
+        );
         return { status: 'resumed', httpStatus: status };
       } catch (error) {
         toFailure(error, ApprovalFailure.ResumeRejected);
       }
     },
-  };
+  });
 }
 
 /** The pack-approval activities. */

@@ -17,6 +17,8 @@ import { Revision, runningStatus } from '../../workflows/policy-simulation/state
 import type { WebhookConfig } from '../../core/config.js';
 import { createWebhookSender, type WebhookOutcome } from './webhook.js';
 import { DeliveryError, deliveryFailure, postJson } from '../shared/http.js';
+import { refuseDataErrors } from '../shared/data-errors.js';
+import { whileHeartbeating } from '../shared/heartbeat.js';
 
 /** Dependencies of the policy simulation activities. */
 export interface PolicySimulationDeps {
@@ -53,15 +55,13 @@ function engineFailureMessage(error: DeliveryError): string {
   return `Policy Engine answered HTTP ${error.status}: ${message}`;
 }
 
-const HEARTBEAT_INTERVAL_MS = 2_000;
-
 /** Creates the activities; all I/O goes through `deps`. */
 export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
   const fetchFn = deps.fetch ?? globalThis.fetch;
   const sender = createWebhookSender({ config: deps.webhook, logger: deps.logger, fetch: fetchFn });
   const engineUrl = new URL('/api/v1/simulations/evaluate', deps.policyEngineUrl);
 
-  return {
+  return refuseDataErrors({
     /** Writes the status document at `revision` (idempotent; older revisions never overwrite newer ones). */
     recordPolicyRunStatus: async (input: {
       doc: PolicyRunStatus;
@@ -90,27 +90,30 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
       const attempt = ctx.info.attempt;
       if (attempt > 1) await upsertPolicyRun(deps.pool, runningStatus(doc, doc.startedAt!, attempt), Revision.running);
 
-      const heartbeat = setInterval(() => ctx.heartbeat({ attempt }), HEARTBEAT_INTERVAL_MS);
       try {
-        const { body } = await postJson({
-          url: engineUrl,
-          body: JSON.stringify({
-            tenantId: doc.tenantId,
-            runId: doc.runId,
-            policyId: doc.policyId,
-            policyVersion: doc.policyVersion,
-            ...doc.inputs,
-          }),
-          headers: { 'Idempotency-Key': `${doc.workflowId}/evaluate`, 'X-StellaOps-Tenant': doc.tenantId },
-          timeoutMs: deps.engineRequestTimeoutMs ?? 120_000,
-          signal: ctx.cancellationSignal,
-          readBody: true,
-          logger: deps.logger,
-          logFields: { tenantId: doc.tenantId, runId: doc.runId, attempt },
-          what: `Policy Engine call for run ${doc.runId}`,
-          successLevel: 'debug',
-          fetch: fetchFn,
-        });
+        const { body } = await whileHeartbeating(
+          () =>
+            postJson({
+              url: engineUrl,
+              body: JSON.stringify({
+                tenantId: doc.tenantId,
+                runId: doc.runId,
+                policyId: doc.policyId,
+                policyVersion: doc.policyVersion,
+                ...doc.inputs,
+              }),
+              headers: { 'Idempotency-Key': `${doc.workflowId}/evaluate`, 'X-StellaOps-Tenant': doc.tenantId },
+              timeoutMs: deps.engineRequestTimeoutMs ?? 120_000,
+              signal: ctx.cancellationSignal,
+              readBody: true,
+              logger: deps.logger,
+              logFields: { tenantId: doc.tenantId, runId: doc.runId, attempt },
+              what: `Policy Engine call for run ${doc.runId}`,
+              successLevel: 'debug',
+              fetch: fetchFn,
+            }),
+          { attempt },
+        );
         const answer = JSON.parse(body ?? '') as { stats: SimulationStats; result: SimulationResultSummary };
         return { stats: answer.stats, result: answer.result, attempts: attempt };
       } catch (error) {
@@ -121,8 +124,6 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
           message: engineFailureMessage(error),
           details: [{ attempt }],
         });
-      } finally {
-        clearInterval(heartbeat);
       }
     },
 
@@ -133,7 +134,8 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
     notifySimulationCompleted: async (input: { doc: PolicyRunStatus }): Promise<WebhookOutcome> => {
       const { attempt } = Context.current().info;
       try {
-        return await sender.send(buildCompletionPayload(input.doc, new Date().toISOString()), input.doc.runId);
+        const payload = buildCompletionPayload(input.doc, new Date().toISOString());
+        return await whileHeartbeating(() => sender.send(payload, input.doc.runId));
       } catch (error) {
         const final = !(error instanceof DeliveryError) || !error.retryable || attempt >= deps.webhook.maxAttempts;
         throw deliveryFailure(error, {
@@ -144,7 +146,7 @@ export function createPolicySimulationActivities(deps: PolicySimulationDeps) {
         });
       }
     },
-  };
+  });
 }
 
 /** The policy simulation activities. */

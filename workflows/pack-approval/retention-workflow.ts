@@ -1,10 +1,12 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { RetentionActivities } from '../../activities/pack-approval/retention.js';
+import { HEARTBEAT_TIMEOUT } from '../shared/activity-options.js';
 import { FailureType } from '../shared/failures.js';
 import type { RetentionPurgeInput, RetentionPurgeResult } from './retention-definitions.js';
 
 const { purgeApprovalRecords } = proxyActivities<RetentionActivities>({
   startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   retry: { initialInterval: '10 seconds', maximumInterval: '5 minutes', maximumAttempts: 10 },
 });
 

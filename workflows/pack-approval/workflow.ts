@@ -7,6 +7,7 @@ import {
   setHandler,
 } from '@temporalio/workflow';
 import type { PackApprovalActivities } from '../../activities/pack-approval/index.js';
+import { databaseWrite, HEARTBEAT_TIMEOUT } from '../shared/activity-options.js';
 import { failureMessage } from '../shared/failures.js';
 import {
   ackApprovalUpdate,
@@ -35,13 +36,14 @@ const DEFAULT_REMINDERS_SECONDS = [3600];
 const DEFAULT_TTL_SECONDS = 7 * 24 * 3600;
 
 const { recordApproval, planApprovalNotifications } = proxyActivities<PackApprovalActivities>({
-  startToCloseTimeout: '30 seconds',
+  ...databaseWrite,
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
 });
 // Outbound calls ride out outages: retries back off to 5 minutes for up to a day, each call idempotent; refusals
 // (4xx) come back from the activities as non-retryable failures.
 const { deliverApprovalNotification, resumeTaskRunner } = proxyActivities<PackApprovalActivities>({
   startToCloseTimeout: '1 minute',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   scheduleToCloseTimeout: '24 hours',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });

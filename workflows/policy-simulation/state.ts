@@ -111,3 +111,34 @@ export function invalidInputReason(input: PolicySimulationInput): string | undef
     return 'inputs.sbomSet must not be empty';
   return undefined;
 }
+
+/** The largest value of a Postgres `integer` column (policy versions are stored in one). */
+const INT4_MAX = 2_147_483_647;
+
+/** `value` with every NUL character removed from its strings (Postgres text and jsonb cannot hold them). */
+function withoutNul<T>(value: T): T {
+  if (typeof value === 'string') return value.replaceAll('\u0000', '') as T;
+  if (Array.isArray(value)) return value.map((item: unknown) => withoutNul(item)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [withoutNul(key), withoutNul(item)])) as T;
+  }
+  return value;
+}
+
+/**
+ * The failed document of a run whose data Postgres refused (`reason` says what it refused): what can be stored of
+ * it, so that the run still ends `failed` where operators look. NUL characters are removed from every string and
+ * the policy version is brought into the column's range; the outcome of the evaluation, if any, is dropped.
+ */
+export function storableStatus(doc: PolicyRunStatus, reason: string, finishedAt: string): PolicyRunStatus {
+  const stored = withoutNul({
+    ...doc,
+    status: 'failed' as const,
+    error: reason,
+    finishedAt: doc.finishedAt ?? finishedAt,
+    stats: null,
+    result: null,
+  });
+  const version = Number.isInteger(stored.policyVersion) ? stored.policyVersion : 1;
+  return { ...stored, policyVersion: Math.min(Math.max(version, 1), INT4_MAX) };
+}

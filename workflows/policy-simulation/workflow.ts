@@ -13,7 +13,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { PolicySimulationActivities } from '../../activities/policy-simulation/index.js';
-import { failureMessage, FailureType } from '../shared/failures.js';
+import { databaseWrite, HEARTBEAT_TIMEOUT, outboundCall } from '../shared/activity-options.js';
+import { failureMessage, FailureType, isFailureOfType } from '../shared/failures.js';
 import { POLICY_RUN_ID } from '../shared/search-attributes.js';
 import {
   cancelSimulationUpdate,
@@ -31,24 +32,22 @@ import {
   queuedStatus,
   Revision,
   runningStatus,
+  storableStatus,
   succeededStatus,
 } from './state.js';
 
 const DEFAULT_EVALUATION_TIMEOUT_SECONDS = 15 * 60;
 
-const { recordPolicyRunStatus, markPolicyRunRunning } = proxyActivities<PolicySimulationActivities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
-});
+const { recordPolicyRunStatus, markPolicyRunRunning } = proxyActivities<PolicySimulationActivities>(databaseWrite);
 const { notifySimulationCompleted } = proxyActivities<PolicySimulationActivities>({
-  startToCloseTimeout: '5 minutes',
+  ...outboundCall,
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
 });
 
 function evaluationActivity(timeoutSeconds: number) {
   return proxyActivities<PolicySimulationActivities>({
     startToCloseTimeout: `${timeoutSeconds} seconds`,
-    heartbeatTimeout: '20 seconds',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     retry: {
       initialInterval: '1 second',
       backoffCoefficient: 2,
@@ -77,6 +76,9 @@ function failedAttempts(error: unknown): number | undefined {
  * - Timer: the whole evaluation is bounded by `evaluationTimeoutSeconds` (default 15 min) → `failed`.
  * - Engine 4xx fails the run at once; 5xx, timeouts and network errors are retried (5 attempts).
  * - On every terminal state the completion webhook is sent; its failure never fails the run.
+ * - Data Postgres refuses (`DataRejected`, e.g. a NUL character in metadata) fails the run at once; its terminal
+ *   document is then stored without what was refused (`storableStatus`) and the webhook still goes out.
+ * - Crash recovery: activity timeouts and heartbeats (workflows/shared/activity-options.ts) bound it to seconds.
  * - Idempotency: the workflow id `policy-simulation/{tenant}/{runId}` is the business key.
  */
 export async function policySimulationWorkflow(input: PolicySimulationInput): Promise<PolicyRunStatus> {
@@ -149,7 +151,14 @@ export async function policySimulationWorkflow(input: PolicySimulationInput): Pr
 
   // Finish the bookkeeping even if the workflow itself is being cancelled.
   await CancellationScope.nonCancellable(async () => {
-    await recordPolicyRunStatus({ doc, revision: Revision.terminal });
+    try {
+      await recordPolicyRunStatus({ doc, revision: Revision.terminal });
+    } catch (error) {
+      if (!isFailureOfType(error, FailureType.DataRejected)) throw error;
+      // Postgres refuses something this run carries (e.g. a NUL in its metadata): record the failure without it.
+      doc = storableStatus(doc, failureMessage(error), new Date().toISOString());
+      await recordPolicyRunStatus({ doc, revision: Revision.terminal });
+    }
     try {
       await notifySimulationCompleted({ doc });
     } catch (error) {
