@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadConfig, TASK_QUEUES } from '../../core/config.js';
+import { applicationRoleOf, loadConfig, migrationDatabaseUrlOf, TASK_QUEUES } from '../../core/config.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/shared/search-attributes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -17,11 +17,13 @@ const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
 
 /** Services a reviewer expects, by role. */
 const POSTGRES = 'postgres';
+/** The one-shot that creates the application role (also on volumes the init script no longer runs on). */
+const POSTGRES_ROLES = 'postgres-roles';
 const TEMPORAL = 'temporal';
 const SEARCH_ATTRIBUTES = 'temporal-search-attributes';
 const TEMPORAL_UI = 'temporal-ui';
 const APP_SERVICES = ['migrate', 'worker', 'api'] as const;
-const REQUIRED_SERVICES = [POSTGRES, TEMPORAL, SEARCH_ATTRIBUTES, TEMPORAL_UI, ...APP_SERVICES];
+const REQUIRED_SERVICES = [POSTGRES, POSTGRES_ROLES, TEMPORAL, SEARCH_ATTRIBUTES, TEMPORAL_UI, ...APP_SERVICES];
 const TEMPORAL_ADDRESS = 'temporal:7233';
 
 /** Every environment variable core/config.ts reads (checked against its source below). */
@@ -35,6 +37,7 @@ const CONFIG_VARIABLES = [
   'TEMPORAL_UI_PORT',
   'TEMPORAL_DEV_IP',
   'DATABASE_URL',
+  'DATABASE_MIGRATION_URL',
   'PG_EMBEDDED_PORT',
   'PG_POOL_MAX',
   'API_HOST',
@@ -75,7 +78,8 @@ const HOST_ENV: Record<string, string> = {
   POLICY_ENGINE_URL: 'https://policy-engine.example.com',
   PACK_EVENTS_SIGNING_SECRETS: 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=',
   APPROVAL_LINK_SECRET: 'a-long-link-secret',
-  STELLAOPS_DB_PASSWORD: 'app-secret',
+  STELLAOPS_DB_PASSWORD: 'owner-secret',
+  STELLAOPS_APP_DB_PASSWORD: 'app-secret',
   TEMPORAL_DB_PASSWORD: 'temporal-secret',
 };
 
@@ -358,20 +362,66 @@ describe('docker-compose.yml', () => {
   });
 
   it('points the app services at the postgres service and a database its init creates', () => {
-    const { databases, roles, scripts } = postgresInit();
-    const pgEnv = environmentOf(service(POSTGRES));
+    const { databases } = postgresInit();
     for (const name of APP_SERVICES) {
-      const url = new URL(environmentOf(service(name)).DATABASE_URL ?? '');
-      expect(url.protocol, name).toMatch(/^postgres(ql)?:$/);
-      expect(url.hostname, `${name}: DATABASE_URL host`).toBe(POSTGRES);
-      expect(url.port || '5432', name).toBe('5432');
-      expect([...databases], `${name}: database of DATABASE_URL`).toContain(url.pathname.slice(1));
-      expect([...roles], `${name}: user of DATABASE_URL`).toContain(decodeURIComponent(url.username));
-      // The URL's password and the one the init script sets come from the same host variable.
-      expect(decodeURIComponent(url.password), name).toBe(HOST_ENV.STELLAOPS_DB_PASSWORD);
+      const env = environmentOf(service(name));
+      for (const variable of ['DATABASE_URL', ...(env.DATABASE_MIGRATION_URL ? ['DATABASE_MIGRATION_URL'] : [])]) {
+        const url = new URL(env[variable] ?? '');
+        expect(url.protocol, `${name}: ${variable}`).toMatch(/^postgres(ql)?:$/);
+        expect(url.hostname, `${name}: ${variable} host`).toBe(POSTGRES);
+        expect(url.port || '5432', `${name}: ${variable}`).toBe('5432');
+        expect([...databases], `${name}: database of ${variable}`).toContain(url.pathname.slice(1));
+      }
     }
-    expect(pgEnv.STELLAOPS_DB_PASSWORD).toBe(HOST_ENV.STELLAOPS_DB_PASSWORD);
+  });
+
+  it('runs migrations as the owner of the database and the worker and the API as the application role', () => {
+    const { roles, scripts } = postgresInit();
+    const owner = /CREATE\s+DATABASE\s+"?stellaops"?\s+OWNER\s+"?([a-z_][a-z0-9_]*)"?/i.exec(scripts)?.[1];
+    expect(owner, 'the init script creates the stellaops database with an owner').toBeDefined();
+    expect([...roles]).toContain(owner);
+    const userOf = (url: string | undefined) => decodeURIComponent(new URL(url ?? '').username);
+    const passwordOf = (url: string | undefined) => decodeURIComponent(new URL(url ?? '').password);
+
+    // Only migrate holds the owner's credentials; its password is the one the init script sets.
+    const migrate = environmentOf(service('migrate'));
+    expect(userOf(migrate.DATABASE_MIGRATION_URL)).toBe(owner);
+    expect(passwordOf(migrate.DATABASE_MIGRATION_URL)).toBe(HOST_ENV.STELLAOPS_DB_PASSWORD);
+    expect(environmentOf(service(POSTGRES)).STELLAOPS_DB_PASSWORD).toBe(HOST_ENV.STELLAOPS_DB_PASSWORD);
     expect(scripts).toContain('STELLAOPS_DB_PASSWORD');
+    for (const name of ['worker', 'api']) {
+      expect(environmentOf(service(name)).DATABASE_MIGRATION_URL, `${name} has the owner's credentials`).toBe(
+        undefined,
+      );
+    }
+
+    // Every app service connects as one application role, which the roles job creates with the same password.
+    const application = new Set(APP_SERVICES.map((name) => userOf(environmentOf(service(name)).DATABASE_URL)));
+    expect(application.size).toBe(1);
+    const [appRole] = [...application];
+    expect(appRole).not.toBe(owner);
+    for (const name of APP_SERVICES) {
+      expect(passwordOf(environmentOf(service(name)).DATABASE_URL), name).toBe(HOST_ENV.STELLAOPS_APP_DB_PASSWORD);
+    }
+    expect(loadConfig(migrate).database.migrationUrl).toBe(migrate.DATABASE_MIGRATION_URL);
+    expect(applicationRoleOf(loadConfig(migrate)), 'migrate grants the application role').toBe(appRole);
+    expect(userOf(migrationDatabaseUrlOf(loadConfig(migrate)))).toBe(owner);
+
+    const job = service(POSTGRES_ROLES);
+    const jobEnv = environmentOf(job);
+    const sql = [...argv(job.entrypoint), ...argv(job.command)].join('\n');
+    expect(job.image).toBe(service(POSTGRES).image);
+    expect(jobEnv.PGHOST).toBe(POSTGRES);
+    expect(jobEnv.PGUSER).toBe(environmentOf(service(POSTGRES)).POSTGRES_USER);
+    expect(jobEnv.STELLAOPS_APP_DB_PASSWORD).toBe(HOST_ENV.STELLAOPS_APP_DB_PASSWORD);
+    expect(sql).toContain(`CREATE ROLE ${appRole}`);
+    // Idempotent, and never a superuser or an owner of anything.
+    expect(sql).toMatch(new RegExp(`WHERE NOT EXISTS \\(SELECT FROM pg_roles WHERE rolname = '${appRole}'\\)`));
+    expect(sql).toMatch(new RegExp(`ALTER ROLE ${appRole} LOGIN NOSUPERUSER[^;]*PASSWORD`));
+    expect(sql).not.toMatch(/\bOWNER\b|\bGRANT\b/);
+    expect(dependenciesOf(job)[POSTGRES]).toBe('service_healthy');
+    expect(dependenciesOf(service('migrate'))[POSTGRES_ROLES]).toBe('service_completed_successfully');
+    expect(['always', 'unless-stopped']).not.toContain(job.restart);
   });
 
   it('keeps postgres data on a named volume and checks readiness with pg_isready', () => {
