@@ -272,7 +272,11 @@ describe('compilePredicate', () => {
       message: 'Unexpected token: EOF (at position 14)',
     });
     expect(refusal('event.kind == 1').message).toBe('no such overload: string == int (at position 1)');
-    expect(refusal('event.stepIds').message).toBe('predicate must evaluate to a bool, not list<string>');
+    expect(refusal('event.stepIds')).toEqual({
+      name: 'RuleError',
+      field: 'predicate',
+      message: 'predicate must evaluate to a bool, not list<string>',
+    });
     expect(refusal('   ')).toEqual({ name: 'RuleError', field: 'predicate', message: 'predicate must not be empty' });
     expect(refusal('x'.repeat(2001))).toEqual({
       name: 'RuleError',
@@ -424,6 +428,7 @@ describe('validateRule', () => {
     expect(errors('not a rule')).toEqual([{ path: '/', message: 'Expected object' }]);
     expect(errors(null)).toEqual([{ path: '/', message: 'Expected object' }]);
     expect(errors({ ...valid, predicate: 42 })).toEqual([{ path: '/predicate', message: 'Expected string' }]);
+    expect(errors({ ...valid, predicate: ['true'] })).toEqual([{ path: '/predicate', message: 'Expected string' }]);
     expect(errors({ ...valid, predicate: '' })).toEqual([
       { path: '/predicate', message: 'Expected string length greater or equal to 1' },
     ]);
