@@ -76,6 +76,35 @@ describe('packApprovalWorkflow (dev server)', () => {
     ]);
   });
 
+  it('resumes the Task Runner before it sends the approvers the "decided" notice', async () => {
+    const event = sampleEvent({
+      approvalId: 'resume-first',
+      resumeCallback: { url: `${runner.url}/resume`, token: 'tr-resume-secret-0123456789' },
+    });
+    const handle = await start(event);
+    await eventually(async () =>
+      (await handle.query(getApprovalQuery).catch(() => undefined))?.state === 'pending' ? true : undefined,
+    );
+    await handle.executeUpdate(ackApprovalUpdate, {
+      args: [{ decision: 'reject', decidedBy: 'bob', grants: ['deploy:prod'], comment: 'not now' }],
+    });
+    expect(await handle.result()).toMatchObject({ state: 'rejected', resume: { status: 'resumed' } });
+    await recordHistory(handle, 'pack-approval-rejected-resume-first');
+
+    // The order in which the workflow scheduled its activities after the decision.
+    const { events } = await handle.fetchHistory();
+    const scheduled = (events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+      .filter((name): name is string => typeof name === 'string');
+    // The "decided" round is the last one planned; the resume call must come before it.
+    expect(scheduled.filter((name) => name === 'resumeTaskRunner')).toHaveLength(1);
+    expect(scheduled.indexOf('resumeTaskRunner')).toBeLessThan(scheduled.lastIndexOf('planApprovalNotifications'));
+    expect((await listDeliveries(db.pool, 'acme', event.runId, 'resume-first')).map((d) => d.reason)).toEqual([
+      'requested',
+      'decided',
+    ]);
+  });
+
   it('keeps an update that arrives before its request and applies it afterwards', async () => {
     const request = sampleEvent({ approvalId: 'early-update' });
     const cancel = {

@@ -3,6 +3,7 @@ import {
   ApplicationFailure,
   condition,
   log,
+  patched,
   proxyActivities,
   setHandler,
 } from '@temporalio/workflow';
@@ -33,6 +34,8 @@ import {
 } from './state.js';
 
 const DEFAULT_REMINDERS_SECONDS = [3600];
+/** Patch marker: the resume callback goes out before the "decided" notice (never rename). */
+const RESUME_BEFORE_DECIDED_NOTICE = 'resume-before-decided-notice';
 const DEFAULT_TTL_SECONDS = 7 * 24 * 3600;
 
 const { recordApproval, planApprovalNotifications } = proxyActivities<PackApprovalActivities>({
@@ -57,7 +60,8 @@ const { deliverApprovalNotification, resumeTaskRunner } = proxyActivities<PackAp
  * - Query `getApproval`.
  * - Timers: reminders before expiry (`reminderOffsetsSeconds`), then expiry, which notifies and reports back.
  * - Every transition is persisted and audited; notifications go out per routing rules; after a decision (or expiry)
- *   the Task Runner resume callback is called (signed, retried, idempotent) and its outcome recorded.
+ *   the Task Runner resume callback is called first (signed, retried, idempotent) and its outcome recorded, then the
+ *   approvers get the "decided" notice.
  * - Finishes after all handlers are done. Id: `pack-approval/{tenant}/{runId}/{approvalId}`.
  */
 export async function packApprovalWorkflow(input: PackApprovalInput): Promise<ApprovalView> {
@@ -181,7 +185,10 @@ export async function packApprovalWorkflow(input: PackApprovalInput): Promise<Ap
   }
 
   const final = view;
-  if (final.decision) await notify('decided');
+  // The Task Runner waits on the decision; the approvers' "decided" notice can follow. Executions that began before
+  // this order keep the old one (notice first), so their histories replay unchanged.
+  const resumeFirst = patched(RESUME_BEFORE_DECIDED_NOTICE);
+  if (final.decision && !resumeFirst) await notify('decided');
   // Report decisions and expiry back to the Task Runner; other endings came from it.
   if (final.decision || final.state === 'expired') {
     let resume: ApprovalView['resume'];
@@ -204,6 +211,7 @@ export async function packApprovalWorkflow(input: PackApprovalInput): Promise<Ap
     view = { ...view, resume, decision: final.decision ? { ...final.decision, resumeStatus: resume.status } : null };
     await persist(undefined, 'system');
   }
+  if (final.decision && resumeFirst) await notify('decided');
   await condition(allHandlersFinished);
   return view;
 }
