@@ -8,6 +8,7 @@ import {
   isTerminalStatus,
   queuedStatus,
   runningStatus,
+  storableStatus,
   succeededStatus,
 } from '../../workflows/policy-simulation/state.js';
 import { SIMULATION_RESULT as result, SIMULATION_STATS as stats } from '../support/fixtures.js';
@@ -149,5 +150,54 @@ describe('policy simulation state: input validation', () => {
     expect(invalidInputReason({ ...input, inputs: undefined } as unknown as PolicySimulationInput)).toBe(
       'inputs.sbomSet must not be empty',
     );
+  });
+});
+
+describe('policy simulation state: a document Postgres refused', () => {
+  const refused = 'Postgres refused the run: invalid byte sequence';
+
+  it('ends failed with the refusal as error, dropping the outcome and keeping the first finish time', () => {
+    const done = succeededStatus(queued, { stats, result, attempts: 1 }, '2026-01-01T00:00:05.000Z');
+    expect(storableStatus(done, refused, '2026-01-01T00:00:09.000Z')).toEqual({
+      ...done,
+      status: 'failed',
+      error: refused,
+      stats: null,
+      result: null,
+      finishedAt: '2026-01-01T00:00:05.000Z',
+    });
+    expect(storableStatus(queued, refused, '2026-01-01T00:00:09.000Z').finishedAt).toBe('2026-01-01T00:00:09.000Z');
+  });
+
+  it('removes NUL characters from every string, keys and nested values included', () => {
+    const doc = {
+      ...queued,
+      tenantId: 'ac\u0000me',
+      inputs: { sbomSet: ['sbom-\u0000a', 'sbom-b'], environment: { 're\u0000gion': 'eu\u0000-1' } },
+      metadata: { 'tic\u0000ket': 'SEC-\u000042' },
+    };
+    const stored = storableStatus(doc, 'bad \u0000 byte', '2026-01-01T00:00:09.000Z');
+    expect(stored).toMatchObject({
+      tenantId: 'acme',
+      inputs: { sbomSet: ['sbom-a', 'sbom-b'], environment: { region: 'eu-1' } },
+      metadata: { ticket: 'SEC-42' },
+      error: 'bad  byte',
+      attempts: 0,
+      cancellationRequested: false,
+      startedAt: null,
+    });
+    expect(JSON.stringify(stored)).not.toContain('\\u0000');
+  });
+
+  it('brings the policy version into the range of a Postgres integer', () => {
+    const versionOf = (policyVersion: number) =>
+      storableStatus({ ...queued, policyVersion }, refused, '2026-01-01T00:00:09.000Z').policyVersion;
+    expect(versionOf(7)).toBe(7);
+    expect(versionOf(2_147_483_647)).toBe(2_147_483_647);
+    expect(versionOf(2_147_483_648)).toBe(2_147_483_647);
+    expect(versionOf(0)).toBe(1);
+    expect(versionOf(-5)).toBe(1);
+    expect(versionOf(1.5)).toBe(1);
+    expect(versionOf(Number.NaN)).toBe(1);
   });
 });
