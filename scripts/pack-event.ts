@@ -1,6 +1,7 @@
 /**
- * `npm run pack-event -- <event.json> [--fresh] [--api URL]`: signs a Task Runner event with the local signing
- * secret and posts it to the local API, as the Task Runner would. `--fresh` gives it new ids and timestamps.
+ * `npm run pack-event -- <event.json> [--fresh] [--callback URL] [--api URL]`: signs a Task Runner event with the
+ * local signing secret and posts it to the local API, as the Task Runner would. `--fresh` gives it new ids and
+ * timestamps and drops the sample's resume callback (a remote host); `--callback` points the callback at a URL.
  *
  * The Task Runner's side of the event contract (`withFreshIds`, `signedHeaders`, `postSignedEvent`) is exported for
  * the tests and benchmarks, which post events the same way.
@@ -54,15 +55,41 @@ export function postSignedEvent(
   });
 }
 
+/**
+ * The event `npm run pack-event` posts: `loaded` as it is, or with `fresh` a new request (new ids and times) whose
+ * resume callback is `callback` when given and omitted otherwise — a sample's callback points at a Task Runner
+ * that does not exist here, which the worker would retry for a day.
+ */
+export function eventToPost(
+  loaded: Record<string, unknown>,
+  options: { fresh: boolean; callback?: string | undefined },
+): Record<string, unknown> {
+  if (!options.fresh)
+    return options.callback ? { ...loaded, resumeCallback: withCallback(loaded, options.callback) } : loaded;
+  const { resumeCallback: _sample, ...event } = withFreshIds(loaded);
+  return options.callback ? { ...event, resumeCallback: withCallback(loaded, options.callback) } : event;
+}
+
+/** The sample's resume callback (its token) pointed at `url`. */
+function withCallback(loaded: Record<string, unknown>, url: string): { url: string; token: string } {
+  const sample = loaded.resumeCallback as { token?: unknown } | undefined;
+  return { url, token: typeof sample?.token === 'string' ? sample.token : 'local-resume-token' };
+}
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { fresh: { type: 'boolean', default: false }, api: { type: 'string' } },
+    options: { fresh: { type: 'boolean', default: false }, api: { type: 'string' }, callback: { type: 'string' } },
   });
   const file = positionals[0] ?? 'samples/pack-approvals/pack-approval-requested.json';
   const config = loadConfig();
   const loaded = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  const event = values.fresh ? withFreshIds(loaded) : loaded;
+  const event = eventToPost(loaded, { fresh: values.fresh, callback: values.callback });
+  if (values.fresh && !values.callback) {
+    console.log(
+      'resume callback omitted (--callback <url> sets one); the approval then records resume "not-configured"',
+    );
+  }
   const [secret] = await packEventSecretsOf(config);
   const token = await mintToken(await loadOrCreateLocalKey(config.dataDir), {
     tenant: String(event.tenantId),
