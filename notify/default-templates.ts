@@ -1,7 +1,7 @@
 /**
  * Built-in notification templates of pack approvals, used when a tenant has not stored its own: every template id
- * for email and webhook, in `en-US` and `de-DE`. Emails carry the plan hash, steps, required grants, expiry and the
- * approval link; policy-gate emails add the gate id, parameters and messages. All webhooks share one JSON payload
+ * for email and webhook, in `en-US` and `de-DE`. Emails carry the event's message parameters (pack, version,
+ * environment…), the plan hash, steps, required grants, expiry and the approval link; policy-gate emails add the gate id, parameters and messages. All webhooks share one JSON payload
  * shape (`type`, `summary`, identifiers, lists, gate and decision objects or null) so receivers parse one format.
  * Rendered by `templates.ts` against an `ApprovalTemplateModel`.
  */
@@ -30,6 +30,7 @@ const EN_LABELS = {
   tenant: 'Tenant',
   run: 'Run',
   approval: 'Approval',
+  details: 'Details',
   planHash: 'Plan hash',
   steps: 'Steps',
   grants: 'Required grants',
@@ -62,6 +63,7 @@ const LABELS: Record<Locale, Labels> = {
     tenant: 'Mandant',
     run: 'Lauf',
     approval: 'Freigabe',
+    details: 'Details',
     planHash: 'Plan-Hash',
     steps: 'Schritte',
     grants: 'Erforderliche Berechtigungen',
@@ -180,6 +182,7 @@ function emailText(copy: Copy, l: Labels): string {
     `${l.tenant}: {{tenantId}}`,
     `${l.run}: {{runId}}`,
     `${l.approval}: {{approvalId}}`,
+    `${l.details}: {{#parametersList}}{{key}}={{value}}{{^last}}, {{/last}}{{/parametersList}}{{^parametersList}}${l.none}{{/parametersList}}`,
     `${l.planHash}: {{planHash}}`,
     `${l.steps}: {{#stepCount}}{{stepIds}}{{/stepCount}}{{^stepCount}}${l.none}{{/stepCount}}`,
     `${l.grants}: {{#requiredGrantCount}}{{requiredGrants}}{{/requiredGrantCount}}{{^requiredGrantCount}}${l.none}{{/requiredGrantCount}}`,
@@ -215,6 +218,10 @@ function emailHtml(copy: Copy, l: Labels, lang: string): string {
     row(l.tenant, '{{tenantId}}'),
     row(l.run, '{{runId}}'),
     row(l.approval, '{{approvalId}}'),
+    row(
+      l.details,
+      `{{#parametersList}}{{key}}={{value}}{{^last}}, {{/last}}{{/parametersList}}{{^parametersList}}${l.none}{{/parametersList}}`,
+    ),
     row(l.planHash, '<code>{{planHash}}</code>'),
     row(l.steps, `{{#stepCount}}{{stepIds}}{{/stepCount}}{{^stepCount}}${l.none}{{/stepCount}}`),
     row(
@@ -269,6 +276,7 @@ function webhookBody(templateId: string, locale: Locale, summary: string): strin
     '  "tenantId": "{{tenantId}}",',
     '  "runId": "{{runId}}",',
     '  "approvalId": "{{approvalId}}",',
+    '  "parameters": { {{#parametersList}}"{{key}}": "{{value}}"{{^last}}, {{/last}}{{/parametersList}} },',
     '  "planHash": "{{planHash}}",',
     '  "stepIds": [{{#stepIdsList}}"{{value}}"{{^last}}, {{/last}}{{/stepIdsList}}],',
     '  "requiredGrants": [{{#requiredGrantsList}}"{{value}}"{{^last}}, {{/last}}{{/requiredGrantsList}}],',
