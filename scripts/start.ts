@@ -1,20 +1,24 @@
 /**
  * `npm start`: the whole product on embedded defaults — Postgres, the Temporal dev server with its Web UI,
  * migrations, the workers and the API in one process tree — then a deep readiness check and a local token.
- * Ctrl-C stops everything. `TEMPORAL_ADDRESS` / `DATABASE_URL` switch to external servers.
+ * Ctrl-C stops everything, in order: the workers drain, the API closes, then the servers stop (they run in process
+ * groups of their own, so the terminal's signal does not reach them; see `stack/server-process.ts`).
+ * `TEMPORAL_ADDRESS` / `DATABASE_URL` switch to external servers.
  */
-import closeWithGrace from 'close-with-grace';
-import { ConfigError, loadConfig } from '../core/config.js';
+import { pino } from 'pino';
+import { ConfigError, loadConfig, type AppConfig } from '../core/config.js';
 import { loadOrCreateLocalKey, mintToken } from '../core/local-keys.js';
 import { createLogger } from '../core/logger.js';
 import { ALL_SCOPES } from '../core/scopes.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
 import { startInfrastructure, type InfraHandle } from '../stack/index.js';
+import { stopServerProcesses } from '../stack/server-process.js';
+import { installShutdown } from '../stack/shutdown.js';
 import { installRuntime } from '../workers/host.js';
 import { startWorkers, type RunningWorkers } from '../workers/main.js';
 
 const startedAt = Date.now();
-let config;
+let config: AppConfig;
 try {
   config = loadConfig();
 } catch (error) {
@@ -24,32 +28,47 @@ try {
   }
   throw error;
 }
-const logger = createLogger({ level: config.logLevel });
+// Synchronous writes: the shutdown ends in process.exit(), which would drop or reorder a line still being written.
+const logger = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 1, sync: true }) });
 
 let infra: InfraHandle | undefined;
-let workers: RunningWorkers | undefined;
-let api: ApiServer | undefined;
+let workers: Promise<RunningWorkers> | undefined;
+let api: Promise<ApiServer> | undefined;
+const started = async <T>(starting: Promise<T> | undefined) => starting?.catch(() => undefined);
 
-const shutdown = async () => {
-  logger.info('stopping: API, workers, Temporal, Postgres');
-  await api?.close().catch((err: unknown) => logger.warn({ err }, 'API close failed'));
-  await workers?.stop().catch((err: unknown) => logger.warn({ err }, 'worker stop failed'));
-  await infra?.stop();
-  logger.info('stopped');
-};
-closeWithGrace({ delay: 30_000, logger }, async ({ err, signal }) => {
-  if (err) logger.error({ err }, 'stopping after an error');
-  else logger.info({ signal }, 'signal received');
-  await shutdown();
+// Workers first, while Temporal and Postgres still serve their last tasks; the API keeps answering meanwhile (new
+// work waits in Temporal for the next start). A signal during start-up stops what has started so far: a component
+// still starting is awaited, a server still starting is stopped at once.
+const shutdown = installShutdown({
+  logger,
+  deadlineMs: 60_000,
+  steps: [
+    { name: 'workers', done: 'workers drained', run: async () => (await started(workers))?.stop() },
+    { name: 'API', done: 'API closed', run: async () => (await started(api))?.close() },
+    {
+      name: 'servers',
+      done: 'servers stopped',
+      run: async () => {
+        await infra?.stop();
+        await stopServerProcesses();
+      },
+    },
+  ],
 });
 
-try {
+async function main(): Promise<void> {
   // Before anything touches Temporal: the runtime is a per-process singleton.
   installRuntime(logger);
   infra = await startInfrastructure(config, logger);
-  workers = await startWorkers(config, logger);
-  api = await startApiServer(config, logger);
+  if (shutdown.started) return;
+  workers = startWorkers(config, logger);
+  await workers;
+  if (shutdown.started) return;
+  api = startApiServer(config, logger);
+  await printBanner(infra, await api);
+}
 
+async function printBanner(infra: InfraHandle, api: ApiServer): Promise<void> {
   const ready = await fetch(`${api.url}/ready?deep=true`);
   const readyBody: unknown = await ready.json();
   if (ready.status !== 200) {
@@ -105,9 +124,15 @@ try {
     'Press Ctrl-C to stop.',
     '',
   );
-  process.stdout.write(`${lines.join('\n')}\n`);
+  if (!shutdown.started) process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+try {
+  await main();
 } catch (error) {
-  logger.error({ err: error }, 'start failed');
-  await shutdown();
-  process.exit(1);
+  // A shutdown that began during start-up makes the start fail; that is not an error of its own.
+  if (!shutdown.started) {
+    logger.error({ err: error }, 'start failed');
+    await shutdown.begin({ err: error });
+  }
 }

@@ -32,7 +32,7 @@ export interface InfraHandle {
   temporal?: DevServerHandle;
   /** The reference Policy Engine, when no POLICY_ENGINE_URL is configured. */
   policyEngine?: RunningPolicyEngine;
-  /** Stops whatever was started, Temporal first. */
+  /** Stops whatever was started: the Policy Engine, then Temporal and Postgres together. */
   stop(): Promise<void>;
 }
 
@@ -44,8 +44,14 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
   let policyEngine: RunningPolicyEngine | undefined;
   const stop = async () => {
     await policyEngine?.close().catch((err: unknown) => logger.warn({ err }, 'stopping the Policy Engine failed'));
-    await temporal?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping Temporal failed'));
-    await postgres?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping Postgres failed'));
+    // Temporal keeps its data in SQLite, not in Postgres: neither waits for the other. A closed pool has asked its
+    // connections to end but not waited for it; Postgres lets them finish instead of terminating them.
+    await Promise.all([
+      temporal?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping Temporal failed')),
+      postgres
+        ?.stop({ sessionsGraceMs: 5_000 })
+        .catch((err: unknown) => logger.warn({ err }, 'stopping Postgres failed')),
+    ]);
   };
   try {
     const [pg, tmp] = await Promise.allSettled([

