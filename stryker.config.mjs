@@ -16,6 +16,8 @@ export default {
     'api/errors.ts',
     'api/plugins/*.ts',
   ],
+  // Reports, incremental data and other runs' sandboxes live there; a sandbox needs none of it.
+  ignorePatterns: ['/.data'],
   coverageAnalysis: 'perTest',
   incremental: true,
   incrementalFile: '.data/mutation/incremental.json',
