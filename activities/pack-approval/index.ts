@@ -103,6 +103,13 @@ function recordedRecipient(intent: NotificationIntent): string {
   }
 }
 
+/** Who an approval link names as its holder: the email address, or a webhook by origin and recipient id. */
+function linkRecipientOf(intent: NotificationIntent): string {
+  return intent.channel === 'webhook'
+    ? `webhook ${recordedRecipient(intent)} #${recipientIdOf(intent.recipient).slice(0, 12)}`
+    : intent.recipient;
+}
+
 /**
  * Identity of one delivery: its idempotency key is (approval, round, reason, channel, recipient id), the same for
  * every attempt of one logical notification; it is also the webhook-id and derives the email Message-ID.
@@ -208,7 +215,9 @@ export function createPackApprovalActivities(deps: PackApprovalDeps) {
           tenantId: view.tenantId,
           runId: view.runId,
           approvalId: view.approvalId,
-          recipient: intent.recipient,
+          // The link is readable by whoever holds it and its recipient becomes `decidedBy`: a webhook's URL (which
+          // may carry a token) is named by its origin and recipient id instead.
+          recipient: linkRecipientOf(intent),
           grants: view.requiredGrants,
         },
         expiresAt,

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSignedWebhookSender, messageIdFor } from '../../activities/pack-approval/channels.js';
 import { createPackApprovalActivities } from '../../activities/pack-approval/index.js';
@@ -115,6 +116,14 @@ describe('webhook delivery identities', () => {
       { idempotency_key: webhookId, channel: 'webhook', recipient: receiver.url, status: 'sent', detail: null },
     ]);
     expect(JSON.stringify([planned, rows])).not.toContain(SECRET);
+
+    // The approval link in the payload names the webhook by origin and id: its claims are readable by any holder,
+    // and its recipient becomes `decidedBy` when someone decides through it.
+    const link = String((JSON.parse(request.body) as { approvalLink: string }).approvalLink);
+    // (The fixture's approval expired long ago, so the link is read, not verified.)
+    const claims = decodeJwt(link.slice(link.lastIndexOf('/') + 1));
+    expect(claims.recipient).toMatch(new RegExp(`^webhook ${receiver.url.replace(/[.]/g, '\\.')} #[0-9a-f]{12}$`));
+    expect(Buffer.from(link.split('.')[1] ?? '', 'base64url').toString()).not.toContain(SECRET);
   });
 
   it('maps the same approval, round, reason, channel and recipient to one key, and any difference to another', async () => {

@@ -3,11 +3,14 @@
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  applicationRoleOf,
   ConfigError,
+  databaseUrlOf,
   loadBenchConfig,
   loadConfig,
   loadPolicyEngineServerConfig,
   loadWebhookConfig,
+  migrationDatabaseUrlOf,
   policyEngineUrlOf,
   temporalAddressOf,
   WebhookConfigError,
@@ -506,5 +509,45 @@ describe('standalone engine and benchmark settings', () => {
       throughput: { runs: 200, concurrency: 20 },
       packApprovals: { ingestRate: 50, ingestSeconds: 10, throughputRequests: 2000, acks: 30 },
     });
+  });
+});
+
+describe('database roles', () => {
+  it('migrates as the owner and serves as the application role', () => {
+    const embedded = loadConfig({});
+    expect(databaseUrlOf(embedded)).toBe('postgres://stellaops_app:stellaops-app@127.0.0.1:5433/stellaops');
+    expect(migrationDatabaseUrlOf(embedded)).toBe(
+      'postgres://stellaops_owner:stellaops-owner@127.0.0.1:5433/stellaops',
+    );
+    expect(applicationRoleOf(embedded)).toBe('stellaops_app');
+
+    const split = loadConfig({
+      DATABASE_URL: 'postgres://app:pw@db/stellaops',
+      DATABASE_MIGRATION_URL: 'postgresql://owner:pw@db/stellaops',
+    });
+    expect(split.database).toMatchObject({ migrationUrl: 'postgresql://owner:pw@db/stellaops' });
+    expect(migrationDatabaseUrlOf(split)).toBe('postgresql://owner:pw@db/stellaops');
+    expect(applicationRoleOf(split)).toBe('app');
+
+    // One role for everything (existing deployments): migrations use it too, and there is no one to grant.
+    const single = loadConfig({ DATABASE_URL: 'postgres://app:pw@db/stellaops' });
+    expect(migrationDatabaseUrlOf(single)).toBe('postgres://app:pw@db/stellaops');
+    expect(applicationRoleOf(single)).toBeUndefined();
+    expect(single.database).not.toHaveProperty('migrationUrl');
+  });
+
+  it('refuses a migration URL it cannot use', () => {
+    expect(problemsOf({ DATABASE_MIGRATION_URL: 'mysql://owner@db/x', DATABASE_URL: 'postgres://app@db/x' })).toEqual([
+      'DATABASE_MIGRATION_URL must be a postgres:// or postgresql:// connection string',
+    ]);
+    expect(problemsOf({ DATABASE_MIGRATION_URL: 'postgres://owner@db/x' })).toEqual([
+      'DATABASE_MIGRATION_URL needs DATABASE_URL (the application role); the embedded Postgres creates both roles itself',
+    ]);
+    expect(problemsOf({ DATABASE_MIGRATION_URL: 'postgres://db/x', DATABASE_URL: 'postgres://app@db/x' })).toEqual([
+      'DATABASE_MIGRATION_URL must name its user (the owner role)',
+    ]);
+    expect(problemsOf({ DATABASE_MIGRATION_URL: 'postgres://owner@db/x', DATABASE_URL: 'postgres://db/x' })).toEqual([
+      'DATABASE_URL must name its user when DATABASE_MIGRATION_URL is set (migrations grant that role)',
+    ]);
   });
 });

@@ -15,7 +15,7 @@ describe('loadConfig', () => {
     expect(config.temporal.address).toBeUndefined();
     expect(config.database.url).toBeUndefined();
     expect(temporalAddressOf(config)).toBe('127.0.0.1:7233');
-    expect(databaseUrlOf(config)).toBe('postgres://postgres:stellaops@127.0.0.1:5433/stellaops');
+    expect(databaseUrlOf(config)).toBe('postgres://stellaops_app:stellaops-app@127.0.0.1:5433/stellaops');
     expect(config.api).toEqual({ host: '127.0.0.1', port: 3000 });
     expect(config.worker.queues).toEqual([...TASK_QUEUES]);
     expect(config.auth.useLocalKey).toBe(true);
