@@ -1,5 +1,9 @@
-/** Runs `npm start` as a child process (its own process group, like a terminal job) for e2e tests. */
+/**
+ * Runs `npm start` as a child process for e2e tests: its own process group, like a terminal job, so a group signal
+ * reaches the `tsx` launcher and the product process at once, as Ctrl-C does.
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -13,9 +17,17 @@ export interface Stack {
   exited: Promise<number | null>;
 }
 
-/** Starts the stack with `env` and waits for its ready banner. */
-export async function startStack(env: NodeJS.ProcessEnv): Promise<Stack> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+/**
+ * Starts the stack with `env` and waits for its ready banner: by default through the `tsx` launcher, the command of
+ * `npm start` (npm itself and its `sh -c` are left out: on Ctrl-C they report death by SIGINT whatever the product's
+ * exit code); with `launcher: 'node'` as one process (`node --import tsx`).
+ */
+export async function startStack(env: NodeJS.ProcessEnv, options: { launcher?: 'tsx' | 'node' } = {}): Promise<Stack> {
+  const args =
+    options.launcher === 'node'
+      ? ['--import', 'tsx', 'scripts/start.ts']
+      : [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'scripts/start.ts'];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env,
     detached: true,
@@ -39,9 +51,23 @@ export async function startStack(env: NodeJS.ProcessEnv): Promise<Stack> {
   return { child, output: () => output, token, exited };
 }
 
-/** Ctrl-C: SIGINT to the whole process group; resolves with the exit code. */
-export async function stopStack(stack: Stack): Promise<number | null> {
+/**
+ * Ctrl-C: SIGINT to the whole process group; resolves with the exit code. `repeat` more signals follow, `gapMs`
+ * apart (a second Ctrl-C, or the launcher forwarding the first one again).
+ */
+export async function stopStack(
+  stack: Stack,
+  options: { repeat?: number; gapMs?: number } = {},
+): Promise<number | null> {
   process.kill(-stack.child.pid!, 'SIGINT');
+  for (let i = 0; i < (options.repeat ?? 0); i++) {
+    if (options.gapMs) await new Promise((r) => setTimeout(r, options.gapMs));
+    try {
+      process.kill(-stack.child.pid!, 'SIGINT');
+    } catch {
+      break; // the whole group has exited already
+    }
+  }
   const code = await Promise.race([
     stack.exited,
     new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 45_000)),
@@ -67,4 +93,26 @@ export function stackEnv(
     PG_EMBEDDED_PORT: String(ports.pg),
     POLICY_ENGINE_PORT: String(ports.engine),
   };
+}
+
+/** One JSON log line of the stack (pino), with its position in the output. */
+export interface StackLogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** The JSON log lines of `output`, in order; banner lines and anything else that is not JSON are left out. */
+export function stackLogLines(output: string): StackLogLine[] {
+  const lines: StackLogLine[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as Partial<StackLogLine>;
+      if (typeof entry.msg === 'string' && typeof entry.level === 'number') lines.push(entry as StackLogLine);
+    } catch {
+      // a line that merely starts with a brace
+    }
+  }
+  return lines;
 }
