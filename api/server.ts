@@ -1,6 +1,8 @@
-/** Wires the API to real dependencies and listens; `npm run api` runs it standalone. */
+/**
+ * Wires the API to real dependencies and listens; `npm run api` runs it standalone (SIGTERM/SIGINT close it once,
+ * however often the signal arrives: see `stack/shutdown.ts`).
+ */
 import { pathToFileURL } from 'node:url';
-import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import { databaseUrlOf, loadConfig, temporalAddressOf, type AppConfig } from '../core/config.js';
 import { loadOrCreateLocalKey } from '../core/local-keys.js';
@@ -8,6 +10,7 @@ import { createLogger, type Logger } from '../core/logger.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { buildApp } from './app.js';
 import { createTokenVerifier, type TokenVerifier } from './plugins/auth.js';
+import { installShutdown } from '../stack/shutdown.js';
 import { createTemporalFacade, type TemporalFacade } from './temporal/facade.js';
 
 /** Builds the token verifier the configuration asks for (JWKS, public key, or the local key). */
@@ -55,9 +58,16 @@ export async function startApiServer(config: AppConfig, logger: Logger): Promise
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, name: 'stellaops-api' });
-  const server = await startApiServer(config, logger);
-  closeWithGrace({ delay: 15_000, logger }, async ({ err }) => {
-    if (err) logger.error({ err }, 'api stopping after an error');
-    await server.close();
+  let starting: Promise<ApiServer> | undefined;
+  const shutdown = installShutdown({
+    logger,
+    deadlineMs: 15_000,
+    steps: [{ name: 'API', done: 'API closed', run: async () => (await starting?.catch(() => undefined))?.close() }],
   });
+  try {
+    starting = startApiServer(config, logger);
+    await starting;
+  } catch (err) {
+    await shutdown.begin({ err });
+  }
 }

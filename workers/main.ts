@@ -1,9 +1,9 @@
 /**
  * The worker process: one NativeConnection, the workflow bundle built once, one Worker per task queue
- * selected by `WORKER_QUEUES`. SIGTERM/SIGINT drain gracefully. `npm run worker` runs it standalone.
+ * selected by `WORKER_QUEUES`. SIGTERM/SIGINT drain gracefully (once, however often the signal arrives: see
+ * `stack/shutdown.ts`). `npm run worker` runs it standalone.
  */
 import { pathToFileURL } from 'node:url';
-import closeWithGrace from 'close-with-grace';
 import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ensureRetentionSchedule } from './pack-approval-retention-schedule.js';
@@ -12,6 +12,7 @@ import { packApprovalDepsFromConfig } from '../activities/pack-approval/deps.js'
 import { databaseUrlOf, loadConfig, policyEngineUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createPool } from '../db/pool.js';
+import { installShutdown } from '../stack/shutdown.js';
 import { bundleWorkflows, createWorkerHost, installRuntime, type WorkerHost } from './host.js';
 
 /** Running workers with what they own. */
@@ -80,10 +81,19 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, name: 'stellaops-worker' });
   installRuntime(logger);
-  const workers = await startWorkers(config, logger);
-  closeWithGrace({ delay: 30_000, logger }, async ({ err }) => {
-    if (err) logger.error({ err }, 'worker stopping after an error');
-    await workers.stop();
+  let starting: Promise<RunningWorkers> | undefined;
+  const shutdown = installShutdown({
+    logger,
+    deadlineMs: 30_000,
+    steps: [
+      { name: 'workers', done: 'workers drained', run: async () => (await starting?.catch(() => undefined))?.stop() },
+    ],
   });
-  await workers.done;
+  try {
+    starting = startWorkers(config, logger);
+    const workers = await starting;
+    workers.done.catch((err: unknown) => void shutdown.begin({ err }));
+  } catch (err) {
+    await shutdown.begin({ err });
+  }
 }
