@@ -4,10 +4,11 @@
  * 30 ms — sometimes twice. Every time, the workers drain while Temporal and Postgres still run, then the API closes,
  * then the servers stop; the exit code is 0 and nothing of the tree is left.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, isListening } from '../support/ports.js';
 import { startStack, stackEnv, stackLogLines, stopStack, type Stack } from '../support/stack.js';
@@ -127,4 +128,62 @@ describe('Ctrl-C on npm start', () => {
     }
     console.log(`start → ready / stop (ms): ${timings.map((t) => `${t.ready}/${t.stop}`).join(', ')}`);
   }, 600_000);
+});
+
+describe('SIGKILL of npm start', () => {
+  it('leaves no server behind: their watchdogs stop them', async () => {
+    const stack = (current = await startStack(stackEnv(dataDir, ports)));
+    const servers = serversOf(dataDir);
+    expect(servers.length).toBeGreaterThanOrEqual(2);
+    process.kill(-stack.child.pid!, 'SIGKILL');
+    await stack.exited;
+    current = undefined;
+    const deadline = Date.now() + 30_000;
+    while (serversOf(dataDir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(serversOf(dataDir)).toEqual([]);
+    for (const port of Object.values(ports)) expect(await isListening(port), `port ${port} open`).toBe(false);
+  }, 180_000);
+});
+
+const FIXTURE = fileURLToPath(new URL('fixtures/shutdown-steps.ts', import.meta.url));
+const TSX_CLI = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', import.meta.url));
+
+/** Runs the fixture under the tsx launcher in its own group, sends the group SIGINT three times, returns the end. */
+async function interruptFixture(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [TSX_CLI, FIXTURE], {
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  while (!output.includes('ready')) await new Promise((r) => setTimeout(r, 50));
+  for (const gapMs of [0, 0, 20]) {
+    await new Promise((r) => setTimeout(r, gapMs));
+    process.kill(-child.pid!, 'SIGINT');
+  }
+  return { code: await exited, output };
+}
+
+describe('the shutdown handler under the tsx launcher', () => {
+  it('runs its steps once, in order, and exits 0 however many signals arrive', async () => {
+    const { code, output } = await interruptFixture({ STEP_MS: '300' });
+    expect(code, output).toBe(0);
+    expect(
+      stackLogLines(output)
+        .map((line) => line.msg)
+        .filter((msg) => /done|stopped/.test(msg)),
+    ).toEqual(['first done', 'second done', 'stopped']);
+    expect(output).toContain('already stopping, signal ignored');
+  }, 30_000);
+
+  it('exits 1 after its deadline, naming the step that did not finish', async () => {
+    const { code, output } = await interruptFixture({ HANG: '1', DEADLINE_MS: '1500' });
+    expect(code, output).toBe(1);
+    expect(output).toContain('first done');
+    expect(output).toContain('shutdown did not finish within 1500 ms (still stopping the second), exiting');
+    expect(output).not.toContain('"msg":"stopped"');
+  }, 30_000);
 });
