@@ -64,8 +64,8 @@ describe('completion webhook sender', () => {
     expect(JSON.parse(request?.body ?? '')).toEqual({
       tenantId: 'tenant-alpha',
       simulation: body.simulation,
-      result: body.simulation.result,
-      observedAt: '2025-10-26T14:05:42.402Z',
+      result: 'succeeded',
+      observedAt: '2025-10-26T14:05:42.391457Z',
       latencySeconds: 42.2733,
     });
     expect(lines).toContainEqual(
@@ -234,6 +234,9 @@ describe('completion webhook sender', () => {
   it('delivers failure payloads with their reason', async () => {
     const body = payload({ status: 'failed', result: null, error: 'Policy Engine rejected: 422' });
     await createWebhookSender({ config: configFor(), logger: memoryLogger().logger }).send(body, 'job-13');
-    expect(JSON.parse(received[0]?.body ?? '')).toMatchObject({ reason: 'Policy Engine rejected: 422', result: null });
+    expect(JSON.parse(received[0]?.body ?? '')).toMatchObject({
+      reason: 'Policy Engine rejected: 422',
+      result: 'failed',
+    });
   });
 });

@@ -207,7 +207,9 @@ describe('GET /simulations/{id}/stream', () => {
     const completed = events.at(-1)!.data as CompletionPayload;
     expect(completed.simulation.status).toBe('succeeded');
     expect(completed.tenantId).toBe('acme');
-    expect(completed.result).toEqual(completed.simulation.result);
+    expect(completed.result).toBe('succeeded');
+    // The same document as the run's completion webhook: observed at the run's end, not at the time of this read.
+    expect(completed.observedAt).toBe(completed.simulation.finishedAt);
     expect(completed).not.toHaveProperty('reason');
 
     // Resuming after the second event replays only what followed; after the last one there is nothing left.
@@ -273,6 +275,7 @@ describe('GET /simulations/{id}/stream', () => {
       expect(events.map((e) => e.event)).toEqual(['status', 'status', 'status', 'completed']);
       const completed = events.at(-1)!.data as CompletionPayload;
       expect(completed.simulation.status).toBe('failed');
+      expect(completed.result).toBe('failed');
       expect(completed.reason).toBe('engine down');
     } finally {
       await replica.close();

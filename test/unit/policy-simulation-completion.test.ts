@@ -84,7 +84,9 @@ const CompletionPayloadSchema = Type.Object(
   {
     tenantId: Type.String({ minLength: 1 }),
     simulation: Simulation,
-    result: Nullable(ResultSummary),
+    // The specification: "`result`: `succeeded`, `failed`, `cancelled` … Terminal webhooks are emitted only for the
+    // first three." The verdict diff is `simulation.result`.
+    result: Type.Union([Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('cancelled')]),
     observedAt: IsoInstant,
     latencySeconds: Type.Number({ minimum: 0 }),
     reason: Type.Optional(Type.String()),
@@ -139,8 +141,8 @@ describe('buildCompletionPayload', () => {
     expect(payload).toEqual({
       tenantId: 'tenant-a',
       simulation: sim,
-      result: sim.result,
-      observedAt,
+      result: 'succeeded',
+      observedAt: sim.finishedAt,
       latencySeconds: 3.25,
     });
     expect(Object.keys(payload)).not.toContain('reason');
@@ -153,7 +155,15 @@ describe('buildCompletionPayload', () => {
       observedAt,
     );
     expect(payload.reason).toBe('Policy Engine rejected: 422');
-    expect(payload.result).toBeNull();
+    expect(payload.result).toBe('failed');
+  });
+
+  it('is the same document whenever it is built: observedAt is the run’s finishedAt', () => {
+    const sim = run({ status: 'cancelled', cancellationReason: 'x', result: null });
+    const early = buildCompletionPayload(sim, '2025-10-26T14:00:04Z');
+    const late = buildCompletionPayload(sim, '2025-10-27T09:00:00Z');
+    expect(early).toEqual(late);
+    expect(early).toMatchObject({ result: 'cancelled', observedAt: sim.finishedAt });
   });
 
   it('carries the cancellation reason of a cancellation as reason', () => {
@@ -166,6 +176,9 @@ describe('buildCompletionPayload', () => {
     });
     const payload = buildCompletionPayload(sim, observedAt);
     expect(payload.reason).toBe('superseded by v3');
+    expect(payload.result).toBe('cancelled');
+    // Without finishedAt, the caller's observation instant stands in for it.
+    expect(payload.observedAt).toBe(observedAt);
     expect(payload.latencySeconds).toBe(3.3);
   });
 
@@ -213,8 +226,9 @@ describe('the committed sample payload', () => {
     expect(sample.simulation.status).toBe('succeeded');
     expect(sample).not.toHaveProperty('reason');
     expect(String(sample.latencySeconds)).toMatch(/^\d+\.\d{4}$/);
-    const result = sample.result;
-    if (!result) throw new Error('the sample must carry a result');
+    expect(sample.result).toBe('succeeded');
+    const result = sample.simulation.result;
+    if (!result) throw new Error('the sample must carry a verdict diff');
     expect(result.transitions['pass->block']).toBe(2);
     // candidate = active + transitions, and every transition is listed in changes.
     const expected = { ...result.active };

@@ -182,7 +182,12 @@ describe('policySimulationWorkflow (dev server)', () => {
       string,
       unknown
     >;
-    expect(payload).toMatchObject({ tenantId: 'globex', simulation: result, result: result.result });
+    expect(payload).toMatchObject({
+      tenantId: 'globex',
+      simulation: result,
+      result: 'succeeded',
+      observedAt: result.finishedAt,
+    });
     expect(payload).not.toHaveProperty('reason');
     expect(String(payload.latencySeconds)).toMatch(/^\d+(\.\d{1,4})?$/);
   });

@@ -68,23 +68,25 @@ function reasonOf(sim: PolicyRunStatus): string | undefined {
 }
 
 /**
- * Builds the completion payload of a terminal run.
- * `reason` is present for failures (the error) and cancellations (the cancellation reason) when known, and absent
- * otherwise (the key is omitted, not undefined).
+ * Builds the completion payload of a terminal run: `result` is its outcome (`succeeded`, `failed` or `cancelled`),
+ * `observedAt` its `finishedAt`, so the webhook and the SSE `completed` event of a run carry the same document
+ * whenever they are built. `reason` is present for failures (the error) and cancellations (the cancellation reason)
+ * when known, and absent otherwise (the key is omitted, not undefined).
  * @param sim the terminal status document.
- * @param observedAt ISO-8601 instant at which the terminal state was observed.
+ * @param now the observation instant used only when the document has no `finishedAt`.
  * @throws Error when the run is not terminal (queued or running).
  */
-export function buildCompletionPayload(sim: PolicyRunStatus, observedAt: string): CompletionPayload {
+export function buildCompletionPayload(sim: PolicyRunStatus, now: string): CompletionPayload {
   if (!isTerminalStatus(sim.status)) {
     throw new Error(
       `Policy run ${sim.runId} is ${sim.status}: completion payloads exist for terminal runs only (${TERMINAL_STATUSES.join(', ')})`,
     );
   }
+  const observedAt = sim.finishedAt ?? now;
   const payload: CompletionPayload = {
     tenantId: sim.tenantId,
     simulation: sim,
-    result: sim.result,
+    result: sim.status,
     observedAt,
     latencySeconds: latencySeconds(sim, observedAt),
   };

@@ -19,7 +19,7 @@ export function policySimulationWorkflowId(tenantId: string, runId: string): str
 
 export const POLICY_RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type PolicyRunStatusValue = (typeof POLICY_RUN_STATUSES)[number];
-export const TERMINAL_STATUSES: readonly PolicyRunStatusValue[] = ['succeeded', 'failed', 'cancelled'];
+export const TERMINAL_STATUSES: readonly PolicyRunStatusValue[] = ['succeeded', 'failed', 'cancelled'] satisfies RunOutcome[];
 /** The statuses of a run that is waiting or being evaluated (the queue depth). */
 export const ACTIVE_STATUSES: readonly PolicyRunStatusValue[] = ['queued', 'running'];
 
@@ -157,12 +157,24 @@ export const SimulationFailure = {
 } as const;
 export type SimulationFailure = (typeof SimulationFailure)[keyof typeof SimulationFailure];
 
-/** Payload of the completion webhook and of the SSE `completed` event. */
-export interface CompletionPayload {
-  tenantId: string;
-  simulation: PolicyRunStatus;
-  result: SimulationResultSummary | null;
-  observedAt: string;
-  latencySeconds: number;
-  reason?: string;
-}
+/** The outcome of a terminal run: the `result` of its completion payload. */
+export const RUN_OUTCOMES = ['succeeded', 'failed', 'cancelled'] as const;
+export type RunOutcome = (typeof RUN_OUTCOMES)[number];
+
+/**
+ * Payload of the completion webhook and of the SSE `completed` event (the same document for the same run). `result`
+ * is the run's outcome string, as receivers key on it; the verdict diff is `simulation.result`.
+ */
+export const CompletionPayload = Type.Object(
+  {
+    tenantId: Type.String({ minLength: 1 }),
+    simulation: PolicyRunStatus,
+    result: Type.Union(RUN_OUTCOMES.map((o) => Type.Literal(o))),
+    /** When the terminal state was observed: the run's `finishedAt`, so every reader sees the same instant. */
+    observedAt: DateTime,
+    latencySeconds: Type.Number({ minimum: 0 }),
+    reason: Type.Optional(Type.String()),
+  },
+  { $id: 'PolicySimulationCompleted', additionalProperties: false },
+);
+export type CompletionPayload = Static<typeof CompletionPayload>;
