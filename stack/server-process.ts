@@ -55,6 +55,8 @@ export interface ServerProcess {
    */
   waitForLine(pattern: RegExp, timeoutMs: number): Promise<void>;
   running(): boolean;
+  /** True once {@link ServerProcess.stop} has been called (by its owner or by {@link stopServerProcesses}). */
+  readonly stopping: boolean;
   /**
    * Disarms the watchdog, sends the stop signal, waits for the exit (SIGKILL after the stop timeout). Idempotent.
    * @param gentle a signal to try first, waiting up to `waitMs` for the exit before the stop signal.
@@ -184,6 +186,9 @@ export function startServerProcess(options: ServerProcessOptions): ServerProcess
       });
     },
     running: isRunning,
+    get stopping() {
+      return stopping !== undefined;
+    },
     stop(gentle) {
       stopping ??= (async () => {
         disarm();

@@ -36,14 +36,13 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   options.logger?.info({ source: cli.source, path: cli.path }, 'starting Temporal dev server');
   const uiUrl = options.uiPort ? `http://${loopbackOf(options.ip)}:${options.uiPort}` : undefined;
   if (cli.path) {
-    let stopping = false;
-    const server = startServerProcess({
+    const server: ServerProcess = startServerProcess({
       name: 'temporal',
       command: cli.path,
       args: devServerArgs(options),
       // The CLI stops its services in order on SIGTERM, as on SIGINT (the SDK would SIGKILL it).
       stopSignal: 'SIGTERM',
-      onLine: (line) => logServerLine(options.logger, line, stopping),
+      onLine: (line) => logServerLine(options.logger, line, server.stopping),
     });
     const address = `${loopbackOf(options.ip)}:${options.port}`;
     try {
@@ -52,14 +51,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       await server.stop();
       throw error;
     }
-    return {
-      address,
-      uiUrl,
-      stop() {
-        stopping = true;
-        return server.stop();
-      },
-    };
+    return { address, uiUrl, stop: () => server.stop() };
   }
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
