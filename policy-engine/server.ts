@@ -7,11 +7,11 @@
 import { pathToFileURL } from 'node:url';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
-import closeWithGrace from 'close-with-grace';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { loadPolicyEngineServerConfig, type PolicyEngineServerConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
+import { installShutdown } from '../stack/shutdown.js';
 import {
   listPolicies,
   listSboms,
@@ -180,8 +180,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     ...(settings.dataDir ? { data: loadPolicyEngineData(settings.dataDir) } : {}),
   });
   logger.info({ url: engine.url }, 'policy engine listening');
-  closeWithGrace({ delay: 10_000, logger }, async ({ err }) => {
-    if (err) logger.error({ err }, 'policy engine stopping after an error');
-    await engine.close();
+  installShutdown({
+    logger,
+    deadlineMs: 10_000,
+    steps: [{ name: 'policy engine', done: 'policy engine closed', run: () => engine.close() }],
   });
 }

@@ -582,8 +582,8 @@ describe('docker-compose.yml', () => {
 
   it('lets the worker and the API finish their graceful shutdown before Docker kills them', () => {
     const drain = (path: string): number => {
-      const match = /closeWithGrace\(\{\s*delay:\s*([\d_]+)/.exec(read(path));
-      expect(match, `${path} has no closeWithGrace delay`).not.toBeNull();
+      const match = /installShutdown\(\{[^}]*?deadlineMs:\s*([\d_]+)/.exec(read(path));
+      expect(match, `${path} has no shutdown deadline`).not.toBeNull();
       return Number(match![1]!.replaceAll('_', '')) / 1000;
     };
     expect(seconds(service('worker').stop_grace_period)).toBeGreaterThan(drain('workers/main.ts'));
