@@ -57,7 +57,7 @@ export async function startApiServer(config: AppConfig, logger: Logger): Promise
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const config = loadConfig();
-  const logger = createLogger({ level: config.logLevel, name: 'stellaops-api' });
+  const logger = createLogger({ level: config.logLevel, name: 'stellaops-api', sync: true });
   let starting: Promise<ApiServer> | undefined;
   const shutdown = installShutdown({
     logger,

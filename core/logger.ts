@@ -3,8 +3,14 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
-/** Creates the process logger; secrets in well-known fields are redacted. */
-export function createLogger(options: { level?: string; name?: string; destination?: DestinationStream } = {}): Logger {
+/**
+ * Creates the process logger; secrets in well-known fields are redacted. `sync` writes each line to stdout before
+ * the call returns, for process loggers whose lines must keep their order and survive `process.exit` (a shutdown's
+ * last lines); the default destination writes asynchronously.
+ */
+export function createLogger(
+  options: { level?: string; name?: string; destination?: DestinationStream; sync?: boolean } = {},
+): Logger {
   const pinoOptions = {
     name: options.name ?? 'stellaops-workflows',
     level: options.level ?? 'info',
@@ -13,5 +19,6 @@ export function createLogger(options: { level?: string; name?: string; destinati
       censor: '[redacted]',
     },
   };
-  return options.destination ? pino(pinoOptions, options.destination) : pino(pinoOptions);
+  const destination = options.destination ?? (options.sync ? pino.destination({ dest: 1, sync: true }) : undefined);
+  return destination ? pino(pinoOptions, destination) : pino(pinoOptions);
 }

@@ -172,7 +172,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     console.error((error as Error).message);
     process.exit(1);
   }
-  const logger = createLogger({ level: settings.logLevel, name: 'stellaops-policy-engine' });
+  const logger = createLogger({ level: settings.logLevel, name: 'stellaops-policy-engine', sync: true });
   const engine = await startPolicyEngine({
     host: settings.host,
     port: settings.port,

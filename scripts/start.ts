@@ -5,7 +5,6 @@
  * groups of their own, so the terminal's signal does not reach them; see `stack/server-process.ts`).
  * `TEMPORAL_ADDRESS` / `DATABASE_URL` switch to external servers.
  */
-import { pino } from 'pino';
 import { ConfigError, loadConfig, type AppConfig } from '../core/config.js';
 import { loadOrCreateLocalKey, mintToken } from '../core/local-keys.js';
 import { createLogger } from '../core/logger.js';
@@ -29,7 +28,7 @@ try {
   throw error;
 }
 // Synchronous writes: the shutdown ends in process.exit(), which would drop or reorder a line still being written.
-const logger = createLogger({ level: config.logLevel, destination: pino.destination({ dest: 1, sync: true }) });
+const logger = createLogger({ level: config.logLevel, sync: true });
 
 let infra: InfraHandle | undefined;
 let workers: Promise<RunningWorkers> | undefined;

@@ -79,7 +79,7 @@ export async function startWorkers(config: AppConfig, logger: Logger): Promise<R
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const config = loadConfig();
-  const logger = createLogger({ level: config.logLevel, name: 'stellaops-worker' });
+  const logger = createLogger({ level: config.logLevel, name: 'stellaops-worker', sync: true });
   installRuntime(logger);
   let starting: Promise<RunningWorkers> | undefined;
   const shutdown = installShutdown({

@@ -2,40 +2,30 @@
  * Pack approvals through `npm start`, black-box over HTTP: a signed event in → a mail in the local inbox →
  * approve on the page behind the mail's link → the Task Runner's resume callback received.
  */
-import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startReceiver } from '../support/http-sinks.js';
 import { postSignedEvent, sampleEvent } from '../support/pack-approvals.js';
-import { freePort } from '../support/ports.js';
-import { startStack, stackEnv, stopStack, type Stack } from '../support/stack.js';
+import { startStack, stackEnv, stopStack, useStackSandbox } from '../support/stack.js';
 
-let dataDir: string;
-let stack: Stack | undefined;
+const box = useStackSandbox('pack');
 let receiver: Awaited<ReturnType<typeof startReceiver>>;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'stellaops-e2e-pack-'));
-  await chmod(dataDir, 0o755);
   receiver = await startReceiver(() => 200);
 });
 afterAll(async () => {
-  if (stack) process.kill(-stack.child.pid!, 'SIGKILL');
   await receiver?.close();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 describe('pack approvals through npm start', () => {
   it('signed event → mail → approve via the page → resume callback', async () => {
-    const ports = {
-      api: await freePort(),
-      temporal: await freePort(),
-      ui: await freePort(),
-      pg: await freePort(),
-      engine: await freePort(),
-    };
-    stack = await startStack({ ...stackEnv(dataDir, ports), PUBLIC_BASE_URL: `http://127.0.0.1:${ports.api}` });
+    const { dataDir, ports } = box;
+    const stack = (box.current = await startStack({
+      ...stackEnv(dataDir, ports),
+      PUBLIC_BASE_URL: `http://127.0.0.1:${ports.api}`,
+    }));
     const secret = (await readFile(join(dataDir, 'auth', 'pack-events-secret'), 'utf8')).trim();
 
     const event = sampleEvent({
@@ -79,6 +69,6 @@ describe('pack approvals through npm start', () => {
     });
 
     expect(await stopStack(stack)).toBe(0);
-    stack = undefined;
+    box.current = undefined;
   });
 });

@@ -4,18 +4,13 @@
  * 30 ms — sometimes twice. Every time, the workers drain while Temporal and Postgres still run, then the API closes,
  * then the servers stop; the exit code is 0 and nothing of the tree is left.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, isListening } from '../support/ports.js';
-import { startStack, stackEnv, stackLogLines, stopStack, type Stack } from '../support/stack.js';
+import { describe, expect, it } from 'vitest';
+import { isListening } from '../support/ports.js';
+import { spawnGroup, startStack, stackEnv, useStackSandbox, stackLogLines, stopStack } from '../support/stack.js';
 
-let dataDir: string;
-let ports: { api: number; temporal: number; ui: number; pg: number; engine: number };
-let current: Stack | undefined;
+const box = useStackSandbox('shutdown');
 
 interface Proc {
   pid: number;
@@ -41,22 +36,6 @@ function groupExists(pgid: number): boolean {
   }
 }
 
-beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'stellaops-e2e-shutdown-'));
-  await chmod(dataDir, 0o755);
-  ports = {
-    api: await freePort(),
-    temporal: await freePort(),
-    ui: await freePort(),
-    pg: await freePort(),
-    engine: await freePort(),
-  };
-});
-afterAll(async () => {
-  if (current) process.kill(-current.child.pid!, 'SIGKILL');
-  await rm(dataDir, { recursive: true, force: true });
-});
-
 // One Ctrl-C; then twice: at once (as the launcher forwards it), 20 ms and 300 ms apart (while the workers drain
 // or the servers stop); then three times.
 const signalPlans = [
@@ -69,17 +48,17 @@ const signalPlans = [
 
 describe('Ctrl-C on npm start', () => {
   it('drains the workers, closes the API, then stops the servers, with exit code 0, five times in a row', async () => {
-    const env = { ...stackEnv(dataDir, ports), LOG_LEVEL: 'info' };
+    const env = { ...stackEnv(box.dataDir, box.ports), LOG_LEVEL: 'info' };
     const timings: { ready: number; stop: number }[] = [];
     for (const [cycle, plan] of signalPlans.entries()) {
       const startedAt = Date.now();
-      const stack = (current = await startStack(env));
+      const stack = (box.current = await startStack(env));
       const readyAt = Date.now();
-      const ready = await fetch(`http://127.0.0.1:${ports.api}/ready`);
+      const ready = await fetch(`http://127.0.0.1:${box.ports.api}/ready`);
       expect(ready.status, `cycle ${cycle}`).toBe(200);
 
       // Postgres and Temporal run outside the group a terminal signals.
-      const servers = serversOf(dataDir);
+      const servers = serversOf(box.dataDir);
       expect(servers.map((p) => p.args).join('\n'), `cycle ${cycle}`).toMatch(
         /postgres[\s\S]*temporal|temporal[\s\S]*postgres/,
       );
@@ -87,7 +66,7 @@ describe('Ctrl-C on npm start', () => {
 
       const stopAt = Date.now();
       const code = await stopStack(stack, plan);
-      current = undefined;
+      box.current = undefined;
       timings.push({ ready: readyAt - startedAt, stop: Date.now() - stopAt });
       const output = stack.output();
       expect(code, `cycle ${cycle} exit code:\n${output}`).toBe(0);
@@ -116,14 +95,14 @@ describe('Ctrl-C on npm start', () => {
         `cycle ${cycle}: errors logged`,
       ).toEqual([]);
 
-      // Nothing left: the group, the servers, their watchdogs, the ports.
+      // Nothing left: the group, the servers, their watchdogs, the box.ports.
       expect(groupExists(stack.child.pid!), `cycle ${cycle}: process group still there`).toBe(false);
-      expect(serversOf(dataDir), `cycle ${cycle}`).toEqual([]);
+      expect(serversOf(box.dataDir), `cycle ${cycle}`).toEqual([]);
       const watchdogs = processes().filter((p) =>
         servers.some((s) => p.args.includes(`stellaops-watchdog `) && p.args.includes(` ${s.pid} `)),
       );
       expect(watchdogs, `cycle ${cycle}`).toEqual([]);
-      for (const port of Object.values(ports))
+      for (const port of Object.values(box.ports))
         expect(await isListening(port), `cycle ${cycle}: port ${port} open`).toBe(false);
     }
     console.log(`start → ready / stop (ms): ${timings.map((t) => `${t.ready}/${t.stop}`).join(', ')}`);
@@ -132,16 +111,16 @@ describe('Ctrl-C on npm start', () => {
 
 describe('SIGKILL of npm start', () => {
   it('leaves no server behind: their watchdogs stop them', async () => {
-    const stack = (current = await startStack(stackEnv(dataDir, ports)));
-    const servers = serversOf(dataDir);
+    const stack = (box.current = await startStack(stackEnv(box.dataDir, box.ports)));
+    const servers = serversOf(box.dataDir);
     expect(servers.length).toBeGreaterThanOrEqual(2);
     process.kill(-stack.child.pid!, 'SIGKILL');
     await stack.exited;
-    current = undefined;
+    box.current = undefined;
     const deadline = Date.now() + 30_000;
-    while (serversOf(dataDir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    expect(serversOf(dataDir)).toEqual([]);
-    for (const port of Object.values(ports)) expect(await isListening(port), `port ${port} open`).toBe(false);
+    while (serversOf(box.dataDir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(serversOf(box.dataDir)).toEqual([]);
+    for (const port of Object.values(box.ports)) expect(await isListening(port), `port ${port} open`).toBe(false);
   }, 180_000);
 });
 
@@ -150,21 +129,13 @@ const TSX_CLI = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', imp
 
 /** Runs the fixture under the tsx launcher in its own group, sends the group SIGINT three times, returns the end. */
 async function interruptFixture(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [TSX_CLI, FIXTURE], {
-    env: { ...process.env, ...env },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  while (!output.includes('ready')) await new Promise((r) => setTimeout(r, 50));
+  const { child, output, exited } = spawnGroup([TSX_CLI, FIXTURE], { ...process.env, ...env });
+  while (!output().includes('ready')) await new Promise((r) => setTimeout(r, 50));
   for (const gapMs of [0, 0, 20]) {
     await new Promise((r) => setTimeout(r, gapMs));
     process.kill(-child.pid!, 'SIGINT');
   }
-  return { code: await exited, output };
+  return { code: await exited, output: output() };
 }
 
 describe('the shutdown handler under the tsx launcher', () => {

@@ -1,25 +1,20 @@
 /**
- * `npm start` as a user runs it: a child process on free ports and a temporary data directory, driven over
+ * `npm start` as a user runs it: a child process on free box.ports and a temporary data directory, driven over
  * HTTP. Ctrl-C (SIGINT to the process group) must leave nothing behind, and a second start finds its data.
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { embeddedDatabaseUrl } from '../../core/config.js';
-import { freePort, isListening } from '../support/ports.js';
-import { startStack, stackEnv, stopStack, type Stack } from '../support/stack.js';
+import { isListening } from '../support/ports.js';
+import { startStack, stackEnv, useStackSandbox, stopStack, type Stack } from '../support/stack.js';
 
-let dataDir: string;
-let ports: { api: number; temporal: number; ui: number; pg: number; engine: number };
-let current: Stack | undefined;
+const box = useStackSandbox('start');
 
-const env = () => stackEnv(dataDir, ports);
+const env = () => stackEnv(box.dataDir, box.ports);
 async function start(): Promise<Stack> {
-  current = await startStack(env());
-  return current;
+  box.current = await startStack(env());
+  return box.current;
 }
 
 /** Processes whose command line mentions the data directory (postgres -D …, temporal --db-filename …). */
@@ -30,12 +25,12 @@ function processesUsing(dir: string): string[] {
 
 async function stop(stack: Stack): Promise<number | null> {
   const code = await stopStack(stack);
-  current = undefined;
+  box.current = undefined;
   return code;
 }
 
 const api = (path: string, init: RequestInit & { token?: string } = {}) =>
-  fetch(`http://127.0.0.1:${ports.api}${path}`, {
+  fetch(`http://127.0.0.1:${box.ports.api}${path}`, {
     ...init,
     headers: {
       ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
@@ -43,26 +38,10 @@ const api = (path: string, init: RequestInit & { token?: string } = {}) =>
     },
   });
 
-beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'stellaops-e2e-'));
-  await chmod(dataDir, 0o755);
-  ports = {
-    api: await freePort(),
-    temporal: await freePort(),
-    ui: await freePort(),
-    pg: await freePort(),
-    engine: await freePort(),
-  };
-});
-afterAll(async () => {
-  if (current) process.kill(-current.child.pid!, 'SIGKILL');
-  await rm(dataDir, { recursive: true, force: true });
-});
-
 describe('npm start', () => {
   it('runs the whole product, answers deep readiness, shows runs by TenantId in the Web UI, stops cleanly', async () => {
     const stack = await start();
-    expect(stack.output()).toContain(`http://127.0.0.1:${ports.ui}/namespaces/default/workflows?query=TenantId`);
+    expect(stack.output()).toContain(`http://127.0.0.1:${box.ports.ui}/namespaces/default/workflows?query=TenantId`);
 
     const ready = await api('/ready?deep=true');
     expect(ready.status).toBe(200);
@@ -83,13 +62,13 @@ describe('npm start', () => {
     const persistedId = ((await persisted.json()) as { checkId: string }).checkId;
 
     // The Web UI is served, and its own list API filters runs by TenantId.
-    const ui = await fetch(`http://127.0.0.1:${ports.ui}/`);
+    const ui = await fetch(`http://127.0.0.1:${box.ports.ui}/`);
     expect(ui.status).toBe(200);
     expect(await ui.text()).toMatch(/<html/i);
     let listed: string[] = [];
     for (let i = 0; i < 50 && !listed.some((id) => id.endsWith(startedBody.checkId)); i++) {
       const query = encodeURIComponent('TenantId="local"');
-      const res = await fetch(`http://127.0.0.1:${ports.ui}/api/v1/namespaces/default/workflows?query=${query}`);
+      const res = await fetch(`http://127.0.0.1:${box.ports.ui}/api/v1/namespaces/default/workflows?query=${query}`);
       const body = (await res.json()) as { executions?: { execution: { workflowId: string } }[] };
       listed = (body.executions ?? []).map((e) => e.execution.workflowId);
       if (!listed.some((id) => id.endsWith(startedBody.checkId))) await new Promise((r) => setTimeout(r, 200));
@@ -97,7 +76,7 @@ describe('npm start', () => {
     expect(listed).toContain(`self-check/local/${startedBody.checkId}`);
 
     // A marker row written to Postgres must survive the restart.
-    const client = new pg.Client({ connectionString: embeddedDatabaseUrl(ports.pg) });
+    const client = new pg.Client({ connectionString: embeddedDatabaseUrl(box.ports.pg) });
     await client.connect();
     await client.query("INSERT INTO audit.events (tenant_id, event_type, subject) VALUES ('local', 'e2e.marker', $1)", [
       persistedId,
@@ -128,7 +107,7 @@ describe('npm start', () => {
     let simulationListed = false;
     for (let i = 0; i < 50 && !simulationListed; i++) {
       const query = encodeURIComponent(`TenantId="local" AND PolicyRunId="${runId}"`);
-      const res = await fetch(`http://127.0.0.1:${ports.ui}/api/v1/namespaces/default/workflows?query=${query}`);
+      const res = await fetch(`http://127.0.0.1:${box.ports.ui}/api/v1/namespaces/default/workflows?query=${query}`);
       const body = (await res.json()) as { executions?: { execution: { workflowId: string } }[] };
       simulationListed = (body.executions ?? []).some(
         (e) => e.execution.workflowId === `policy-simulation/local/${runId}`,
@@ -138,21 +117,21 @@ describe('npm start', () => {
     expect(simulationListed).toBe(true);
 
     expect(await stop(stack)).toBe(0);
-    for (const port of Object.values(ports)) expect(await isListening(port), `port ${port} still open`).toBe(false);
-    expect(processesUsing(dataDir)).toEqual([]);
+    for (const port of Object.values(box.ports)) expect(await isListening(port), `port ${port} still open`).toBe(false);
+    expect(processesUsing(box.dataDir)).toEqual([]);
 
     // Second start: same data directory, Temporal history and Postgres rows are still there.
     const again = await start();
     const read = await api(`/api/v1/self-checks/${persistedId}`, { token: again.token });
     expect(read.status).toBe(200);
     expect(await read.json()).toMatchObject({ status: 'COMPLETED', result: { activitiesCompleted: 1 } });
-    const client2 = new pg.Client({ connectionString: embeddedDatabaseUrl(ports.pg) });
+    const client2 = new pg.Client({ connectionString: embeddedDatabaseUrl(box.ports.pg) });
     await client2.connect();
     const { rows } = await client2.query("SELECT subject FROM audit.events WHERE event_type = 'e2e.marker'");
     await client2.end();
     expect(rows).toEqual([{ subject: persistedId }]);
 
     expect(await stop(again)).toBe(0);
-    expect(processesUsing(dataDir)).toEqual([]);
+    expect(processesUsing(box.dataDir)).toEqual([]);
   });
 });

@@ -3,8 +3,12 @@
  * reaches the `tsx` launcher and the product process at once, as Ctrl-C does.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from 'vitest';
+import { freePort } from './ports.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -27,28 +31,67 @@ export async function startStack(env: NodeJS.ProcessEnv, options: { launcher?: '
     options.launcher === 'node'
       ? ['--import', 'tsx', 'scripts/start.ts']
       : [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'scripts/start.ts'];
-  const child = spawn(process.execPath, args, {
-    cwd: ROOT,
-    env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const { child, output: out, exited } = spawnGroup(args, env);
+  const output = () => out();
+  const deadline = Date.now() + 150_000;
+  while (!/StellaOps Workflows is ready/.test(output())) {
+    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output()}`);
+    if (/is NOT ready/.test(output()) || Date.now() > deadline) {
+      process.kill(-child.pid!, 'SIGKILL');
+      throw new Error(`npm start did not become ready:\n${output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const token = /Local token[^\n]*\n\s+(\S+)/.exec(output())?.[1];
+  if (!token) throw new Error(`no token printed:\n${output()}`);
+  return { child, output, token, exited };
+}
+
+/**
+ * Spawns `node {args}` in the project directory as its own process group (as a terminal runs a job), collecting
+ * stdout and stderr together.
+ */
+export function spawnGroup(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 150_000;
-  while (!/StellaOps Workflows is ready/.test(output)) {
-    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output}`);
-    if (/is NOT ready/.test(output) || Date.now() > deadline) {
-      process.kill(-child.pid!, 'SIGKILL');
-      throw new Error(`npm start did not become ready:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const token = /Local token[^\n]*\n\s+(\S+)/.exec(output)?.[1];
-  if (!token) throw new Error(`no token printed:\n${output}`);
-  return { child, output: () => output, token, exited };
+  return { child, output: () => output, exited };
+}
+
+/** Free ports of one stack (a type, not an interface, so `Object.values` sees numbers). */
+export type StackPorts = { api: number; temporal: number; ui: number; pg: number; engine: number };
+
+/**
+ * A data directory and free ports for the stacks of one e2e file, created before its tests and removed after them;
+ * a stack still registered as `current` then is killed.
+ */
+export function useStackSandbox(name: string): { dataDir: string; ports: StackPorts; current: Stack | undefined } {
+  const sandbox = {
+    dataDir: '',
+    ports: { api: 0, temporal: 0, ui: 0, pg: 0, engine: 0 },
+    current: undefined as Stack | undefined,
+  };
+  beforeAll(async () => {
+    sandbox.dataDir = await mkdtemp(join(tmpdir(), `stellaops-e2e-${name}-`));
+    await chmod(sandbox.dataDir, 0o755); // the postgres system user must reach the data directory
+    sandbox.ports = {
+      api: await freePort(),
+      temporal: await freePort(),
+      ui: await freePort(),
+      pg: await freePort(),
+      engine: await freePort(),
+    };
+  });
+  afterAll(async () => {
+    if (sandbox.current) process.kill(-sandbox.current.child.pid!, 'SIGKILL');
+    await rm(sandbox.dataDir, { recursive: true, force: true });
+  });
+  return sandbox;
 }
 
 /**
