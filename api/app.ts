@@ -8,8 +8,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import { VERSION } from '../core/version.js';
 import { approvalLinkSecretOf, packEventSecretsOf } from '../core/local-secrets.js';
 import type { AppDeps, BuildAppDeps } from './deps.js';
-import { ErrorResponse, registerErrorHandlers } from './errors.js';
+import { ErrorResponse, frameworkErrorHandler, registerErrorHandlers } from './errors.js';
 import { createMetricsRegistry, registerHttpMetrics } from './metrics.js';
+import { strictValidatorFactory } from './plugins/strict-input.js';
 import { policySimulationRoutes } from './routes/policy-simulations.js';
 import { approvalPageRoutes } from './routes/approval-page.js';
 import { notifyConfigRoutes } from './routes/notify-config.js';
@@ -44,6 +45,18 @@ function requestForLog(req: FastifyRequest) {
   };
 }
 
+/**
+ * The server options of strict input, shared by the API and its tests: bodies validated without coercion and
+ * refused when Postgres would refuse them (see `plugins/strict-input.ts`), and the router's own refusals (414, bad
+ * URL) answered by the one error mapping.
+ */
+export function strictInputOptions() {
+  return {
+    schemaController: { compilersFactory: { buildValidator: strictValidatorFactory() } },
+    frameworkErrors: frameworkErrorHandler,
+  };
+}
+
 /** Builds the API. The caller owns (and closes) the pool and the Temporal facade. */
 export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   const full: AppDeps = {
@@ -63,7 +76,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
       const header = req.headers['x-request-id'];
       return typeof header === 'string' && /^[\w.-]{1,128}$/.test(header) ? header : randomUUID();
     },
-    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
+    ...strictInputOptions(),
     bodyLimit: 1024 * 1024,
   }).withTypeProvider<TypeBoxTypeProvider>();
 

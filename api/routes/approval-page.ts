@@ -177,7 +177,10 @@ export const approvalPageRoutes: FastifyPluginAsyncTypebox<{
     async (request, reply) => {
       const claims = claimsOf.get(request)!;
       const token = tokenOf(request);
-      const problem = formProblem(request.body);
+      // The form's schema also refuses what cannot be stored (a NUL character in the comment): the page says so.
+      const problem =
+        formProblem(request.body) ??
+        (request.validationError ? 'The comment contains a character that is not allowed.' : undefined);
       if (problem) {
         const view = await loadView(claims);
         return page(reply, 400, renderApprovalPage(view, { token, recipient: claims.recipient, error: problem }));

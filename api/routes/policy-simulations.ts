@@ -16,6 +16,7 @@ import { isTerminalStatus } from '../../workflows/policy-simulation/state.js';
 import type { AppDeps } from '../deps.js';
 import { badRequest, commonErrorResponses, errorRef } from '../errors.js';
 import { bearerAuth, principalOf } from '../plugins/auth.js';
+import { isPostgresDateTime } from '../plugins/strict-input.js';
 import { IdempotencyKeyHeader } from '../schemas/common.js';
 import {
   CancelSimulationBody,
@@ -35,10 +36,16 @@ const STREAM_POLL_MS = 5_000;
 function encodeCursor(next: { queuedAt: string; runId: string }): string {
   return Buffer.from(JSON.stringify([next.queuedAt, next.runId])).toString('base64url');
 }
+/** The position a cursor names; anything this API did not encode (a date Postgres cannot read, say) is a 400. */
 function decodeCursor(cursor: string): { queuedAt: string; runId: string } {
   try {
     const [queuedAt, runId] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof queuedAt === 'string' && typeof runId === 'string' && !Number.isNaN(Date.parse(queuedAt)))
+    if (
+      typeof queuedAt === 'string' &&
+      typeof runId === 'string' &&
+      isPostgresDateTime(queuedAt) &&
+      !runId.includes('\u0000')
+    )
       return { queuedAt, runId };
   } catch {
     // fall through

@@ -4,18 +4,17 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
 import { randomUUID } from 'node:crypto';
 import { Scope } from '../../core/scopes.js';
 import { withTransaction } from '../../db/pool.js';
 import { recordAudit } from '../../db/queries/audit.js';
 import type { AppDeps } from '../deps.js';
-import { badRequest, commonErrorResponses, errorRef } from '../errors.js';
+import { commonErrorResponses, errorRef } from '../errors.js';
 import { bearerAuth, principalOf } from '../plugins/auth.js';
 import {
   CreateScheduleBody,
   ScheduleList,
-  ScheduleNoteBody,
+  OptionalScheduleNoteBody,
   ScheduleParams,
   TriggerResponse,
 } from '../schemas/schedules.js';
@@ -145,17 +144,13 @@ export const scheduleRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = asyn
           security,
           description: 'Optional JSON body `{ "note": "…" }` (at most 500 characters).',
           params: ScheduleParams,
+          body: OptionalScheduleNoteBody,
           response: { 200: doc, 404: errorRef, ...commonErrorResponses },
         },
       },
       async (request) => {
         const { tenantId, subject } = principalOf(request);
-        // The body is optional, which a JSON schema on the route cannot express for an absent body.
-        const body: unknown = request.body ?? {};
-        if (!Value.Check(ScheduleNoteBody, body)) {
-          throw badRequest('Body must be { "note": string (≤ 500 characters) } or empty');
-        }
-        const note = body.note ?? `${action}d by ${subject}`;
+        const note = request.body?.note ?? `${action}d by ${subject}`;
         const { scheduleId } = request.params;
         const inverse = action === 'pause' ? 'unpause' : 'pause';
         return audited(

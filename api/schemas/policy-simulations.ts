@@ -10,6 +10,7 @@ import {
   SimulationInputs,
 } from '../../workflows/policy-simulation/definitions.js';
 import { Id } from '../../workflows/shared/schemas.js';
+import { POSTGRES_INTEGER_MAX } from './common.js';
 
 // The status document's schema lives with the workflow definitions, which derive its type from it.
 export { PolicyRunStatus };
@@ -19,7 +20,8 @@ const DateTime = Type.String({ format: 'date-time' });
 export const StartSimulationBody = Type.Object(
   {
     policyId: Id('Policy id'),
-    policyVersion: Type.Integer({ minimum: 1 }),
+    // Stored in an `integer` column.
+    policyVersion: Type.Integer({ minimum: 1, maximum: POSTGRES_INTEGER_MAX }),
     inputs: SimulationInputs,
     priority: Type.Optional(Type.Union(PRIORITIES.map((p) => Type.Literal(p)))),
     metadata: Type.Optional(

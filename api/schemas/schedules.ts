@@ -41,6 +41,12 @@ export const ScheduleNoteBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** Body of pause and unpause: a note, or no body at all (Fastify validates an absent body as `null`). */
+export const OptionalScheduleNoteBody = Type.Unsafe<Static<typeof ScheduleNoteBody> | null>({
+  ...ScheduleNoteBody,
+  nullable: true,
+});
+
 export const ScheduleDoc = Type.Object(
   {
     scheduleId: Type.String(),

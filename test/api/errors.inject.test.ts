@@ -18,6 +18,7 @@ import {
   unauthorized,
   validationFailed,
 } from '../../api/errors.js';
+import { strictInputOptions } from '../../api/app.js';
 import { memoryLogger, type MemoryLogger } from '../support/logger.js';
 
 /** What the secret-bearing failure says; no part of it may reach a client. */
@@ -33,8 +34,8 @@ beforeAll(async () => {
   app = Fastify({
     loggerInstance: log.logger as FastifyBaseLogger,
     requestIdHeader: 'x-request-id',
-    // The API's validator settings: every field error at once.
-    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
+    // The API's validator and framework-error settings: every field error at once, bodies not coerced.
+    ...strictInputOptions(),
     bodyLimit: 1024,
   });
   app.addSchema(ErrorResponse);
