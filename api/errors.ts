@@ -4,6 +4,7 @@
  * no internals. {@link toErrorDocument} decides; the JSON handler here and the approval page's HTML handler
  * only render what it returns.
  */
+import type { IncomingMessage } from 'node:http';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
@@ -203,8 +204,56 @@ export function toErrorDocument(error: unknown, request: FastifyRequest): ErrorD
   };
 }
 
-function sendJson(reply: FastifyReply, doc: ErrorDocument): FastifyReply {
+/** The most of an unread request body that is read (and discarded) before an answer that closes the connection. */
+export const DISCARD_LIMIT_BYTES = 16 * 1024 * 1024;
+/** How long reading an unread request body may delay such an answer. */
+export const DISCARD_TIMEOUT_MS = 10_000;
+
+/**
+ * Reads and discards what is left of `raw`'s body, up to `limitBytes` or `timeoutMs`. Fastify closes the connection
+ * after refusing a body it did not read (too large, unsupported type); closing with unread bytes makes the client's
+ * TCP stack reset the connection, so a client that sends its whole body before reading the answer would never see it.
+ */
+export function discardRequestBody(
+  raw: IncomingMessage,
+  limitBytes = DISCARD_LIMIT_BYTES,
+  timeoutMs = DISCARD_TIMEOUT_MS,
+): Promise<void> {
+  if (raw.complete || raw.readableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    let received = 0;
+    const stop = () => {
+      clearTimeout(timer);
+      raw.off('data', onData);
+      raw.off('end', stop);
+      raw.off('close', stop);
+      raw.off('error', stop);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > limitBytes) stop();
+    };
+    const timer = setTimeout(stop, timeoutMs);
+    raw.on('data', onData);
+    raw.on('end', stop);
+    raw.on('close', stop);
+    raw.on('error', stop);
+    raw.resume();
+  });
+}
+
+async function sendJson(reply: FastifyReply, doc: ErrorDocument): Promise<FastifyReply> {
+  if (reply.getHeader('connection') === 'close') await discardRequestBody(reply.request.raw);
   return reply.code(doc.status).headers(doc.headers).send(doc.body);
+}
+
+/**
+ * Fastify's `frameworkErrors` option: the router's own refusals (a path parameter over `maxParamLength` → 414, an
+ * undecodable URL → 400) answered by the one error mapping, with the request id, instead of Fastify's bare body.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  void sendJson(reply, toErrorDocument(error, request));
 }
 
 /** Installs the JSON error and not-found handlers on `app`. */
