@@ -57,6 +57,8 @@ export interface AppConfig {
     jwksUrl: string | undefined;
     /** Use the key pair generated under `dataDir` (local runs only). */
     useLocalKey: boolean;
+    /** Longest accepted token lifetime (`exp - iat`) in seconds; 0: no limit (`exp` is required regardless). */
+    maxTokenLifetimeSeconds?: number;
   };
   selfCheck: { tenantId: string };
   policyEngine: {
@@ -492,6 +494,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
       publicKeyPem,
       jwksUrl,
       useLocalKey,
+      maxTokenLifetimeSeconds: int('AUTH_JWT_MAX_LIFETIME_SECONDS', 24 * 3600, 0, 366 * 24 * 3600),
     },
     selfCheck: { tenantId: str('SELF_CHECK_TENANT', 'local') },
     policyEngine: {

@@ -1,5 +1,6 @@
-/** `npm run token -- --tenant T --scopes a,b [--subject S] [--ttl 12h]`: mints a token with the local key. */
+/** `npm run token -- --tenant T --scopes a,b [--subject S] [--ttl 12h]`: mints a token with the local key (a ttl within AUTH_JWT_MAX_LIFETIME_SECONDS). */
 import { parseArgs } from 'node:util';
+import { decodeJwt } from 'jose';
 import { loadConfig } from '../core/config.js';
 import { loadOrCreateLocalKey, mintToken } from '../core/local-keys.js';
 import { ALL_SCOPES } from '../core/scopes.js';
@@ -29,4 +30,13 @@ const token = await mintToken(key, {
   audience: config.auth.audience,
   expiresIn: values.ttl,
 });
+// The API refuses tokens that live longer than AUTH_JWT_MAX_LIFETIME_SECONDS: do not hand out one it would refuse.
+const { exp = 0, iat = 0 } = decodeJwt(token);
+const maxLifetime = config.auth.maxTokenLifetimeSeconds ?? 0;
+if (maxLifetime > 0 && exp - iat > maxLifetime) {
+  console.error(
+    `--ttl ${values.ttl} exceeds AUTH_JWT_MAX_LIFETIME_SECONDS (${maxLifetime} s): the API would refuse it.`,
+  );
+  process.exit(2);
+}
 process.stdout.write(`${token}\n`);

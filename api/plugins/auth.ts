@@ -43,11 +43,39 @@ export type VerificationKey = { jwksUrl: string } | { publicKeyPem: string } | {
 
 const TENANT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-/** Creates a verifier for tokens of `issuer`/`audience` signed with `source`. */
-export function createTokenVerifier(
-  source: VerificationKey,
-  options: { issuer: string; audience: string },
-): TokenVerifier {
+/** Default of the longest lifetime a token may have (`AUTH_JWT_MAX_LIFETIME_SECONDS`): 24 hours. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 24 * 3600;
+
+/** Options of {@link createTokenVerifier}. */
+export interface TokenVerifierOptions {
+  issuer: string;
+  audience: string;
+  /**
+   * The longest lifetime a token may have, `exp - iat` (`exp - now` without `iat`), in seconds; 0: no limit (a token
+   * still needs an `exp`). Default {@link DEFAULT_MAX_TOKEN_LIFETIME_SECONDS}.
+   */
+  maxLifetimeSeconds?: number;
+}
+
+/**
+ * Why `payload` (already verified, so `exp` is a number) lives longer than `maxLifetimeSeconds` allows, or undefined.
+ * `nowSeconds` stands in for a missing `iat`.
+ */
+function lifetimeProblem(payload: JWTPayload, maxLifetimeSeconds: number, nowSeconds: number): string | undefined {
+  if (maxLifetimeSeconds === 0) return undefined;
+  const lifetime = payload.exp! - (payload.iat ?? nowSeconds);
+  return lifetime > maxLifetimeSeconds
+    ? `Token lifetime of ${lifetime} s exceeds the maximum of ${maxLifetimeSeconds} s`
+    : undefined;
+}
+
+/**
+ * Creates a verifier for tokens of `issuer`/`audience` signed with `source`. A token must carry `exp`, and live no
+ * longer than `maxLifetimeSeconds`.
+ */
+export function createTokenVerifier(source: VerificationKey, options: TokenVerifierOptions): TokenVerifier {
+  const maxLifetimeSeconds = options.maxLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS;
+  const verifyOptions = { issuer: options.issuer, audience: options.audience, requiredClaims: ['exp'] };
   let key: JWTVerifyGetKey | CryptoKey | KeyObject;
   if ('jwksUrl' in source) key = createRemoteJWKSet(new URL(source.jwksUrl));
   else if ('publicKeyPem' in source) key = createPublicKey(source.publicKeyPem);
@@ -63,11 +91,13 @@ export function createTokenVerifier(
     try {
       ({ payload } =
         typeof key === 'function'
-          ? await jwtVerify(token, key, { issuer: options.issuer, audience: options.audience })
-          : await jwtVerify(token, key, { issuer: options.issuer, audience: options.audience }));
+          ? await jwtVerify(token, key, verifyOptions)
+          : await jwtVerify(token, key, verifyOptions));
     } catch (error) {
       throw unauthorized(`Invalid bearer token: ${(error as Error).message}`);
     }
+    const tooLong = lifetimeProblem(payload, maxLifetimeSeconds, Math.floor(Date.now() / 1000));
+    if (tooLong) throw unauthorized(`Invalid bearer token: ${tooLong}`);
     const tenant = payload.tenant;
     if (typeof tenant !== 'string' || !TENANT_PATTERN.test(tenant))
       throw unauthorized('Token has no valid tenant claim');
@@ -80,7 +110,7 @@ export function createTokenVerifier(
     if (Array.isArray(payload.scp))
       payload.scp.filter((s): s is string => typeof s === 'string').forEach((s) => scopes.add(s));
     const principal = { subject: payload.sub ?? 'unknown', tenantId: tenant, scopes };
-    return { principal, expiresAtMs: typeof payload.exp === 'number' ? payload.exp * 1000 : Date.now() + 60_000 };
+    return { principal, expiresAtMs: payload.exp! * 1000 };
   };
 
   return async (token) => {

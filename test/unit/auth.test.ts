@@ -1,7 +1,9 @@
 import { generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HttpError } from '../../api/errors.js';
-import { createTokenVerifier } from '../../api/plugins/auth.js';
+import { createTokenVerifier, DEFAULT_MAX_TOKEN_LIFETIME_SECONDS } from '../../api/plugins/auth.js';
+import { ConfigError, loadConfig } from '../../core/config.js';
+import { mintToken } from '../../core/local-keys.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../support/auth.js';
 
 /** The HTTP status and message `promise` is rejected with (an `HttpError`), or `resolved`. */
@@ -15,9 +17,13 @@ async function refusal(promise: Promise<unknown>): Promise<{ status: number; mes
   }
 }
 
-/** A token with exactly `claims` (plus issuer and audience), signed with `key`. */
+/**
+ * A token with `claims` (plus issuer and audience, and unless `claims` name them, issued now and expiring in ten
+ * minutes; `undefined` leaves a claim out), signed with `key`.
+ */
 function rawToken(key: CryptoKey, claims: JWTPayload): Promise<string> {
-  return new SignJWT(claims)
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ iat: now, exp: now + 600, ...claims })
     .setProtectedHeader({ alg: 'ES256' })
     .setIssuer(TEST_ISSUER)
     .setAudience(TEST_AUDIENCE)
@@ -146,28 +152,11 @@ describe('token verification', () => {
       expect(checks).toHaveBeenCalledTimes(2);
     });
 
-    it('remembers a token without `exp` for a minute', async () => {
-      const { privateKey, publicKey } = await generateKeyPair('ES256');
-      const verify = createTokenVerifier({ key: publicKey }, { issuer: TEST_ISSUER, audience: TEST_AUDIENCE });
-      vi.useFakeTimers({ toFake: ['Date'] });
-      const start = new Date('2030-01-01T00:00:00Z');
-      vi.setSystemTime(start);
-      const token = await rawToken(privateKey, { tenant: 'acme', sub: 'forever' });
-      const checks = countSignatureChecks();
-      await verify(token);
-      vi.setSystemTime(start.getTime() + 59_999);
-      expect((await verify(token)).subject).toBe('forever');
-      expect(checks).toHaveBeenCalledTimes(1);
-      vi.setSystemTime(start.getTime() + 60_000);
-      expect((await verify(token)).subject).toBe('forever');
-      expect(checks).toHaveBeenCalledTimes(2);
-    });
-
     it('remembers at most 1000 tokens, forgetting the oldest first', async () => {
       const { privateKey, publicKey } = await generateKeyPair('ES256');
       const verify = createTokenVerifier({ key: publicKey }, { issuer: TEST_ISSUER, audience: TEST_AUDIENCE });
       const tokens = await Promise.all(
-        Array.from({ length: 1001 }, (_, i) => rawToken(privateKey, { tenant: 'acme', sub: `s${i}`, exp: 4e9 })),
+        Array.from({ length: 1001 }, (_, i) => rawToken(privateKey, { tenant: 'acme', sub: `s${i}` })),
       );
       for (const token of tokens) await verify(token);
       const checks = countSignatureChecks();
@@ -178,5 +167,96 @@ describe('token verification', () => {
       await verify(tokens[0]!);
       expect(checks).toHaveBeenCalledTimes(1);
     });
+  });
+});
+
+describe('token lifetime', () => {
+  const HOUR = 3600;
+  const NOW = Date.parse('2030-01-01T00:00:00Z') / 1000;
+  let keys: Awaited<ReturnType<typeof generateKeyPair>>;
+  const verifier = (maxLifetimeSeconds?: number) =>
+    createTokenVerifier(
+      { key: keys.publicKey },
+      {
+        issuer: TEST_ISSUER,
+        audience: TEST_AUDIENCE,
+        ...(maxLifetimeSeconds === undefined ? {} : { maxLifetimeSeconds }),
+      },
+    );
+  const token = (claims: JWTPayload) => rawToken(keys.privateKey, { tenant: 'acme', sub: 'svc', ...claims });
+
+  beforeEach(async () => {
+    keys = await generateKeyPair('ES256');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(NOW * 1000);
+  });
+
+  it('refuses a signed token without `exp`, whatever the maximum', async () => {
+    for (const max of [undefined, 0, 366 * 24 * HOUR]) {
+      expect(await refusal(verifier(max)(await token({ exp: undefined })))).toEqual({
+        status: 401,
+        message: 'Invalid bearer token: missing required "exp" claim',
+      });
+    }
+  });
+
+  it('accepts at most 24 hours from `iat` to `exp` by default', async () => {
+    expect(DEFAULT_MAX_TOKEN_LIFETIME_SECONDS).toBe(24 * HOUR);
+    expect((await verifier()(await token({ iat: NOW, exp: NOW + 24 * HOUR }))).subject).toBe('svc');
+    expect(await refusal(verifier()(await token({ iat: NOW, exp: NOW + 24 * HOUR + 1 })))).toEqual({
+      status: 401,
+      message: 'Invalid bearer token: Token lifetime of 86401 s exceeds the maximum of 86400 s',
+    });
+  });
+
+  it('measures the lifetime from `iat`, not from now, when the token has one', async () => {
+    // Issued 23 hours ago, valid for two more: 25 hours in all.
+    const old = await token({ iat: NOW - 23 * HOUR, exp: NOW + 2 * HOUR });
+    expect(await refusal(verifier()(old))).toMatchObject({ status: 401 });
+    // Issued 23 hours ago, valid for one more: 24 hours in all.
+    expect((await verifier()(await token({ iat: NOW - 23 * HOUR, exp: NOW + HOUR }))).subject).toBe('svc');
+  });
+
+  it('measures the lifetime from now when the token has no `iat`', async () => {
+    expect((await verifier()(await token({ iat: undefined, exp: NOW + 24 * HOUR }))).subject).toBe('svc');
+    expect(await refusal(verifier()(await token({ iat: undefined, exp: NOW + 24 * HOUR + 1 })))).toEqual({
+      status: 401,
+      message: 'Invalid bearer token: Token lifetime of 86401 s exceeds the maximum of 86400 s',
+    });
+  });
+
+  it('applies a configured maximum, and 0 as no limit', async () => {
+    const tenMinutes = await token({ iat: NOW, exp: NOW + 600 });
+    const elevenMinutes = await token({ iat: NOW, exp: NOW + 660 });
+    expect((await verifier(600)(tenMinutes)).subject).toBe('svc');
+    expect(await refusal(verifier(600)(elevenMinutes))).toMatchObject({ status: 401 });
+    const tenYears = await token({ iat: NOW, exp: NOW + 10 * 365 * 24 * HOUR });
+    expect((await verifier(0)(tenYears)).subject).toBe('svc');
+    expect(await refusal(verifier()(tenYears))).toMatchObject({ status: 401 });
+  });
+
+  it('accepts the tokens of `npm run token` (12 hours) and of the test signer', async () => {
+    const minted = await mintToken(
+      { kid: 'k', privateKey: keys.privateKey },
+      { tenant: 'acme', scopes: ['a'], issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
+    );
+    expect((await verifier()(minted)).tenantId).toBe('acme');
+    const signer = await createTestSigner();
+    expect((await signer.verifier(await signer.token({ tenant: 'acme' }))).tenantId).toBe('acme');
+  });
+});
+
+describe('AUTH_JWT_MAX_LIFETIME_SECONDS', () => {
+  it('defaults to 24 hours and accepts 0 (no limit) up to 366 days', () => {
+    expect(loadConfig({}).auth.maxTokenLifetimeSeconds).toBe(86_400);
+    expect(loadConfig({ AUTH_JWT_MAX_LIFETIME_SECONDS: '0' }).auth.maxTokenLifetimeSeconds).toBe(0);
+    expect(loadConfig({ AUTH_JWT_MAX_LIFETIME_SECONDS: '31622400' }).auth.maxTokenLifetimeSeconds).toBe(31_622_400);
+  });
+
+  it.each(['-1', '31622401', '1.5', 'a day'])('refuses %j, naming the variable', (value) => {
+    expect(() => loadConfig({ AUTH_JWT_MAX_LIFETIME_SECONDS: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ AUTH_JWT_MAX_LIFETIME_SECONDS: value })).toThrow(
+      `AUTH_JWT_MAX_LIFETIME_SECONDS must be an integer between 0 and 31622400 (got "${value}")`,
+    );
   });
 });
