@@ -58,7 +58,7 @@ export interface AppConfig {
     /** Use the key pair generated under `dataDir` (local runs only). */
     useLocalKey: boolean;
     /** Longest accepted token lifetime (`exp - iat`) in seconds; 0: no limit (`exp` is required regardless). */
-    maxTokenLifetimeSeconds?: number;
+    maxTokenLifetimeSeconds: number;
   };
   selfCheck: { tenantId: string };
   policyEngine: {

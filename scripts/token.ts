@@ -32,7 +32,7 @@ const token = await mintToken(key, {
 });
 // The API refuses tokens that live longer than AUTH_JWT_MAX_LIFETIME_SECONDS: do not hand out one it would refuse.
 const { exp = 0, iat = 0 } = decodeJwt(token);
-const maxLifetime = config.auth.maxTokenLifetimeSeconds ?? 0;
+const maxLifetime = config.auth.maxTokenLifetimeSeconds;
 if (maxLifetime > 0 && exp - iat > maxLifetime) {
   console.error(
     `--ttl ${values.ttl} exceeds AUTH_JWT_MAX_LIFETIME_SECONDS (${maxLifetime} s): the API would refuse it.`,
