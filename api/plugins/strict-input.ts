@@ -29,20 +29,17 @@ function daysInMonth(year: number, month: number): number {
 export function isPostgresDateTime(value: string): boolean {
   const match = DATE_TIME.exec(value);
   if (!match) return false;
-  const [year, month, day, hour, minute, offsetHours, offsetMinutes] = match
-    .slice(1)
-    .map((field) => Number(field ?? 0));
+  const [year, month, day, hour, offsetHours] = [match[1], match[2], match[3], match[4], match[6]].map((field) =>
+    Number(field ?? 0),
+  );
+  // `Date.parse` refuses what is not a date-time at all (month 13, minute 60, offset minutes 60, …) but takes year 0,
+  // 24:00, 30 February and offsets up to ±23:59, which Postgres refuses or reads as another instant.
   return (
+    !Number.isNaN(Date.parse(value)) &&
     year! >= 1 &&
-    month! >= 1 &&
-    month! <= 12 &&
-    day! >= 1 &&
     day! <= daysInMonth(year!, month!) &&
     hour! <= 23 &&
-    minute! <= 59 &&
-    offsetHours! <= 15 &&
-    offsetMinutes! <= 59 &&
-    !Number.isNaN(Date.parse(value))
+    offsetHours! <= 15
   );
 }
 
@@ -107,8 +104,9 @@ interface Validator {
 function withNulCheck(validate: Validator): Validator {
   const strict: Validator = (data, context) => {
     const nul = nulErrors(data);
-    const errors = validate(data, context) ? nul : [...(validate.errors ?? []), ...nul];
-    strict.errors = errors.length > 0 ? errors : null;
+    // Ajv sets `errors` whenever it returns false.
+    const errors = validate(data, context) ? nul : [...validate.errors!, ...nul];
+    strict.errors = errors;
     return errors.length === 0;
   };
   strict.schemaEnv = validate.schemaEnv;

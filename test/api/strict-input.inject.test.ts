@@ -8,8 +8,10 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PassThrough } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import { buildApp } from '../../api/app.js';
-import type { ErrorResponse } from '../../api/errors.js';
+import { discardRequestBody, type ErrorResponse } from '../../api/errors.js';
 import { isPostgresDateTime, nulErrors } from '../../api/plugins/strict-input.js';
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
 import { loadConfig } from '../../core/config.js';
@@ -447,7 +449,15 @@ describe('nulErrors', () => {
       ['/b~1c~0d', 'must not have a property name that contains the NUL character (U+0000)'],
       ['/b~1c~0d/e', 'must not contain the NUL character (U+0000)'],
     ]);
-    expect(nulErrors(NUL)).toMatchObject([{ instancePath: '', keyword: 'noNul' }]);
+    expect(nulErrors(NUL)).toEqual([
+      {
+        instancePath: '',
+        keyword: 'noNul',
+        schemaPath: '#/noNul',
+        params: {},
+        message: 'must not contain the NUL character (U+0000)',
+      },
+    ]);
     expect(nulErrors({ a: 'fine', b: [1, { c: 'also fine' }] })).toEqual([]);
   });
 
@@ -455,5 +465,60 @@ describe('nulErrors', () => {
     let deep: unknown = NUL;
     for (let i = 0; i < 100_000; i++) deep = [deep];
     expect(nulErrors(deep)).toHaveLength(1);
+  });
+});
+
+describe('discardRequestBody', () => {
+  /** A request body still arriving, and what is left listening on it. */
+  const arriving = () => {
+    const stream = new PassThrough();
+    const listeners = () => ['data', 'end', 'close', 'error'].map((event) => stream.listenerCount(event));
+    return { stream, raw: stream as unknown as IncomingMessage, listeners };
+  };
+  const settled = (promise: Promise<void>) =>
+    Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 50))]);
+
+  it('reads the rest of the body and resolves at its end, leaving no listener behind', async () => {
+    const { stream, raw, listeners } = arriving();
+    const done = discardRequestBody(raw, 1000, 5000);
+    stream.write(Buffer.alloc(600));
+    expect(await settled(done)).toBe(false);
+    stream.end(Buffer.alloc(400));
+    expect(await settled(done)).toBe(true);
+    expect(listeners()).toEqual([0, 0, 0, 0]);
+  });
+
+  it('stops once more than the limit has arrived', async () => {
+    const { stream, raw, listeners } = arriving();
+    const done = discardRequestBody(raw, 1000, 5000);
+    stream.write(Buffer.alloc(1000));
+    expect(await settled(done)).toBe(false);
+    stream.write(Buffer.alloc(1));
+    expect(await settled(done)).toBe(true);
+    expect(listeners()).toEqual([0, 0, 0, 0]);
+  });
+
+  it('stops after the timeout, when the connection closes, or on an error', async () => {
+    const slow = arriving();
+    expect(await settled(discardRequestBody(slow.raw, 1000, 10))).toBe(true);
+    expect(slow.listeners()).toEqual([0, 0, 0, 0]);
+    const closed = arriving();
+    const closing = discardRequestBody(closed.raw, 1000, 5000);
+    closed.stream.emit('close');
+    expect(await settled(closing)).toBe(true);
+    const failed = arriving();
+    const failing = discardRequestBody(failed.raw, 1000, 5000);
+    failed.stream.emit('error', new Error('reset'));
+    expect(await settled(failing)).toBe(true);
+    expect(failed.listeners()).toEqual([0, 0, 0, 0]);
+  });
+
+  it('resolves at once for a body already read', async () => {
+    const { stream, raw } = arriving();
+    stream.end();
+    stream.resume();
+    await new Promise((resolve) => stream.once('end', resolve));
+    expect(await settled(discardRequestBody(raw, 1000, 5000))).toBe(true);
+    expect(await settled(discardRequestBody({ complete: true } as IncomingMessage, 1000, 5000))).toBe(true);
   });
 });
