@@ -19,7 +19,11 @@ export function policySimulationWorkflowId(tenantId: string, runId: string): str
 
 export const POLICY_RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type PolicyRunStatusValue = (typeof POLICY_RUN_STATUSES)[number];
-export const TERMINAL_STATUSES: readonly PolicyRunStatusValue[] = ['succeeded', 'failed', 'cancelled'] satisfies RunOutcome[];
+export const TERMINAL_STATUSES: readonly PolicyRunStatusValue[] = [
+  'succeeded',
+  'failed',
+  'cancelled',
+] satisfies RunOutcome[];
 /** The statuses of a run that is waiting or being evaluated (the queue depth). */
 export const ACTIVE_STATUSES: readonly PolicyRunStatusValue[] = ['queued', 'running'];
 
