@@ -16,11 +16,11 @@ import { createTemporalFacade, type TemporalFacade } from './temporal/facade.js'
 /** Builds the token verifier the configuration asks for (JWKS, public key, or the local key). */
 export async function createVerifierFromConfig(config: AppConfig): Promise<TokenVerifier> {
   const { issuer, audience } = config.auth;
-  if (config.auth.jwksUrl) return createTokenVerifier({ jwksUrl: config.auth.jwksUrl }, { issuer, audience });
-  if (config.auth.publicKeyPem)
-    return createTokenVerifier({ publicKeyPem: config.auth.publicKeyPem }, { issuer, audience });
+  const options = { issuer, audience, maxLifetimeSeconds: config.auth.maxTokenLifetimeSeconds };
+  if (config.auth.jwksUrl) return createTokenVerifier({ jwksUrl: config.auth.jwksUrl }, options);
+  if (config.auth.publicKeyPem) return createTokenVerifier({ publicKeyPem: config.auth.publicKeyPem }, options);
   const local = await loadOrCreateLocalKey(config.dataDir);
-  return createTokenVerifier({ key: local.publicKey }, { issuer, audience });
+  return createTokenVerifier({ key: local.publicKey }, options);
 }
 
 /** A listening API with the dependencies it owns. */

@@ -96,15 +96,19 @@ async function printBanner(infra: InfraHandle, api: ApiServer): Promise<void> {
   );
   if (config.auth.useLocalKey) {
     const key = await loadOrCreateLocalKey(config.dataDir);
+    // 12 h, or less when AUTH_JWT_MAX_LIFETIME_SECONDS allows less (the API would refuse a longer token).
+    const max = config.auth.maxTokenLifetimeSeconds;
+    const lifetimeSeconds = max === 0 ? 12 * 3600 : Math.min(12 * 3600, max);
     const token = await mintToken(key, {
       tenant: 'local',
       scopes: [...ALL_SCOPES],
       issuer: config.auth.issuer,
       audience: config.auth.audience,
+      expiresIn: `${lifetimeSeconds}s`,
     });
     lines.push(
       '',
-      'Local token (tenant "local", all scopes, valid 12 h; mint others with `npm run token -- --tenant T --scopes a,b`):',
+      `Local token (tenant "local", all scopes, valid ${lifetimeSeconds % 3600 === 0 ? `${lifetimeSeconds / 3600} h` : `${Math.floor(lifetimeSeconds / 60)} min`}; mint others with \`npm run token -- --tenant T --scopes a,b\`):`,
       `  ${token}`,
       '',
       'Try (with TOKEN set to the token above):',
