@@ -1,6 +1,7 @@
 /**
  * Pack approvals: ingestion latency at a steady rate against the real stack; ingestion throughput with the Temporal
- * call replaced by a no-op vs a bare Fastify POST (ratio, goal ≥ 0.8); ack → resume callback latency.
+ * call replaced by a no-op vs a bare Fastify POST (ratio, goal ≥ 0.8); ack → resume callback latency, the ack sent
+ * once the request's notifications went out (as an approver acting on the mail would).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { generateSecret, generateWebhookSecret } from '../core/local-secrets.js'
 import { Scope } from '../core/scopes.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../test/support/auth.js';
 import { startHttpReceiver } from '../test/support/http-sinks.js';
+import { listDeliveries } from '../db/queries/pack-approvals.js';
 import { postSignedEvent, sampleEvent } from '../test/support/pack-approvals.js';
 import { closedLoop, logger, quantile, startBenchStack } from './support.js';
 
@@ -118,6 +120,12 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
     for (let i = 0; i < ACKS; i++) {
       const event = sampleEvent({ resumeCallback: { url: `${runner.url}/resume`, token: 'bench-resume-token-123' } });
       await post(base, event);
+      // An approver decides after the request's notification reached them: wait for its round to be sent.
+      for (;;) {
+        const deliveries = await listDeliveries(pool, event.tenantId, event.runId, event.approvalId);
+        if (deliveries.length > 0 && deliveries.every((d) => d.status === 'sent')) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
       for (;;) {
         const acked = performance.now();
         const res = await fetch(`${base}/notifications/pack-approvals/${event.runId}/deploy-prod/ack`, {
