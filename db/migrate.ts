@@ -10,8 +10,9 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { applicationRoleOf, migrationDatabaseUrlOf, type AppConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
-import type { Pool, PoolClient } from './pool.js';
+import { createPool, type Pool, type PoolClient } from './pool.js';
 
 /** Default folder of the migration files. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
@@ -213,5 +214,23 @@ async function grantApplicationRole(client: PoolClient, role: string, logger: Lo
       'the application role can still rewrite the audit trail: it must be no superuser and own no table ' +
         '(REASSIGN OWNED BY it TO the owner role)',
     );
+  }
+}
+
+/**
+ * Migrates the database of `config`: connects as the owner role (`DATABASE_MIGRATION_URL`, else `DATABASE_URL`, else
+ * the embedded owner) on a one-connection pool, applies pending migrations and grants the application role.
+ */
+export async function migrateConfigured(config: AppConfig, logger: Logger): Promise<MigrateResult> {
+  const pool = createPool({
+    connectionString: migrationDatabaseUrlOf(config),
+    applicationName: 'stellaops-migrate',
+    max: 1,
+    logger,
+  });
+  try {
+    return await migrate(pool, { logger, applicationRole: applicationRoleOf(config) });
+  } finally {
+    await pool.end();
   }
 }

@@ -3,10 +3,9 @@
  * grants the application role (the user of DATABASE_URL); or does both on the embedded Postgres (started and stopped).
  */
 import { join } from 'node:path';
-import { applicationRoleOf, loadConfig, migrationDatabaseUrlOf } from '../core/config.js';
+import { loadConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
-import { migrate } from '../db/migrate.js';
-import { createPool } from '../db/pool.js';
+import { migrateConfigured } from '../db/migrate.js';
 import { startEmbeddedPostgres } from '../stack/postgres.js';
 
 const config = loadConfig();
@@ -18,16 +17,9 @@ const embedded = config.database.url
       port: config.database.embeddedPort,
       logger,
     });
-const pool = createPool({
-  connectionString: migrationDatabaseUrlOf(config),
-  applicationName: 'stellaops-migrate',
-  max: 1,
-  logger,
-});
 try {
-  const result = await migrate(pool, { logger, applicationRole: applicationRoleOf(config) });
+  const result = await migrateConfigured(config, logger);
   logger.info(result, result.applied.length ? 'migrations applied' : 'database is up to date');
 } finally {
-  await pool.end();
   await embedded?.stop();
 }

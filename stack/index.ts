@@ -6,18 +6,10 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import {
-  applicationRoleOf,
-  databaseUrlOf,
-  migrationDatabaseUrlOf,
-  policyEngineUrlOf,
-  temporalAddressOf,
-  type AppConfig,
-} from '../core/config.js';
+import { databaseUrlOf, policyEngineUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
 import { startPolicyEngine, type RunningPolicyEngine } from '../policy-engine/server.js';
 import type { Logger } from '../core/logger.js';
-import { migrate } from '../db/migrate.js';
-import { createPool } from '../db/pool.js';
+import { migrateConfigured } from '../db/migrate.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './postgres.js';
 import { ensureSearchAttributes, startDevServer, type DevServerHandle } from './temporal.js';
 
@@ -82,17 +74,7 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
     if (tmp.status === 'rejected') throw tmp.reason;
 
     const databaseUrl = databaseUrlOf(config);
-    const pool = createPool({
-      connectionString: migrationDatabaseUrlOf(config),
-      applicationName: 'stellaops-migrate',
-      max: 1,
-      logger,
-    });
-    try {
-      await migrate(pool, { logger, applicationRole: applicationRoleOf(config) });
-    } finally {
-      await pool.end();
-    }
+    await migrateConfigured(config, logger);
 
     const temporalAddress = temporalAddressOf(config);
     const connection = await Connection.connect({ address: temporalAddress });
