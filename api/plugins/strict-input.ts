@@ -100,10 +100,18 @@ interface Validator {
   schemaEnv?: unknown;
 }
 
+/**
+ * Whether `data` may hold a NUL anywhere: JSON escapes it as `\u0000`, so one native serialisation rules out the
+ * common case before the walk of {@link nulErrors} (a literal backslash-u text only costs that walk).
+ */
+function mayHoldNul(data: unknown): boolean {
+  return JSON.stringify(data ?? null).includes('\\u0000');
+}
+
 /** `validate` with the NUL check: its schema errors and the NUL errors of the data, together. */
 function withNulCheck(validate: Validator): Validator {
   const strict: Validator = (data, context) => {
-    const nul = nulErrors(data);
+    const nul = mayHoldNul(data) ? nulErrors(data) : [];
     // Ajv sets `errors` whenever it returns false.
     const errors = validate(data, context) ? nul : [...validate.errors!, ...nul];
     strict.errors = errors;
