@@ -64,9 +64,8 @@ export function eventToPost(
   loaded: Record<string, unknown>,
   options: { fresh: boolean; callback?: string | undefined },
 ): Record<string, unknown> {
-  if (!options.fresh)
-    return options.callback ? { ...loaded, resumeCallback: withCallback(loaded, options.callback) } : loaded;
-  const { resumeCallback: _sample, ...event } = withFreshIds(loaded);
+  const { resumeCallback: _sample, ...fresh } = withFreshIds(loaded);
+  const event = options.fresh ? fresh : loaded;
   return options.callback ? { ...event, resumeCallback: withCallback(loaded, options.callback) } : event;
 }
 

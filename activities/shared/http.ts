@@ -89,13 +89,7 @@ export function invalidDelivery(message: string, cause?: unknown): DeliveryError
 export function parseDeliveryUrl(raw: string | URL): URL {
   const checked = checkOutboundUrl(raw);
   if (checked.ok) return checked.url;
-  let shown = '';
-  try {
-    shown = ` ${urlForLogs(typeof raw === 'string' ? new URL(raw) : raw)}`;
-  } catch {
-    // not a URL: nothing to show
-  }
-  throw invalidDelivery(`delivery URL${shown} ${checked.problem}`);
+  throw invalidDelivery(`delivery URL${checked.url ? ` ${urlForLogs(checked.url)}` : ''} ${checked.problem}`);
 }
 
 /** Builds a Standard Webhooks signer. @throws Error (without quoting the secret) when the secret is invalid. */

@@ -39,6 +39,8 @@ export type UrlPolicyResult =
   | {
       ok: false;
       violation: UrlPolicyViolation;
+      /** The parsed URL (absent when it is not an absolute URL), for messages through {@link urlForLogs}. */
+      url?: URL;
       /** Completes a sentence whose subject names the setting (`… must use https …`); never quotes secrets. */
       problem: string;
     };
@@ -52,19 +54,21 @@ export function checkOutboundUrl(raw: string | URL): UrlPolicyResult {
     return { ok: false, violation: UrlPolicyViolation.NotAbsolute, problem: 'must be an absolute URL' };
   }
   if (url.username !== '' || url.password !== '') {
-    return { ok: false, violation: UrlPolicyViolation.Credentials, problem: 'must not carry credentials' };
+    return { ok: false, violation: UrlPolicyViolation.Credentials, url, problem: 'must not carry credentials' };
   }
   if (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))) return { ok: true, url };
   if (url.protocol === 'http:') {
     return {
       ok: false,
       violation: UrlPolicyViolation.InsecureHttp,
+      url,
       problem: `must use https (plain http is allowed only for loopback hosts: 127.0.0.0/8, ::1, localhost; got host "${url.hostname}")`,
     };
   }
   return {
     ok: false,
     violation: UrlPolicyViolation.Protocol,
+    url,
     problem: `must be an https URL (got protocol "${url.protocol}")`,
   };
 }
