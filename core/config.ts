@@ -93,6 +93,16 @@ export interface AppConfig {
     /** Standard Webhooks secret of Task Runner resume callbacks. */
     taskRunnerSigningSecret: string | undefined;
   };
+  sagas: {
+    /** External Gateway aggregates take commands at; undefined means "run the reference services" (npm start). */
+    gatewayUrl: string | undefined;
+    /** Port of the reference services (Gateway and the sample sagas' providers) started by `npm start`. */
+    referenceServicesPort: number;
+    /** Effects manifest (JSON or YAML); undefined means the bundled one for the reference services. */
+    effectsManifestPath: string | undefined;
+    /** Effect and Gateway-command activities one worker runs at once. */
+    effectsConcurrency: number;
+  };
   simulations: {
     /** The completion webhook (`POLICY_WEBHOOK_*`, or the scheduler JSON file). */
     webhook: WebhookConfig;
@@ -466,6 +476,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
     );
   }
 
+  const gatewayUrl = optional('GATEWAY_URL');
+  if (gatewayUrl) {
+    const checked = checkOutboundUrl(gatewayUrl);
+    if (!checked.ok) problems.push(`GATEWAY_URL ${checked.problem}`);
+  }
+
   const dataDir = resolve(str('DATA_DIR', '.data'));
   const apiPort = int('API_PORT', 3000, 0, PORT_MAX);
 
@@ -525,6 +541,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
       webhookSigningSecret: optional('NOTIFY_WEBHOOK_SIGNING_SECRET'),
       taskRunnerSigningSecret: optional('TASK_RUNNER_SIGNING_SECRET'),
     },
+    sagas: {
+      gatewayUrl: gatewayUrl?.replace(/\/$/, ''),
+      referenceServicesPort: int('REFERENCE_SERVICES_PORT', DEFAULT_REFERENCE_SERVICES_PORT, 1, PORT_MAX),
+      effectsManifestPath: optional('EFFECTS_MANIFEST') && resolve(optional('EFFECTS_MANIFEST')!),
+      effectsConcurrency: int('EFFECTS_CONCURRENCY', 50, 1, 10_000),
+    },
     simulations: {
       webhook: webhookConfigOf(env, readFile, problems),
       metricsWindow: int('POLICY_SIMULATION_METRICS_WINDOW', 200, 1, 10_000),
@@ -548,6 +570,8 @@ export interface PolicyEngineServerConfig {
 
 /** Default port of a standalone Policy Engine. */
 export const DEFAULT_POLICY_ENGINE_PORT = 3100;
+/** Default port of the reference services (Gateway and sample providers) of sagas. */
+export const DEFAULT_REFERENCE_SERVICES_PORT = 3200;
 
 /**
  * Reads the settings of the standalone Policy Engine.
@@ -676,6 +700,11 @@ export function temporalAddressOf(config: AppConfig): string {
     config.temporal.address ??
     `${config.temporal.devIp === '0.0.0.0' ? '127.0.0.1' : config.temporal.devIp}:${config.temporal.devPort}`
   );
+}
+
+/** URL of the Gateway saga commands go to: the configured one or the reference services'. */
+export function gatewayUrlOf(config: AppConfig): string {
+  return config.sagas.gatewayUrl ?? `http://127.0.0.1:${config.sagas.referenceServicesPort}`;
 }
 
 /** The Policy Engine the workers call: `POLICY_ENGINE_URL`, else the reference engine on loopback. */

@@ -12,6 +12,12 @@ export const Scope = {
   NotifierEventsWrite: 'Notifier.Events:Write',
   /** Manage routing rules and templates. */
   NotifierAdmin: 'Notifier.Admin',
+  /** Post aggregate events to the sagas (the aggregates' service identity, and the reference Gateway). */
+  RunnerEventsWrite: 'Runner.Events:Write',
+  /** Read saga instances, their timelines and the unmatched and late events. */
+  RunnerSagasRead: 'Runner.Sagas:Read',
+  /** Cancel saga instances and redeliver unmatched or late events. */
+  RunnerSagasOperate: 'Runner.Sagas:Operate',
 } as const;
 export type Scope = (typeof Scope)[keyof typeof Scope];
 

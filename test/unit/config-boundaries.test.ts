@@ -11,6 +11,7 @@ import {
   loadPolicyEngineServerConfig,
   loadWebhookConfig,
   migrationDatabaseUrlOf,
+  gatewayUrlOf,
   policyEngineUrlOf,
   temporalAddressOf,
   WebhookConfigError,
@@ -76,6 +77,12 @@ describe('configuration defaults', () => {
         webhookSigningSecret: undefined,
         taskRunnerSigningSecret: undefined,
       },
+      sagas: {
+        gatewayUrl: undefined,
+        referenceServicesPort: 3200,
+        effectsManifestPath: undefined,
+        effectsConcurrency: 50,
+      },
       simulations: {
         webhook: { enabled: false, timeoutSeconds: 10, maxAttempts: 5 },
         metricsWindow: 200,
@@ -125,6 +132,10 @@ describe('configuration defaults', () => {
       TASK_RUNNER_SIGNING_SECRET: 'whsec_runner',
       POLICY_SIMULATION_METRICS_WINDOW: '50',
       POLICY_SIMULATION_TIMEOUT_SECONDS: '60',
+      GATEWAY_URL: 'https://gateway.internal/',
+      REFERENCE_SERVICES_PORT: '13200',
+      EFFECTS_MANIFEST: '/etc/stellaops/effects.yaml',
+      EFFECTS_CONCURRENCY: '8',
     });
     expect(config).toEqual({
       env: 'production',
@@ -167,6 +178,12 @@ describe('configuration defaults', () => {
         webhookSigningSecret: 'whsec_notify',
         taskRunnerSigningSecret: 'whsec_runner',
       },
+      sagas: {
+        gatewayUrl: 'https://gateway.internal',
+        referenceServicesPort: 13200,
+        effectsManifestPath: '/etc/stellaops/effects.yaml',
+        effectsConcurrency: 8,
+      },
       simulations: {
         webhook: { enabled: false, timeoutSeconds: 10, maxAttempts: 5 },
         metricsWindow: 50,
@@ -174,6 +191,7 @@ describe('configuration defaults', () => {
       },
     });
     expect(policyEngineUrlOf(config)).toBe('https://engine.internal');
+    expect(gatewayUrlOf(config)).toBe('https://gateway.internal');
   });
 
   it('derives addresses the process can dial', () => {

@@ -11,5 +11,10 @@ export const POLICY_RUN_ID = defineSearchAttributeKey('PolicyRunId', SearchAttri
 /** Policy of a policy simulation (`PolicyId = "baseline"`). */
 export const POLICY_ID = defineSearchAttributeKey('PolicyId', SearchAttributeType.KEYWORD);
 
+/** Saga of a saga instance (`SagaName = "advisory-impact-rescan"`). */
+export const SAGA_NAME = defineSearchAttributeKey('SagaName', SearchAttributeType.KEYWORD);
+/** Correlation id of a saga instance (`CorrelationId = "adv-2026-0042"`). */
+export const CORRELATION_ID = defineSearchAttributeKey('CorrelationId', SearchAttributeType.KEYWORD);
+
 /** Every custom search attribute the product needs registered. */
-export const SEARCH_ATTRIBUTE_KEYS = [TENANT_ID, POLICY_RUN_ID, POLICY_ID] as const;
+export const SEARCH_ATTRIBUTE_KEYS = [TENANT_ID, POLICY_RUN_ID, POLICY_ID, SAGA_NAME, CORRELATION_ID] as const;
