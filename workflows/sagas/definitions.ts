@@ -207,29 +207,37 @@ export interface SagaInput {
 
 /** What a saga instance carries into its next run: its whole memory. */
 export interface CarriedSagaState {
-  state: unknown;
   status: SagaStatus;
   /** Event ids already received (deduplication survives continue-as-new). */
   seen: string[];
   /** Received events not consumed by the saga yet. */
   inbox: SagaEventDelivery[];
-  /** Results of completed steps, waits and timers by key: a continued run replays its code over them instantly. */
+  /**
+   * Results of completed steps, waits and timers by key: a continued run replays the saga's code over them at once,
+   * which also rebuilds its state and its compensation stack.
+   */
   memo: Record<string, unknown>;
-  /** Completed steps with a compensation, oldest first. */
-  compensable: { step: string; compensation: CompensationCall }[];
-  compensations: CompensationRecord[];
   appliedEvents: number;
   startedAt: string;
   lastEvent: SagaEventSummary | null;
+  /** Revision of the last projection write. */
+  revision: number;
+  /** Runs of this instance so far (1 before the first continue-as-new). */
   runs: number;
 }
 
-/** How to undo a step: an effect or a Gateway command, run with the toolkit's compensation retries. */
-export type CompensationCall =
-  | { kind: 'effect'; effectName: string; payload: Record<string, unknown> }
-  | { kind: 'command'; command: Omit<GatewayCommand, 'tenantId' | 'commandId' | 'correlationId' | 'causationId'> };
+/**
+ * How to undo a step: an effect or a Gateway command, run with the toolkit's compensation retries.
+ * `rejectionMeansUndone`: a refusal means there is nothing left to undo (e.g. cancelling a scan that already ended).
+ */
+export type CompensationCall = { rejectionMeansUndone?: boolean } & (
+  { kind: 'effect'; effectName: string; payload: Record<string, unknown> } | { kind: 'command'; command: SagaCommand }
+);
 
-/** The last event an instance applied. */
+/** A Gateway command as a saga writes it: the toolkit adds tenant, command id, correlation and causation. */
+export type SagaCommand = Omit<GatewayCommand, 'tenantId' | 'commandId' | 'correlationId' | 'causationId'>;
+
+/** The last event an instance received. */
 export interface SagaEventSummary {
   eventId: string;
   eventType: string;
@@ -255,6 +263,7 @@ export interface SagaView {
   finishedAt: string | null;
   /** Why the saga failed, was cancelled or compensated. */
   reason: string | null;
+  /** Events received (duplicates not counted). */
   appliedEvents: number;
 }
 
@@ -287,8 +296,6 @@ export const SagaFailure = {
   CommandRejected: 'CommandRejected',
   /** The Gateway could not be reached or failed: retried. */
   GatewayUnavailable: 'GatewayUnavailable',
-  /** A step key was used twice in one instance: a bug in the saga's code. */
-  DuplicateStep: 'SagaDuplicateStep',
 } as const;
 export type SagaFailure = (typeof SagaFailure)[keyof typeof SagaFailure];
 
@@ -318,8 +325,39 @@ export interface SagaProgress {
   reason: string | null;
   startedAt: string;
   finishedAt: string | null;
-  /** Events applied (or found duplicate) since the last record, for the append-only saga event log. */
+  /** Events received so far (duplicates not counted). */
+  appliedEvents: number;
+  lastEvent: SagaEventSummary | null;
+  /** Events received (or found duplicate) since the last record, for the append-only saga event log. */
   events: { event: AggregateEvent; outcome: 'applied' | 'duplicate'; via: SagaEventDelivery['via'] }[];
   /** Compensations recorded since the last record. */
   compensations: CompensationRecord[];
+}
+
+/**
+ * The bookkeeping activities of the `saga` queue, as the toolkit calls them (implemented by
+ * `createSagaActivities` in `activities/sagas/index.ts`).
+ */
+export interface SagaBookkeepingActivities {
+  /**
+   * The instance's events recorded as unmatched (they arrived before it existed), in sequence order, claimed for
+   * `claimKey` (the first-execution run id: a retried call answers the same events).
+   */
+  claimUnmatchedEvents(input: {
+    tenantId: string;
+    sagaName: string;
+    correlationId: string;
+    workflowId: string;
+    claimKey: string;
+  }): Promise<AggregateEvent[]>;
+  /** Writes the projection (instance, event log, compensations); idempotent, guarded by `revision`. */
+  recordSagaProgress(progress: SagaProgress): Promise<void>;
+}
+
+/** The outbound activities of the `effects` queue (`activities/sagas/effects.ts`, `activities/sagas/gateway.ts`). */
+export interface SagaOutboundActivities {
+  /** Calls the provider of `command.effectName`; a refusal comes back as a `rejected` result, not a failure. */
+  runEffect(command: EffectCommand): Promise<EffectResult>;
+  /** Submits a command to the Gateway; 409/422 come back as a `rejected` result. */
+  submitGatewayCommand(input: { command: GatewayCommand; traceparent?: string }): Promise<GatewayResult>;
 }
