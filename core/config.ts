@@ -711,3 +711,13 @@ export function gatewayUrlOf(config: AppConfig): string {
 export function policyEngineUrlOf(config: AppConfig): string {
   return config.policyEngine.url ?? `http://127.0.0.1:${config.policyEngine.embeddedPort}`;
 }
+
+/**
+ * The value of the environment variable `name` a configuration file refers to as a secret (the effects manifest's
+ * `{ secretEnv: NAME }` headers), or undefined when it is unset or blank. The one way for other modules to read a
+ * named secret from the environment; the value is never logged.
+ */
+export function environmentSecret(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
