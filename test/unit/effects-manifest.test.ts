@@ -1,0 +1,411 @@
+import { describe, expect, it } from 'vitest';
+import {
+  assertSagaEffectsDeclared,
+  backoffDelayMs,
+  BUILT_IN_CALL_POLICY,
+  BUNDLED_EFFECTS_MANIFEST,
+  callPolicyOf,
+  checkUrlTemplate,
+  EffectsManifestError,
+  expandUrlTemplate,
+  fieldOf,
+  isLastAttempt,
+  loadEffectsManifest,
+  parseEffectsManifest,
+  referenceServicesUrlOf,
+  UrlTemplateError,
+  type EffectsManifest,
+  type SecretSources,
+} from '../../activities/sagas/effects-manifest.js';
+import { loadConfig } from '../../core/config.js';
+import { SAGAS } from '../../workflows/sagas/registry.js';
+
+const SECRETS: SecretSources = {
+  readSecretFile: (path) => {
+    if (path === '/run/secrets/impact-token') return 'file-secret-value\n';
+    if (path === '/run/secrets/bad') return 'two\nlines';
+    throw Object.assign(new Error(`ENOENT: no such file ${path}`), { code: 'ENOENT' });
+  },
+  environmentSecret: (name) => ({ IMPACT_KEY: 'env-secret-value', BAD_KEY: 'bad\u0001value' })[name],
+};
+
+const parse = (text: string, source = 'effects.yaml', secrets: SecretSources = SECRETS) =>
+  parseEffectsManifest(text, { source, referenceServicesUrl: 'http://127.0.0.1:3200/', ...secrets });
+
+/** The problems the manifest text is refused with (it must be). */
+function problemsOf(text: string, source = 'effects.yaml'): string[] {
+  try {
+    parse(text, source);
+  } catch (error) {
+    expect(error).toBeInstanceOf(EffectsManifestError);
+    const problems = (error as EffectsManifestError).problems;
+    expect((error as Error).message).toContain(`Invalid effects manifest ${source}`);
+    for (const problem of problems) expect(problem.startsWith(`${source}: `)).toBe(true);
+    return problems.map((p) => p.slice(source.length + 2));
+  }
+  throw new Error('expected the manifest to be refused');
+}
+
+const provider = (fields: string) =>
+  `providers:\n  - name: p\n    kind: http\n    url: https://p.example.com/x\n${fields}`;
+
+describe('parseEffectsManifest', () => {
+  it('applies defaults field by field, resolves secrets and the reference services placeholder', () => {
+    const manifest = parse(`
+defaults:
+  timeoutMs: 2000
+  retry: { initialIntervalMs: 100, maximumAttempts: 3 }
+  breaker: { threshold: 2 }
+gateway:
+  retry: { maximumAttempts: 0 }
+providers:
+  - name: impact-index.resolve
+    kind: http
+    url: \${REFERENCE_SERVICES_URL}/impact/{tenantId}/{payload.advisoryId}?c={commandId}
+    headers:
+      x-api-key: { secretEnv: IMPACT_KEY }
+      authorization: { secretFile: /run/secrets/impact-token }
+      x-client: stellaops
+  - name: mirror.publish
+    kind: http
+    method: PUT
+    url: https://mirror.example.com/publish
+    timeoutMs: 500
+    retry: { backoffCoefficient: 3 }
+    breaker: { halfOpenAfterMs: 700 }
+`);
+    expect(manifest.source).toBe('effects.yaml');
+    expect(manifest.providers.get('impact-index.resolve')).toEqual({
+      name: 'impact-index.resolve',
+      kind: 'http',
+      url: 'http://127.0.0.1:3200/impact/{tenantId}/{payload.advisoryId}?c={commandId}',
+      upstream: 'http://127.0.0.1:3200',
+      method: 'POST',
+      headers: { 'x-api-key': 'env-secret-value', authorization: 'file-secret-value', 'x-client': 'stellaops' },
+      timeoutMs: 2000,
+      retry: { initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 60_000, maximumAttempts: 3 },
+      breaker: { threshold: 2, halfOpenAfterMs: 30_000 },
+    });
+    expect(manifest.providers.get('mirror.publish')).toMatchObject({
+      method: 'PUT',
+      upstream: 'https://mirror.example.com',
+      timeoutMs: 500,
+      retry: { initialIntervalMs: 100, backoffCoefficient: 3, maximumIntervalMs: 60_000, maximumAttempts: 3 },
+      breaker: { threshold: 2, halfOpenAfterMs: 700 },
+    });
+    expect(manifest.gateway).toEqual({
+      timeoutMs: 2000,
+      retry: { initialIntervalMs: 100, backoffCoefficient: 2, maximumIntervalMs: 60_000, maximumAttempts: 0 },
+      breaker: { threshold: 2, halfOpenAfterMs: 30_000 },
+    });
+  });
+
+  it('takes the built-in defaults without a defaults section, and reads JSON files as JSON', () => {
+    const manifest = parse(
+      JSON.stringify({ providers: [{ name: 'p', kind: 'http', url: 'https://p.example.com' }] }),
+      'effects.json',
+    );
+    expect(manifest.gateway).toEqual(BUILT_IN_CALL_POLICY);
+    expect(manifest.providers.get('p')).toMatchObject({ ...BUILT_IN_CALL_POLICY, method: 'POST', headers: {} });
+  });
+
+  it('refuses text that is not JSON or YAML, naming the format', () => {
+    expect(problemsOf('{"providers": [', 'effects.json')[0]).toMatch(/^is not valid JSON \(/);
+    expect(problemsOf('providers: [\n  - a: b', 'effects.yml')[0]).toMatch(/^is not valid YAML \(/);
+  });
+
+  it('reports every schema problem at once, one per field, naming the field', () => {
+    expect(
+      problemsOf(`
+extra: 1
+defaults: { timeoutMs: 50 }
+providers:
+  - name: 9bad
+    kind: grpc
+    url: https://p.example.com
+    method: POST
+  - kind: http
+    url: ""
+    method: TRACE
+    timeoutMs: 1.5
+    retry: { maximumAttempts: -1, jitter: true }
+    breaker: { threshold: 0, halfOpenAfterMs: 3600001 }
+    headers: { x-a: 5 }
+  - "just a string"
+`),
+    ).toEqual([
+      'extra is not a known field',
+      'defaults.timeoutMs must be an integer between 100 and 300000 (got 50)',
+      'providers[0].name must be an effect name ([A-Za-z][A-Za-z0-9._-]*) (got "9bad")',
+      'providers[0].kind must be "http" (got "grpc")',
+      'providers[1].name is required',
+      'providers[1].url must be a non-empty string (got "")',
+      'providers[1].method must be one of POST, PUT, PATCH, DELETE, GET (got "TRACE")',
+      'providers[1].headers["x-a"] must be a string, { secretFile: <path> } or { secretEnv: <NAME> } (got 5)',
+      'providers[1].timeoutMs must be an integer between 100 and 300000 (got 1.5)',
+      'providers[1].retry.jitter is not a known field',
+      'providers[1].retry.maximumAttempts must be an integer between 0 and 1000 (got -1)',
+      'providers[1].breaker.threshold must be an integer between 1 and 1000 (got 0)',
+      'providers[1].breaker.halfOpenAfterMs must be an integer between 1 and 3600000 (got 3600001)',
+      'providers[2] must be an object (got "just a string")',
+    ]);
+  });
+
+  it('names what is missing or mistyped at the top level', () => {
+    expect(problemsOf('')).toEqual(['the manifest must be an object (got null)']);
+    expect(problemsOf('defaults: {}')).toEqual(['providers is required']);
+    expect(problemsOf('providers: {}')).toEqual(['providers must be a list of providers (got {})']);
+    expect(problemsOf(provider('    retry: { backoffCoefficient: 0.5 }\n'))).toEqual([
+      'providers[0].retry.backoffCoefficient must be a number between 1 and 10 (got 0.5)',
+    ]);
+    expect(problemsOf(provider('    retry: { initialIntervalMs: "1s" }\n'))).toEqual([
+      'providers[0].retry.initialIntervalMs must be an integer between 1 and 3600000 (got "1s")',
+    ]);
+  });
+
+  it('allows only the reference services placeholder, and says so for any other', () => {
+    expect(
+      problemsOf(`
+providers:
+  - name: p
+    kind: http
+    url: \${GATEWAY_URL}/x
+    headers: { x-a: "\${SECRET}", x-b: "\${REFERENCE_SERVICES_URL}", x-c: "\${open" }
+`),
+    ).toEqual([
+      'providers[0].url uses "${GATEWAY_URL}": the only placeholder is ${REFERENCE_SERVICES_URL}',
+      'providers[0].headers["x-a"] uses "${SECRET}": the only placeholder is ${REFERENCE_SERVICES_URL}',
+      'providers[0].headers["x-c"] uses "${open": the only placeholder is ${REFERENCE_SERVICES_URL}',
+    ]);
+  });
+
+  it('checks each URL template: placeholders, host, the outbound URL policy', () => {
+    const manifest = `
+providers:
+  - { name: a, kind: http, url: "https://a.example.com/{tenant}/{payload.}/{payload.x-y}" }
+  - { name: b, kind: http, url: "https://{tenantId}.example.com/x" }
+  - { name: c, kind: http, url: "http://mirror.example.com/x" }
+  - { name: d, kind: http, url: "https://user:pw@d.example.com/x" }
+  - { name: e, kind: http, url: "ftp://e.example.com/x" }
+  - { name: f, kind: http, url: "not a url" }
+  - { name: g, kind: http, url: "https://g.example.com/{payload.id}?t={tenantId}&c={commandId}" }
+`;
+    const problems = problemsOf(manifest);
+    expect(problems.slice(0, 3)).toEqual([
+      'providers[0].url has an unknown placeholder {tenant} (use {tenantId}, {commandId} or {payload.<field>})',
+      'providers[0].url has an unknown placeholder {payload.} (use {tenantId}, {commandId} or {payload.<field>})',
+      'providers[0].url has an unknown placeholder {payload.x-y} (use {tenantId}, {commandId} or {payload.<field>})',
+    ]);
+    expect(problems[3]).toBe('providers[1].url may have placeholders in its path and query only, not in its host');
+    expect(problems[4]).toMatch(/^providers\[2\]\.url must use https \(plain http is allowed only for loopback/);
+    expect(problems[5]).toBe('providers[3].url must not carry credentials');
+    expect(problems[6]).toBe('providers[4].url must be an https URL (got protocol "ftp:")');
+    expect(problems[7]).toBe('providers[5].url must be an absolute URL');
+    expect(problems).toHaveLength(8);
+  });
+
+  it('checks headers: names, reserved names, repeats, literal values, secrets, without quoting a secret', () => {
+    const problems = problemsOf(
+      provider(`    headers:
+      "bad name": x
+      Idempotency-Key: mine
+      x-dup: one
+      X-Dup: two
+      x-literal: "caf\u00e9"
+      x-empty: ""
+      x-relative: { secretFile: run/secrets/x }
+      x-missing-file: { secretFile: /run/secrets/missing }
+      x-bad-file: { secretFile: /run/secrets/bad }
+      x-bad-name: { secretEnv: "1NAME" }
+      x-unset: { secretEnv: UNSET_KEY }
+      x-bad-env: { secretEnv: BAD_KEY }
+      x-empty-ref: { secretEnv: "" }
+`),
+    );
+    expect(problems).toEqual([
+      'providers[0].headers["x-empty-ref"] must be a string, { secretFile: <path> } or { secretEnv: <NAME> } (got {"secretEnv":""})',
+    ]);
+    const rest = problemsOf(
+      provider(`    headers:
+      "bad name": x
+      Idempotency-Key: mine
+      x-dup: one
+      X-Dup: two
+      x-literal: "caf\u00e9"
+      x-empty: ""
+      x-relative: { secretFile: run/secrets/x }
+      x-missing-file: { secretFile: /run/secrets/missing }
+      x-bad-file: { secretFile: /run/secrets/bad }
+      x-bad-name: { secretEnv: "1NAME" }
+      x-unset: { secretEnv: UNSET_KEY }
+      x-bad-env: { secretEnv: BAD_KEY }
+`),
+    );
+    expect(rest).toEqual([
+      'providers[0].headers: "bad name" is not a valid header name',
+      'providers[0].headers["Idempotency-Key"] is set by the effect activities themselves',
+      'providers[0].headers["X-Dup"] repeats a header (names are case-insensitive)',
+      'providers[0].headers["x-literal"] must be non-empty visible ASCII',
+      'providers[0].headers["x-empty"] must be non-empty visible ASCII',
+      'providers[0].headers["x-relative"].secretFile must be an absolute path (got "run/secrets/x")',
+      'providers[0].headers["x-missing-file"]: the secret file /run/secrets/missing cannot be read (ENOENT)',
+      'providers[0].headers["x-bad-file"]: the secret must be non-empty visible ASCII',
+      'providers[0].headers["x-bad-name"].secretEnv must be an environment variable name (got "1NAME")',
+      'providers[0].headers["x-unset"]: the environment variable UNSET_KEY is not set',
+      'providers[0].headers["x-bad-env"]: the secret must be non-empty visible ASCII',
+    ]);
+    expect(rest.join('\n')).not.toContain('two\nlines');
+    expect(rest.join('\n')).not.toContain('bad\u0001value');
+  });
+
+  it('names a secret file that fails without an error code', () => {
+    expect(() =>
+      parse(provider('    headers: { x-a: { secretFile: /run/secrets/x } }\n'), 'm.yaml', {
+        ...SECRETS,
+        readSecretFile: () => {
+          throw new Error('boom');
+        },
+      }),
+    ).toThrow(/m\.yaml: providers\[0\]\.headers\["x-a"\]: the secret file \/run\/secrets\/x cannot be read$/);
+  });
+
+  it('refuses repeated names, contradictory intervals, and two breakers for one upstream', () => {
+    expect(
+      problemsOf(`
+defaults: { retry: { initialIntervalMs: 5000, maximumIntervalMs: 1000 } }
+gateway: { retry: { initialIntervalMs: 10, maximumIntervalMs: 5 } }
+providers:
+  - { name: a, kind: http, url: "https://up.example.com/a", retry: { maximumIntervalMs: 5000 } }
+  - { name: a, kind: http, url: "https://up.example.com/b" }
+  - { name: b, kind: http, url: "https://up.example.com/c", breaker: { threshold: 9 }, retry: { maximumIntervalMs: 9000 } }
+  - { name: c, kind: http, url: "https://UP.example.com:443/d", retry: { maximumIntervalMs: 9000 } }
+  - { name: d, kind: http, url: "https://other.example.com/d", breaker: { threshold: 9 }, retry: { maximumIntervalMs: 4000 } }
+`),
+    ).toEqual([
+      'defaults.retry.maximumIntervalMs must be at least initialIntervalMs (1000 < 5000)',
+      'gateway.retry.maximumIntervalMs must be at least initialIntervalMs (5 < 10)',
+      'providers[1].name repeats the effect "a"',
+      'providers[2].breaker must equal providers[0].breaker: both call https://up.example.com, and one breaker guards one upstream',
+      'providers[4].retry.maximumIntervalMs must be at least initialIntervalMs (4000 < 5000)',
+    ]);
+  });
+
+  it('accepts a gateway section that is consistent, and a provider that repeats its upstream’s breaker', () => {
+    const manifest = parse(`
+gateway: { timeoutMs: 700 }
+providers:
+  - { name: a, kind: http, url: "https://up.example.com/a", breaker: { threshold: 3 } }
+  - { name: b, kind: http, url: "https://up.example.com/b", breaker: { threshold: 3, halfOpenAfterMs: 30000 } }
+`);
+    expect([...manifest.providers.keys()]).toEqual(['a', 'b']);
+    expect(manifest.gateway.timeoutMs).toBe(700);
+  });
+});
+
+describe('loadEffectsManifest', () => {
+  it('loads the bundled manifest: every effect of every registered saga on the reference services', () => {
+    const manifest = loadEffectsManifest({ referenceServicesUrl: 'http://127.0.0.1:4321' });
+    expect(manifest.source).toBe(BUNDLED_EFFECTS_MANIFEST);
+    expect(() => assertSagaEffectsDeclared(manifest, SAGAS)).not.toThrow();
+    for (const p of manifest.providers.values()) {
+      expect(p.upstream).toBe('http://127.0.0.1:4321');
+      expect(p.url.startsWith('http://127.0.0.1:4321/providers/')).toBe(true);
+    }
+    expect(manifest.gateway.retry.maximumAttempts).toBe(0);
+  });
+
+  it('names the file it cannot read, with and without an error code', () => {
+    expect(() => loadEffectsManifest({ path: '/nonexistent/effects.yaml', referenceServicesUrl: 'http://x' })).toThrow(
+      '/nonexistent/effects.yaml: cannot be read (ENOENT): set EFFECTS_MANIFEST to a readable file',
+    );
+    expect(() =>
+      loadEffectsManifest({
+        path: 'e.yaml',
+        referenceServicesUrl: 'http://x',
+        readFile: () => {
+          throw new Error('nope');
+        },
+      }),
+    ).toThrow('e.yaml: cannot be read: set EFFECTS_MANIFEST to a readable file');
+  });
+
+  it('reads the file and secrets through the given readers', () => {
+    const manifest = loadEffectsManifest({
+      path: 'e.yaml',
+      referenceServicesUrl: 'http://127.0.0.1:1',
+      readFile: () => provider('    headers: { x-a: { secretEnv: K }, x-b: { secretFile: /s } }\n'),
+      environmentSecret: (name) => (name === 'K' ? 'k-value' : undefined),
+      readSecretFile: () => 's-value',
+    });
+    expect(manifest.providers.get('p')?.headers).toEqual({ 'x-a': 'k-value', 'x-b': 's-value' });
+  });
+
+  it('derives the placeholder from the configuration', () => {
+    expect(referenceServicesUrlOf(loadConfig({ REFERENCE_SERVICES_PORT: '4555' }))).toBe('http://127.0.0.1:4555');
+  });
+});
+
+describe('assertSagaEffectsDeclared', () => {
+  const manifest = parse(provider('')) satisfies EffectsManifest;
+  it('names each saga and each effect no provider declares', () => {
+    expect(() =>
+      assertSagaEffectsDeclared(manifest, [
+        { name: 'one', effects: ['p', 'q'] },
+        { name: 'two', effects: ['r'] },
+      ]),
+    ).toThrow(
+      'effects.yaml: the saga one calls the effect q, which no provider declares\n  - effects.yaml: the saga two calls the effect r, which no provider declares',
+    );
+    expect(() => assertSagaEffectsDeclared(manifest, [{ name: 'one', effects: ['p'] }])).not.toThrow();
+  });
+});
+
+describe('URL templates', () => {
+  it('fills placeholders URL-encoded; a payload without the field is refused', () => {
+    const values = { tenantId: 'acme/eu', commandId: 'a:b c', payload: { id: 'x?y', n: 3, ok: false, o: {} } };
+    expect(expandUrlTemplate('https://h/{tenantId}/{payload.id}/{payload.n}/{payload.ok}?c={commandId}', values)).toBe(
+      'https://h/acme%2Feu/x%3Fy/3/false?c=a%3Ab%20c',
+    );
+    expect(() => expandUrlTemplate('https://h/{payload.o}', values)).toThrow(UrlTemplateError);
+    expect(() => expandUrlTemplate('https://h/{payload.missing}', values)).toThrow(
+      'the payload needs missing (a string, number or boolean) for {payload.missing}',
+    );
+  });
+
+  it('returns the upstream of a valid template', () => {
+    const problems: string[] = [];
+    expect(checkUrlTemplate('https://H.example.com:8443/{payload.a}', 'f', problems)).toBe(
+      'https://h.example.com:8443',
+    );
+    expect(problems).toEqual([]);
+  });
+});
+
+describe('retry arithmetic', () => {
+  const retry = { initialIntervalMs: 100, backoffCoefficient: 3, maximumIntervalMs: 2000, maximumAttempts: 4 };
+  it('grows exponentially from the first attempt and is capped', () => {
+    expect([1, 2, 3, 4, 5].map((attempt) => backoffDelayMs(retry, attempt))).toEqual([100, 300, 900, 2000, 2000]);
+    expect(backoffDelayMs(retry, 0)).toBe(100);
+    expect(backoffDelayMs({ ...retry, backoffCoefficient: 1.5 }, 2)).toBe(150);
+  });
+  it('knows the last attempt; 0 attempts never ends', () => {
+    expect([3, 4, 5].map((a) => isLastAttempt(retry, a))).toEqual([false, true, true]);
+    expect(isLastAttempt({ ...retry, maximumAttempts: 0 }, 10_000)).toBe(false);
+  });
+  it('merges a policy field by field', () => {
+    expect(callPolicyOf(BUILT_IN_CALL_POLICY, undefined)).toEqual(BUILT_IN_CALL_POLICY);
+    expect(callPolicyOf(BUILT_IN_CALL_POLICY, { retry: { maximumAttempts: 2 } }).retry).toEqual({
+      ...BUILT_IN_CALL_POLICY.retry,
+      maximumAttempts: 2,
+    });
+  });
+});
+
+describe('fieldOf', () => {
+  it('writes JSON pointers as field paths', () => {
+    expect(fieldOf('')).toBe('the manifest');
+    expect(fieldOf('/providers/2/timeoutMs')).toBe('providers[2].timeoutMs');
+    expect(fieldOf('/providers/0/headers/x-a~1b~0c')).toBe('providers[0].headers["x-a/b~c"]');
+    expect(fieldOf('/a/$b_1')).toBe('a.$b_1');
+  });
+});
