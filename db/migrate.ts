@@ -39,6 +39,12 @@ export const APPLICATION_PRIVILEGES: Readonly<Record<string, readonly TablePrivi
   'notify.templates': ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
   'notify.ingested_events': ['SELECT', 'INSERT', 'DELETE'],
   'notify.signature_ids': ['SELECT', 'INSERT', 'DELETE'],
+  // The ingress rewrites an event's outcomes when a second look finds its instance started meanwhile.
+  'runner.ingested_events': ['SELECT', 'INSERT', 'UPDATE'],
+  'runner.unmatched_events': ['SELECT', 'INSERT', 'UPDATE'],
+  'runner.saga_instances': ['SELECT', 'INSERT', 'UPDATE'],
+  'runner.saga_event_log': ['SELECT', 'INSERT'],
+  'runner.saga_compensations': ['SELECT', 'INSERT', 'UPDATE'],
 };
 
 /** One migration file. */
