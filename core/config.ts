@@ -98,6 +98,15 @@ export interface AppConfig {
     gatewayUrl: string | undefined;
     /** Port of the reference services (Gateway and the sample sagas' providers) started by `npm start`. */
     referenceServicesPort: number;
+    /**
+     * Bearer token (scope `Runner.Events:Write`) the reference Gateway posts its events with when the API verifies
+     * tokens of an external issuer; undefined → tokens from the local key, or no events without one.
+     */
+    referenceServicesToken: string | undefined;
+    /** Delay before a rescan requested at the reference Gateway completes, in milliseconds. */
+    referenceServicesScanDelayMs: number;
+    /** Whether the reference services take fault injections (`PUT /control/faults`). */
+    referenceServicesFaults: boolean;
     /** Effects manifest (JSON or YAML); undefined means the bundled one for the reference services. */
     effectsManifestPath: string | undefined;
     /** Effect and Gateway-command activities one worker runs at once. */
@@ -476,7 +485,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
     );
   }
 
+  /** A boolean setting: `true` or `false`, unset → false. */
+  const flag = (name: string): boolean => {
+    const value = optional(name)?.toLowerCase();
+    if (value === undefined || value === 'false') return false;
+    if (value === 'true') return true;
+    problems.push(`${name} must be true or false (got "${env[name]}")`);
+    return false;
+  };
   const gatewayUrl = optional('GATEWAY_URL');
+  const referenceServicesToken = optional('REFERENCE_SERVICES_TOKEN');
+  if (referenceServicesToken !== undefined && !HEADER_VALUE.test(referenceServicesToken)) {
+    problems.push('REFERENCE_SERVICES_TOKEN must be printable ASCII (it is sent as a header value)');
+  }
   if (gatewayUrl) {
     const checked = checkOutboundUrl(gatewayUrl);
     if (!checked.ok) problems.push(`GATEWAY_URL ${checked.problem}`);
@@ -544,6 +565,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
     sagas: {
       gatewayUrl: gatewayUrl?.replace(/\/$/, ''),
       referenceServicesPort: int('REFERENCE_SERVICES_PORT', DEFAULT_REFERENCE_SERVICES_PORT, 1, PORT_MAX),
+      referenceServicesToken,
+      referenceServicesScanDelayMs: int('REFERENCE_SERVICES_SCAN_DELAY_MS', 200, 0, 3_600_000),
+      referenceServicesFaults: flag('REFERENCE_SERVICES_FAULTS'),
       effectsManifestPath: optional('EFFECTS_MANIFEST') && resolve(optional('EFFECTS_MANIFEST')!),
       effectsConcurrency: int('EFFECTS_CONCURRENCY', 50, 1, 10_000),
     },

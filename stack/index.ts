@@ -1,13 +1,19 @@
 /**
- * The local stack behind `npm start`: embedded Postgres, the Temporal dev server and the reference Policy Engine
- * unless `DATABASE_URL` / `TEMPORAL_ADDRESS` / `POLICY_ENGINE_URL` point elsewhere; then migrations and search
- * attributes.
+ * The local stack behind `npm start`: embedded Postgres, the Temporal dev server, the reference Policy Engine and the
+ * reference services of sagas (Gateway and sample providers) unless `DATABASE_URL` / `TEMPORAL_ADDRESS` /
+ * `POLICY_ENGINE_URL` / `GATEWAY_URL` point elsewhere; then migrations and search attributes.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { databaseUrlOf, policyEngineUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
+import { databaseUrlOf, gatewayUrlOf, policyEngineUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
 import { startPolicyEngine, type RunningPolicyEngine } from '../policy-engine/server.js';
+import {
+  eventDeliveryOf,
+  referenceServicesOptionsOf,
+  startReferenceServices,
+  type RunningReferenceServices,
+} from '../reference-services/server.js';
 import type { Logger } from '../core/logger.js';
 import { migrateConfigured } from '../db/migrate.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './postgres.js';
@@ -24,7 +30,11 @@ export interface InfraHandle {
   temporal?: DevServerHandle;
   /** The reference Policy Engine, when no POLICY_ENGINE_URL is configured. */
   policyEngine?: RunningPolicyEngine;
-  /** Stops whatever was started: the Policy Engine, then Temporal and Postgres together. */
+  /** URL of the Gateway saga commands go to. */
+  gatewayUrl: string;
+  /** The reference services of sagas (Gateway and sample providers), when no GATEWAY_URL is configured. */
+  referenceServices?: RunningReferenceServices;
+  /** Stops whatever was started: the reference services and the Policy Engine, then Temporal and Postgres together. */
   stop(): Promise<void>;
 }
 
@@ -34,8 +44,14 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
   let postgres: EmbeddedPostgresHandle | undefined;
   let temporal: DevServerHandle | undefined;
   let policyEngine: RunningPolicyEngine | undefined;
+  let referenceServices: RunningReferenceServices | undefined;
   const stop = async () => {
-    await policyEngine?.close().catch((err: unknown) => logger.warn({ err }, 'stopping the Policy Engine failed'));
+    await Promise.all([
+      referenceServices
+        ?.close()
+        .catch((err: unknown) => logger.warn({ err }, 'stopping the reference services failed')),
+      policyEngine?.close().catch((err: unknown) => logger.warn({ err }, 'stopping the Policy Engine failed')),
+    ]);
     // Temporal keeps its data in SQLite, not in Postgres: neither waits for the other. A closed pool has asked its
     // connections to end but not waited for it; Postgres lets them finish instead of terminating them.
     await Promise.all([
@@ -88,6 +104,14 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
       policyEngine = await startPolicyEngine({ host: '127.0.0.1', port: config.policyEngine.embeddedPort });
       logger.info({ url: policyEngine.url }, 'reference Policy Engine started');
     }
+    if (!config.sagas.gatewayUrl) {
+      referenceServices = await startReferenceServices(referenceServicesOptionsOf(config, logger));
+      const delivery = eventDeliveryOf(config);
+      logger.info(
+        { url: referenceServices.url, events: delivery.target ? delivery.description : 'none' },
+        'reference services of sagas started (Gateway and sample providers)',
+      );
+    }
     return {
       databaseUrl,
       temporalAddress,
@@ -96,6 +120,8 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
       postgres,
       temporal,
       policyEngine,
+      gatewayUrl: gatewayUrlOf(config),
+      referenceServices,
       stop,
     };
   } catch (error) {

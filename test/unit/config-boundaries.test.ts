@@ -80,6 +80,9 @@ describe('configuration defaults', () => {
       sagas: {
         gatewayUrl: undefined,
         referenceServicesPort: 3200,
+        referenceServicesToken: undefined,
+        referenceServicesScanDelayMs: 200,
+        referenceServicesFaults: false,
         effectsManifestPath: undefined,
         effectsConcurrency: 50,
       },
@@ -134,6 +137,9 @@ describe('configuration defaults', () => {
       POLICY_SIMULATION_TIMEOUT_SECONDS: '60',
       GATEWAY_URL: 'https://gateway.internal/',
       REFERENCE_SERVICES_PORT: '13200',
+      REFERENCE_SERVICES_TOKEN: ' eyJ.reference.token ',
+      REFERENCE_SERVICES_SCAN_DELAY_MS: '5000',
+      REFERENCE_SERVICES_FAULTS: 'TRUE',
       EFFECTS_MANIFEST: '/etc/stellaops/effects.yaml',
       EFFECTS_CONCURRENCY: '8',
     });
@@ -181,6 +187,9 @@ describe('configuration defaults', () => {
       sagas: {
         gatewayUrl: 'https://gateway.internal',
         referenceServicesPort: 13200,
+        referenceServicesToken: 'eyJ.reference.token',
+        referenceServicesScanDelayMs: 5000,
+        referenceServicesFaults: true,
         effectsManifestPath: '/etc/stellaops/effects.yaml',
         effectsConcurrency: 8,
       },
@@ -224,6 +233,8 @@ describe('integer ranges', () => {
     ['PACK_APPROVAL_RETENTION_DAYS', 1, 3650],
     ['POLICY_SIMULATION_METRICS_WINDOW', 1, 10_000],
     ['POLICY_SIMULATION_TIMEOUT_SECONDS', 1, 86_400],
+    ['REFERENCE_SERVICES_PORT', 1, 65535],
+    ['REFERENCE_SERVICES_SCAN_DELAY_MS', 0, 3_600_000],
   ];
 
   it.each(RANGES)('%s accepts %i..%i and refuses the values just outside', (name, min, max) => {
@@ -295,6 +306,19 @@ describe('validated values', () => {
       expect(problemsOf({ SMTP_URL: url })).toEqual(['SMTP_URL must be smtp:// or smtps://']);
     }
     expect(loadConfig({ SMTP_URL: 'smtp://mail:25' }).packApprovals.smtpUrl).toBe('smtp://mail:25');
+  });
+
+  it('takes the reference services’ fault switch as true or false only, and a token that fits a header', () => {
+    expect(loadConfig({ REFERENCE_SERVICES_FAULTS: 'false' }).sagas.referenceServicesFaults).toBe(false);
+    expect(loadConfig({ REFERENCE_SERVICES_FAULTS: ' true ' }).sagas.referenceServicesFaults).toBe(true);
+    for (const value of ['yes', '1', 'on']) {
+      expect(problemsOf({ REFERENCE_SERVICES_FAULTS: value })).toEqual([
+        `REFERENCE_SERVICES_FAULTS must be true or false (got "${value}")`,
+      ]);
+    }
+    expect(problemsOf({ REFERENCE_SERVICES_TOKEN: 'eyJ\u00e9' })).toEqual([
+      'REFERENCE_SERVICES_TOKEN must be printable ASCII (it is sent as a header value)',
+    ]);
   });
 
   it('starts production only with both inbound secrets and a real verification key', () => {

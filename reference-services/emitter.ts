@@ -1,0 +1,175 @@
+/**
+ * How the reference aggregates publish their events: an in-memory outbox posted, in order, to the product's event
+ * ingress (`POST {apiUrl}/api/v1/events`) with a bearer token of the event's tenant. An answer other than 2xx that
+ * may succeed later (5xx, 408, 429, the network, a timeout: the API may start after the reference services or be
+ * restarting) is retried with backoff, honouring Retry-After; any other 4xx is final, logged and dropped, since
+ * repeating the same event cannot change the answer. The outbox lives in memory: events still in it when the
+ * process stops are lost, which is fine for a reference service and logged.
+ */
+import type { Logger } from '../core/logger.js';
+import { DeliveryError, parseDeliveryUrl, postJson } from '../activities/shared/http.js';
+import type { AggregateEvent } from '../workflows/sagas/definitions.js';
+
+/** Where emitted events go: anything that takes them (the ingress emitter, or a test's own sink). */
+export interface EventSink {
+  /** Queues `event` for delivery; never throws and never waits. */
+  emit(event: AggregateEvent): void;
+  /** Stops delivering; events not delivered yet are dropped (and counted). */
+  close(): Promise<void>;
+}
+
+/** Figures of an emitter, for tests and the start-up banner. */
+export interface EmitterStats {
+  /** Events waiting in the outbox (the one being posted included). */
+  pending: number;
+  delivered: number;
+  /** Refused with a final 4xx, or left in the outbox when the emitter closed. */
+  dropped: number;
+  /** Attempts that failed and were retried. */
+  retries: number;
+}
+
+/** An emitter posting to the ingress. */
+export interface IngressEmitter extends EventSink {
+  stats(): EmitterStats;
+  /** Resolves once the outbox is empty (or the emitter closed). */
+  idle(): Promise<void>;
+}
+
+/** A bearer token with scope `Runner.Events:Write` for `tenantId` (the ingress wants the token's tenant on each event). */
+export type EventTokenProvider = (tenantId: string) => Promise<string>;
+
+/** Options of {@link createIngressEmitter}. */
+export interface IngressEmitterOptions {
+  /** Base URL of the API, e.g. `http://127.0.0.1:3000`. */
+  apiUrl: string;
+  tokenFor: EventTokenProvider;
+  logger: Logger;
+  /** First retry delay (doubled per failed attempt up to `retryMaxMs`); default 250 ms. */
+  retryInitialMs?: number;
+  /** Longest retry delay; default 10 s. */
+  retryMaxMs?: number;
+  /** Timeout of one attempt; default 10 s. */
+  timeoutMs?: number;
+}
+
+/** Creates the emitter; nothing is sent until an event is emitted. @throws DeliveryError when `apiUrl` breaks the URL policy. */
+export function createIngressEmitter(options: IngressEmitterOptions): IngressEmitter {
+  const url = parseDeliveryUrl(`${options.apiUrl.replace(/\/$/, '')}/api/v1/events`);
+  const { logger } = options;
+  const retryInitialMs = options.retryInitialMs ?? 250;
+  const retryMaxMs = options.retryMaxMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const outbox: AggregateEvent[] = [];
+  const stats = { delivered: 0, dropped: 0, retries: 0 };
+  const closing = new AbortController();
+  let running: Promise<void> | undefined;
+  let idleWaiters: (() => void)[] = [];
+
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        closing.signal.removeEventListener('abort', done);
+        resolve();
+      }
+      closing.signal.addEventListener('abort', done);
+    });
+
+  /** Delivers the head of the outbox; true when it is done with it (delivered or dropped), false to retry it. */
+  async function attempt(event: AggregateEvent): Promise<boolean> {
+    const what = `event ${event.eventType} ${event.eventId}`;
+    try {
+      await postJson({
+        url,
+        body: JSON.stringify(event),
+        headers: { authorization: `Bearer ${await options.tokenFor(event.tenantId)}` },
+        timeoutMs,
+        logger,
+        logFields: { tenantId: event.tenantId, eventId: event.eventId, eventType: event.eventType },
+        what,
+        successLevel: 'debug',
+        readBody: true,
+        signal: closing.signal,
+      });
+      stats.delivered++;
+      return true;
+    } catch (error) {
+      if (closing.signal.aborted) return false;
+      if (error instanceof DeliveryError && !error.retryable) {
+        stats.dropped++;
+        logger.error(
+          { tenantId: event.tenantId, eventId: event.eventId, status: error.status, answer: error.body },
+          `${what} dropped: the ingress refused it`,
+        );
+        return true;
+      }
+      // Not a DeliveryError: the token could not be minted. Retried like an outage of the ingress.
+      if (!(error instanceof DeliveryError))
+        logger.warn({ err: error, tenantId: event.tenantId }, `${what}: no token for the ingress`);
+      throw error;
+    }
+  }
+
+  async function run(): Promise<void> {
+    let delay = retryInitialMs;
+    while (outbox.length > 0 && !closing.signal.aborted) {
+      const event = outbox[0]!;
+      let done: boolean;
+      let retryAfterMs: number | undefined;
+      try {
+        done = await attempt(event);
+      } catch (error) {
+        done = false;
+        if (error instanceof DeliveryError) retryAfterMs = error.retryAfterMs;
+      }
+      if (done) {
+        outbox.shift();
+        delay = retryInitialMs;
+        continue;
+      }
+      if (closing.signal.aborted) break;
+      stats.retries++;
+      await pause(Math.min(retryMaxMs, Math.max(delay, retryAfterMs ?? 0)));
+      delay = Math.min(retryMaxMs, delay * 2);
+    }
+    running = undefined;
+    const waiters = idleWaiters;
+    idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  return {
+    emit(event) {
+      if (closing.signal.aborted) {
+        stats.dropped++;
+        logger.warn({ eventId: event.eventId }, `event ${event.eventType} ${event.eventId} dropped: emitter closed`);
+        return;
+      }
+      outbox.push(event);
+      running ??= run();
+    },
+    stats: () => ({ pending: outbox.length, ...stats }),
+    idle: () => (running ? new Promise<void>((resolve) => idleWaiters.push(resolve)) : Promise.resolve()),
+    async close() {
+      closing.abort();
+      await running;
+      if (outbox.length > 0) {
+        logger.warn({ events: outbox.length }, 'reference services stopped with undelivered events');
+        stats.dropped += outbox.length;
+        outbox.length = 0;
+      }
+    },
+  };
+}
+
+/** A sink that delivers nothing: the reference services have no token for the ingress. Logs each event it drops. */
+export function createDiscardingSink(logger: Logger, reason: string): EventSink {
+  return {
+    emit(event) {
+      logger.info({ eventId: event.eventId, eventType: event.eventType }, `event not emitted: ${reason}`);
+    },
+    close: async () => undefined,
+  };
+}
