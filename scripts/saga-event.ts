@@ -79,7 +79,8 @@ const MAX_ID_LENGTH = 128;
  */
 export function withFreshIds(event: LoadedEvent, now: number = Date.now()): LoadedEvent {
   const suffix = randomUUID().slice(0, 8);
-  const base = String(event.correlationId ?? event.aggregateId ?? 'event').replace(/\.[0-9a-f]{8}$/, '');
+  const previous = [event.correlationId, event.aggregateId].find((v): v is string => typeof v === 'string' && v !== '');
+  const base = (previous ?? 'event').replace(/\.[0-9a-f]{8}$/, '');
   const fresh: LoadedEvent = {
     ...event,
     eventId: `evt-${randomUUID()}`,
