@@ -130,11 +130,16 @@ function durationText(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms} ms`;
 }
 
-/** One JSON POST, as `postJson` performs it. */
+/** Methods `postJson` sends with; `GET` carries no body. */
+export type JsonMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'GET';
+
+/** One JSON POST (or another method), as `postJson` performs it. */
 export interface JsonPost {
   /** Destination, already checked by `parseDeliveryUrl` (or a configuration loader applying the same policy). */
   url: URL;
-  /** Serialized JSON body. */
+  /** `POST` by default. */
+  method?: JsonMethod;
+  /** Serialized JSON body (not sent with `GET`). */
   body: string;
   /** Headers besides `Content-Type` and the signature headers; values must be visible ASCII. Never logged. */
   headers?: Record<string, string>;
@@ -160,7 +165,7 @@ export interface JsonPost {
 }
 
 /**
- * POSTs a JSON body once, without following redirects (a redirect would replay credentials to wherever it points),
+ * POSTs a JSON body once (or sends it with `request.method`; a `GET` without it), without following redirects (a redirect would replay credentials to wherever it points),
  * signed when a signer is given, and logs the outcome: INFO `{what} delivered: HTTP {status}`, WARN
  * `{what} failed: {reason}` with the URL logged as origin and path only; header values are never logged.
  * @returns the 2xx status (and the body when `readBody`).
@@ -186,7 +191,12 @@ export async function postJson(request: JsonPost): Promise<{ status: number; bod
     throw new DeliveryError(message, details);
   };
 
-  const headers: Record<string, string> = { 'Content-Type': 'application/json', ...request.headers };
+  const method = request.method ?? 'POST';
+  const sendsBody = method !== 'GET';
+  const headers: Record<string, string> = {
+    ...(sendsBody && { 'Content-Type': 'application/json' }),
+    ...request.headers,
+  };
   for (const [name, value] of Object.entries(headers)) {
     // Checked here so that a bad value is not mistaken for a network error; the value itself is never quoted.
     if (!HEADER_VALUE.test(value)) {
@@ -205,9 +215,9 @@ export async function postJson(request: JsonPost): Promise<{ status: number; bod
   const timeout = AbortSignal.timeout(timeoutMs);
   try {
     response = await (request.fetch ?? globalThis.fetch)(url, {
-      method: 'POST',
+      method,
       headers,
-      body,
+      ...(sendsBody && { body }),
       redirect: 'manual',
       signal: request.signal ? AbortSignal.any([request.signal, timeout]) : timeout,
     });
@@ -245,7 +255,7 @@ export async function postJson(request: JsonPost): Promise<{ status: number; bod
 /**
  * The activity failure of a failed delivery: a final one (a refusal, or the last allowed attempt) is non-retryable
  * with `finalType`; otherwise Temporal retries it as `retryType`, after the delay the peer asked for with Retry-After
- * when it did. Anything that is not a `DeliveryError` is rethrown as it is (a bug, or cancellation).
+ * when it did (else `defaultRetryDelayMs` when given). Anything that is not a `DeliveryError` is rethrown as it is (a bug, or cancellation).
  */
 export function deliveryFailure(
   error: unknown,
@@ -257,15 +267,18 @@ export function deliveryFailure(
     /** Replaces the error's message. */
     message?: string;
     details?: unknown[];
+    /** Delay of the next attempt when the peer asked for none (the caller's own backoff; else Temporal's). */
+    defaultRetryDelayMs?: number;
   },
 ): ApplicationFailure {
   if (!(error instanceof DeliveryError)) throw error;
   const retryable = error.retryable && !options.final;
+  const delay = error.retryAfterMs ?? options.defaultRetryDelayMs;
   return ApplicationFailure.create({
     message: options.message ?? error.message,
     type: retryable ? options.retryType : options.finalType,
     nonRetryable: !retryable,
     ...(options.details ? { details: options.details } : {}),
-    ...(retryable && error.retryAfterMs !== undefined ? { nextRetryDelay: error.retryAfterMs } : {}),
+    ...(retryable && delay !== undefined ? { nextRetryDelay: delay } : {}),
   });
 }
