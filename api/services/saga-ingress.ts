@@ -1,0 +1,226 @@
+/**
+ * The one routing code path of aggregate events into sagas, shared by every transport: the HTTP ingress calls it,
+ * and so will the JetStream bridge (nothing here knows HTTP).
+ *
+ * Per event: a repeat of (tenant, eventId) answers what the first delivery did; otherwise the event is routed to every
+ * saga that triggers on it (`routeEvent`), delivered (start triggers by signalWithStart, others by signal only), and
+ * recorded with its outcomes in one transaction — an event for an instance that does not exist yet as `unmatched`
+ * (the instance claims it when it starts), one for a finished instance as `late`. Temporal is called before the
+ * record is written: when Postgres or Temporal fails in between, the caller answers 503 and a retry delivers again,
+ * which the workflow deduplicates by eventId. Nothing is lost, nothing doubled.
+ */
+import type { Logger } from '../../core/logger.js';
+import { withTransaction, type Pool } from '../../db/pool.js';
+import { recordAudit } from '../../db/queries/audit.js';
+import {
+  findIngestedEvent,
+  getUnmatchedEvent,
+  markRedelivered,
+  recordIngestedEvent,
+  updateIngestedOutcomes,
+  type Redelivery,
+  type SagaRouteOutcome,
+  type UnmatchedEvent,
+} from '../../db/queries/sagas.js';
+import { AggregateEvent } from '../../workflows/sagas/definitions.js';
+import { sagaByName, SAGAS } from '../../workflows/sagas/registry.js';
+import { routeEvent, triggerOf, type SagaRoute } from '../../workflows/sagas/routing.js';
+import { conflict, notFound } from '../errors.js';
+import { strictValidatorFactory, type InputError } from '../plugins/strict-input.js';
+import type { SagaTemporal } from '../temporal/sagas.js';
+
+/** A field error of one event: a JSON pointer into the event. */
+export interface EventFieldError {
+  pointer: string;
+  message: string;
+}
+
+/** The answer for one event, before it is placed in a request (`index`) and its paths are formatted. */
+export type IngestResult =
+  | {
+      status: 'accepted' | 'duplicate' | 'unmatched' | 'late';
+      eventId: string;
+      instances: SagaRouteOutcome[];
+      reason?: string;
+    }
+  | { status: 'invalid'; eventId: string | null; instances: []; errors: EventFieldError[] };
+
+/** Outcome of an event check: the event, or its field errors. */
+export type EventCheck = { event: AggregateEvent } | { errors: EventFieldError[] };
+
+// The API's own body validator (no coercion, no NUL, Postgres date-times), compiled once for the event schema.
+const validate = strictValidatorFactory()({})({
+  schema: AggregateEvent,
+  method: 'POST',
+  url: '/api/v1/events',
+  httpPart: 'body',
+} as never) as unknown as ((data: unknown) => boolean) & { errors?: InputError[] | null };
+
+/**
+ * Checks one event against the `AggregateEvent` contract with the API's strict input rules (no coercion, no NUL
+ * character anywhere, date-times Postgres stores). Unknown fields are allowed and kept.
+ */
+export function checkAggregateEvent(value: unknown): EventCheck {
+  if (validate(value)) return { event: value as AggregateEvent };
+  return {
+    errors: (validate.errors ?? []).map((e) => {
+      const extra = (e.params['missingProperty'] ?? e.params['additionalProperty']) as string | undefined;
+      return { pointer: extra ? `${e.instancePath}/${extra}` : e.instancePath, message: e.message };
+    }),
+  };
+}
+
+/** Answer of a redelivery. */
+export interface RedeliveryOutcome {
+  event: UnmatchedEvent;
+  /** True when the row had been delivered or redelivered before: nothing was done again. */
+  repeated: boolean;
+}
+
+/** What the sagas' event ingestion does, whatever the transport. */
+export interface SagaIngress {
+  /**
+   * Ingests checked events in order; one result per event. Throws (Temporal or Postgres unavailable) only after the
+   * events before the failing one were recorded, so a retry of the whole batch answers those `duplicate`.
+   */
+  ingestEvents(events: readonly AggregateEvent[]): Promise<IngestResult[]>;
+  /**
+   * Routes a recorded unmatched or late event again: to its running instance, or — a late start event — to a new
+   * instance (next generation). Marks the row `redelivered`, logs and audits it. A second call answers the row.
+   * @throws 404 unknown row (or another tenant's), 409 when the event can only go to a running instance and none runs.
+   */
+  redeliver(tenantId: string, id: string, requestedBy: string): Promise<RedeliveryOutcome>;
+}
+
+/** The event-level status of an event's instance outcomes. */
+function statusOf(outcomes: readonly SagaRouteOutcome[]): {
+  status: 'accepted' | 'unmatched' | 'late';
+  reason?: string;
+} {
+  // An event no saga triggers on is accepted with no instances: it is recorded, and a repeat is a duplicate.
+  if (outcomes.length === 0 || outcomes.some((o) => o.outcome === 'accepted')) return { status: 'accepted' };
+  const first = outcomes.find((o) => o.outcome === 'unmatched') ?? outcomes[0]!;
+  return { status: first.outcome as 'unmatched' | 'late', ...(first.reason ? { reason: first.reason } : {}) };
+}
+
+/** Creates the ingress over the pool and the saga Temporal binding. */
+export function createSagaIngress(deps: { pool: Pool; logger: Logger; temporal: SagaTemporal }): SagaIngress {
+  const { pool, logger, temporal } = deps;
+
+  const ingestOne = async (event: AggregateEvent): Promise<IngestResult> => {
+    const earlier = await findIngestedEvent(pool, event.tenantId, event.eventId);
+    if (earlier) return { status: 'duplicate', eventId: event.eventId, instances: earlier.outcomes };
+    const { routes, problems } = routeEvent(event, SAGAS);
+    if (problems.length > 0) {
+      return {
+        status: 'invalid',
+        eventId: event.eventId,
+        instances: [],
+        errors: problems.map((p) => ({ pointer: `/${p.path}`, message: p.message })),
+      };
+    }
+    const outcomes: SagaRouteOutcome[] = [];
+    for (const route of routes) {
+      const delivery = await temporal.deliver(route, event, 'ingress');
+      outcomes.push({
+        sagaName: route.sagaName,
+        correlationId: route.correlationId,
+        workflowId: route.workflowId,
+        outcome: delivery.outcome,
+        reason: 'reason' in delivery ? delivery.reason : null,
+      });
+    }
+    const recorded = await recordIngestedEvent(pool, event, outcomes);
+    if (!recorded.recorded) return { status: 'duplicate', eventId: event.eventId, instances: recorded.outcomes };
+
+    // An instance that started between the delivery and the record has already claimed its unmatched events and
+    // missed this one: look again and hand it over (the workflow deduplicates by eventId).
+    let handedOver = false;
+    for (const [i, route] of routes.entries()) {
+      if (outcomes[i]!.outcome !== 'unmatched') continue;
+      if (await temporal.signalIfRunning(route, event, 'unmatched')) {
+        outcomes[i] = { ...outcomes[i]!, outcome: 'accepted', reason: null };
+        handedOver = true;
+      }
+    }
+    if (handedOver) await updateIngestedOutcomes(pool, event.tenantId, event.eventId, outcomes);
+    const result = statusOf(outcomes);
+    logger.info(
+      {
+        tenantId: event.tenantId,
+        eventId: event.eventId,
+        eventType: event.eventType,
+        status: result.status,
+        instances: outcomes.map((o) => `${o.workflowId}:${o.outcome}`),
+      },
+      'aggregate event ingested',
+    );
+    return { ...result, eventId: event.eventId, instances: outcomes };
+  };
+
+  return {
+    async ingestEvents(events) {
+      const results: IngestResult[] = [];
+      // In order: a start event and the events after it in one batch reach the instance in that order.
+      for (const event of events) results.push(await ingestOne(event));
+      return results;
+    },
+
+    async redeliver(tenantId, id, requestedBy) {
+      // The row stays locked while its event is routed, so concurrent redeliveries deliver it once.
+      return withTransaction(pool, async (client) => {
+        const row = await getUnmatchedEvent(client, tenantId, id, { forUpdate: true });
+        if (!row) throw notFound(`Unmatched event ${id} not found`);
+        if (row.status !== 'pending') return { event: row, repeated: true };
+        const definition = sagaByName(row.sagaName);
+        if (!definition) throw conflict(`Saga ${row.sagaName} is no longer part of this deployment`);
+        const route: SagaRoute = {
+          sagaName: row.sagaName,
+          workflowType: definition.workflowType,
+          correlationId: row.correlationId,
+          workflowId: row.workflowId,
+          starts: triggerOf(definition, row.event)?.starts ?? false,
+        };
+        let done: Pick<Redelivery, 'delivery' | 'generation'>;
+        if (await temporal.signalIfRunning(route, row.event, 'redelivered')) {
+          done = { delivery: 'signalled', generation: null };
+        } else if (row.kind === 'late' && route.starts) {
+          done = await temporal.startAgain(route, row.event);
+        } else if (row.kind === 'late') {
+          throw conflict(
+            `${row.event.eventType} can only go to a running instance, and ${row.workflowId} has finished; ` +
+              'only a start event starts it again',
+          );
+        } else {
+          throw conflict(
+            `No instance of ${row.sagaName} for correlation id ${row.correlationId} runs yet; ` +
+              'the event is delivered when it starts',
+          );
+        }
+        const redelivery: Redelivery = {
+          sagaName: row.sagaName,
+          correlationId: row.correlationId,
+          workflowId: row.workflowId,
+          ...done,
+          requestedBy,
+          at: new Date().toISOString(),
+        };
+        await markRedelivered(client, row, redelivery);
+        await recordAudit(client, {
+          tenantId,
+          eventType: 'saga.event.redelivered',
+          actor: requestedBy,
+          subject: `${row.sagaName}/${row.correlationId}`,
+          correlationId: row.correlationId,
+          details: { id, eventId: row.eventId, kind: row.kind, delivery: done.delivery, generation: done.generation },
+        });
+        logger.info(
+          { tenantId, id, eventId: row.eventId, workflowId: row.workflowId, ...done },
+          'unmatched event redelivered',
+        );
+        const after = await getUnmatchedEvent(client, tenantId, id);
+        return { event: after!, repeated: false };
+      });
+    },
+  };
+}

@@ -1,0 +1,482 @@
+/**
+ * The sagas' event ingress (`POST /api/v1/events`) and the unmatched and late events with their redelivery, against
+ * a real dev server, real Postgres and the real saga workflows on a saga worker with the real bookkeeping activities.
+ * The effects queue is served by this file's providers: an impact index that resolves an advisory's `packages` as the
+ * impacted images and a Gateway that accepts every command.
+ */
+import { randomUUID } from 'node:crypto';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSagaActivities } from '../../activities/sagas/index.js';
+import { buildApp } from '../../api/app.js';
+import { createTemporalFacade } from '../../api/temporal/facade.js';
+import { loadConfig } from '../../core/config.js';
+import { createLogger } from '../../core/logger.js';
+import { Scope } from '../../core/scopes.js';
+import { createPool } from '../../db/pool.js';
+import { listAudit } from '../../db/queries/audit.js';
+import { findIngestedEvent } from '../../db/queries/sagas.js';
+import type {
+  AggregateEvent,
+  EffectCommand,
+  EffectResult,
+  GatewayCommand,
+  GatewayResult,
+  SagaInput,
+  SagaOutboundActivities,
+} from '../../workflows/sagas/definitions.js';
+import { createWorkerHost, type WorkerHost } from '../../workers/host.js';
+import { startApiHarness, type ApiHarness } from '../support/api.js';
+import { TEST_AUDIENCE, TEST_ISSUER } from '../support/auth.js';
+import { eventually } from '../support/http-sinks.js';
+import { freePort } from '../support/ports.js';
+import { workflowBundle } from '../support/temporal.js';
+
+const RESCAN = 'advisory-impact-rescan';
+let h: ApiHarness;
+let workers: WorkerHost;
+let running: Promise<void>;
+let writer: string;
+let operator: string;
+
+/** The effects queue of these tests: the impact index answers the advisory's `packages` as images. */
+const providers: SagaOutboundActivities = {
+  runEffect: async (command: EffectCommand): Promise<EffectResult> => ({
+    tenantId: command.tenantId,
+    commandId: command.commandId,
+    effectName: command.effectName,
+    resultType: 'succeeded',
+    payload: { images: ((command.payload['packages'] as string[] | undefined) ?? []).map((imageId) => ({ imageId })) },
+    timestamp: new Date().toISOString(),
+  }),
+  submitGatewayCommand: async ({ command }: { command: GatewayCommand }): Promise<GatewayResult> => ({
+    commandId: command.commandId,
+    outcome: 'accepted',
+    httpStatus: 202,
+    body: {},
+  }),
+};
+
+beforeAll(async () => {
+  h = await startApiHarness({ workers: false });
+  const logger = createLogger({ level: 'warn', name: 'saga-worker' });
+  workers = await createWorkerHost({
+    connection: h.env.nativeConnection,
+    namespace: h.env.namespace ?? 'default',
+    queues: ['saga', 'effects'],
+    activities: { ...createSagaActivities({ pool: h.db.pool, logger }), ...providers },
+    workflowBundle: await workflowBundle(),
+    logger,
+    taskQueuePrefix: h.taskQueuePrefix,
+  });
+  running = workers.run();
+  writer = await h.signer.token({ tenant: 'acme', scopes: [Scope.RunnerEventsWrite], subject: 'aggregates' });
+  operator = await h.signer.token({ tenant: 'acme', scopes: [Scope.RunnerSagasOperate], subject: 'ops-alice' });
+});
+afterAll(async () => {
+  workers?.shutdown();
+  await running;
+  await h?.close();
+});
+
+const fresh = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+function advisoryPublished(advisoryId: string, packages: string[], overrides: Partial<AggregateEvent> = {}) {
+  return {
+    tenantId: 'acme',
+    eventId: fresh('evt'),
+    aggregateType: 'Advisory',
+    aggregateId: advisoryId,
+    eventType: 'Advisory.Published',
+    sequence: 1,
+    occurredAt: new Date().toISOString(),
+    payload: { packages },
+    ...overrides,
+  } satisfies AggregateEvent;
+}
+
+function scanCompleted(advisoryId: string, imageId: string, sequence: number, overrides: Partial<AggregateEvent> = {}) {
+  return {
+    tenantId: 'acme',
+    eventId: fresh('evt'),
+    aggregateType: 'Scan',
+    aggregateId: imageId,
+    eventType: 'Scan.Completed',
+    sequence,
+    correlationId: advisoryId,
+    occurredAt: new Date().toISOString(),
+    payload: { findings: 2 },
+    ...overrides,
+  } satisfies AggregateEvent;
+}
+
+interface InstanceOutcome {
+  sagaName: string;
+  correlationId: string;
+  workflowId: string;
+  outcome: string;
+  reason: string | null;
+}
+interface EventResult {
+  index: number;
+  eventId: string | null;
+  status: string;
+  instances: InstanceOutcome[];
+  reason?: string;
+  errors?: { path: string; message: string }[];
+}
+
+async function post(body: unknown, token = writer, app = h.app) {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/events',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    payload: JSON.stringify(body),
+  });
+  return { res, results: res.statusCode < 300 ? res.json<{ results: EventResult[] }>().results : [] };
+}
+
+async function get<T>(url: string, token = operator): Promise<T> {
+  const res = await h.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } });
+  expect(res.statusCode, res.body).toBe(200);
+  return res.json<T>();
+}
+
+interface UnmatchedDoc {
+  id: string;
+  eventId: string;
+  sagaName: string;
+  correlationId: string;
+  kind: string;
+  status: string;
+  reason: string;
+  claimedBy: string | null;
+  redelivery: { delivery: string; generation: number | null; requestedBy: string } | null;
+  event: AggregateEvent;
+}
+const unmatchedOf = async (correlationId: string) =>
+  (await get<{ items: UnmatchedDoc[] }>('/api/v1/events/unmatched?limit=200')).items.filter(
+    (i) => i.correlationId === correlationId,
+  );
+
+interface SagaDetail {
+  instance: { status: string; state: { phase?: string }; appliedEvents: number; startedAt: string };
+  timeline: { eventId: string; eventType: string; outcome: string; via: string }[];
+}
+const detailOf = (advisoryId: string) => get<SagaDetail>(`/api/v1/sagas/${RESCAN}/${advisoryId}`);
+/** The instance once its projection shows `status` and its execution has closed (no event can reach it any more). */
+const finished = (advisoryId: string, status = 'completed') =>
+  eventually(async () => {
+    const detail = await detailOf(advisoryId);
+    if (detail.instance.status !== status) return undefined;
+    const execution = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN}/${advisoryId}`).describe();
+    return execution.status.name === 'RUNNING' ? undefined : detail;
+  });
+
+function redeliver(id: string, token = operator) {
+  return h.app.inject({
+    method: 'POST',
+    url: `/api/v1/events/unmatched/${id}/redeliver`,
+    headers: { authorization: `Bearer ${token}` },
+  });
+}
+
+describe('POST /api/v1/events', () => {
+  it('starts an instance with a start event (202), with search attributes and summary; a repeat answers 200 duplicate', async () => {
+    const advisoryId = fresh('adv');
+    const event = advisoryPublished(advisoryId, ['img-1']);
+    const first = await post(event);
+    expect(first.res.statusCode).toBe(202);
+    const workflowId = `saga/acme/${RESCAN}/${advisoryId}`;
+    const reached = { sagaName: RESCAN, correlationId: advisoryId, workflowId, outcome: 'accepted', reason: null };
+    expect(first.results).toEqual([{ index: 0, eventId: event.eventId, status: 'accepted', instances: [reached] }]);
+
+    const again = await post(event);
+    expect(again.res.statusCode).toBe(200);
+    expect(again.results).toEqual([{ index: 0, eventId: event.eventId, status: 'duplicate', instances: [reached] }]);
+
+    const description = await h.env.client.workflow.getHandle(workflowId).describe();
+    expect(description.type).toBe('advisoryImpactRescanWorkflow');
+    expect(description.searchAttributes).toMatchObject({
+      TenantId: ['acme'],
+      SagaName: [RESCAN],
+      CorrelationId: [advisoryId],
+    });
+    expect(await description.staticSummary()).toBe(`Impact rescan of advisory ${advisoryId} (${advisoryId})`);
+  });
+
+  it('accepts an event no saga triggers on with no instances, records it, and answers its repeat as a duplicate', async () => {
+    const event = { ...advisoryPublished(fresh('adv'), []), aggregateType: 'Sbom', eventType: 'Sbom.Uploaded' };
+    expect((await post(event)).results).toEqual([
+      { index: 0, eventId: event.eventId, status: 'accepted', instances: [] },
+    ]);
+    expect((await findIngestedEvent(h.db.pool, 'acme', event.eventId))?.outcomes).toEqual([]);
+    const again = await post(event);
+    expect(again.res.statusCode).toBe(200);
+    expect(again.results[0]?.status).toBe('duplicate');
+  });
+
+  it('answers each event of a mixed batch in order: valid ones proceed, invalid ones carry field errors', async () => {
+    const known = advisoryPublished(fresh('adv'), []);
+    expect((await post(known)).res.statusCode).toBe(202);
+    const start = advisoryPublished(fresh('adv'), [], { futureField: { v: 2 } } as Partial<AggregateEvent>);
+    const broken = { ...advisoryPublished(fresh('adv'), []), occurredAt: 'yesterday', payload: { note: 'a\u0000b' } };
+    const uncorrelated = { ...scanCompleted('x', 'img-1', 1), correlationId: undefined };
+    const typed = { ...advisoryPublished(fresh('adv'), []), sequence: '3' };
+
+    const { res, results } = await post({ events: [start, broken, known, uncorrelated, typed] });
+
+    expect(res.statusCode).toBe(202);
+    expect(results.map((r) => [r.index, r.status])).toEqual([
+      [0, 'accepted'],
+      [1, 'invalid'],
+      [2, 'duplicate'],
+      [3, 'invalid'],
+      [4, 'invalid'],
+    ]);
+    expect(results[1]).toMatchObject({ eventId: broken.eventId, instances: [] });
+    expect(results[1]?.errors?.map((e) => e.path)).toEqual(['body.events.1.occurredAt', 'body.events.1.payload.note']);
+    expect(results[3]?.errors).toEqual([
+      { path: 'body.events.3.correlationId', message: expect.stringMatching(/needs a correlation id/) as string },
+    ]);
+    expect(results[4]?.errors?.map((e) => e.path)).toEqual(['body.events.4.sequence']);
+    // Unknown fields are kept in the recorded event.
+    const recorded = await h.db.pool.query<{ event: Record<string, unknown> }>(
+      'SELECT event FROM runner.ingested_events WHERE tenant_id = $1 AND event_id = $2',
+      ['acme', start.eventId],
+    );
+    expect(recorded.rows[0]?.event).toMatchObject({ futureField: { v: 2 } });
+    expect(await findIngestedEvent(h.db.pool, 'acme', broken.eventId)).toBeUndefined();
+  });
+
+  it('answers a single invalid event, a batch of invalid events only, and a malformed batch with 400', async () => {
+    const single = await post({ ...advisoryPublished(fresh('adv'), []), eventType: 'no spaces allowed', extra: 1 });
+    expect(single.res.statusCode).toBe(400);
+    expect(single.res.json()).toMatchObject({ error: 'ValidationFailed', errors: [{ path: 'body.eventType' }] });
+
+    const unroutable = await post(scanCompleted('x', 'img-1', 1, { correlationId: undefined }));
+    expect(unroutable.res.statusCode).toBe(400);
+    expect(unroutable.res.json()).toMatchObject({ errors: [{ path: 'body.correlationId' }] });
+
+    const allInvalid = await post({ events: [{ tenantId: 'acme' }, { ...advisoryPublished('a', []), sequence: -1 }] });
+    expect(allInvalid.res.statusCode).toBe(400);
+    const paths = allInvalid.res.json<{ errors: { path: string }[] }>().errors.map((e) => e.path);
+    expect(paths).toEqual(expect.arrayContaining(['body.events.0.eventId', 'body.events.1.sequence']));
+
+    for (const events of [[], Array.from({ length: 501 }, () => advisoryPublished(fresh('adv'), [])), 'x']) {
+      const malformed = await post({ events });
+      expect(malformed.res.statusCode).toBe(400);
+      expect(malformed.res.json()).toMatchObject({ errors: [{ path: 'body.events' }] });
+    }
+  });
+
+  it('answers 401 without a token, 403 without the scope, and 403 for another tenant’s event, accepting nothing', async () => {
+    const event = advisoryPublished(fresh('adv'), []);
+    const anonymous = await h.app.inject({ method: 'POST', url: '/api/v1/events', payload: event });
+    expect(anonymous.statusCode).toBe(401);
+    expect((await post(event, operator)).res.statusCode).toBe(403);
+
+    const foreign = { ...advisoryPublished(fresh('adv'), []), tenantId: 'globex' };
+    const refused = await post({ events: [event, foreign] });
+    expect(refused.res.statusCode).toBe(403);
+    expect(refused.res.json<{ message: string }>().message).toMatch(/Event 1 belongs to another tenant/);
+    expect(await findIngestedEvent(h.db.pool, 'acme', event.eventId)).toBeUndefined();
+  });
+});
+
+describe('events before their start event', () => {
+  it('records an overtaking event unmatched, delivers it when the instance starts, and the saga completes', async () => {
+    const advisoryId = fresh('adv');
+    const early = scanCompleted(advisoryId, 'img-1', 7);
+    const before = await post(early);
+    expect(before.res.statusCode).toBe(202);
+    expect(before.results[0]).toMatchObject({
+      status: 'unmatched',
+      reason: expect.stringMatching(/No instance of advisory-impact-rescan/) as string,
+      instances: [{ sagaName: RESCAN, correlationId: advisoryId, outcome: 'unmatched' }],
+    });
+    expect(await unmatchedOf(advisoryId)).toMatchObject([
+      { eventId: early.eventId, kind: 'unmatched', status: 'pending', claimedBy: null, event: early },
+    ]);
+
+    expect((await post(advisoryPublished(advisoryId, ['img-1', 'img-2']))).results[0]?.status).toBe('accepted');
+    const waiting = await eventually(async () => {
+      const detail = await detailOf(advisoryId);
+      return detail.timeline.some((t) => t.eventId === early.eventId && t.outcome === 'applied') ? detail : undefined;
+    });
+    expect(waiting.timeline.filter((t) => t.eventId === early.eventId)).toMatchObject([
+      { outcome: 'unmatched', via: 'ingress' },
+      { outcome: 'applied', via: 'unmatched' },
+    ]);
+    const [claimed] = await unmatchedOf(advisoryId);
+    expect(claimed).toMatchObject({ status: 'delivered', claimedBy: expect.any(String) as string });
+    const description = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN}/${advisoryId}`).describe();
+    expect(claimed?.claimedBy).toBe(description.raw.workflowExecutionInfo?.firstRunId);
+
+    expect((await post(scanCompleted(advisoryId, 'img-2', 8))).results[0]?.status).toBe('accepted');
+    const done = await finished(advisoryId);
+    expect(done.instance).toMatchObject({ state: { phase: 'completed' }, appliedEvents: 3 });
+  });
+});
+
+describe('events after their instance finished', () => {
+  it('records late events with the final status, redelivers a late start event as a new generation, once', async () => {
+    const advisoryId = fresh('adv');
+    const workflowId = `saga/acme/${RESCAN}/${advisoryId}`;
+    // Nothing impacted: the instance completes at once.
+    expect((await post(advisoryPublished(advisoryId, []))).res.statusCode).toBe(202);
+    const first = await finished(advisoryId);
+
+    const lateScan = scanCompleted(advisoryId, 'img-9', 3);
+    const lateStart = advisoryPublished(advisoryId, [], { sequence: 2 });
+    const { res, results } = await post({ events: [lateScan, lateStart] });
+    expect(res.statusCode).toBe(202);
+    for (const result of results) {
+      expect(result).toMatchObject({
+        status: 'late',
+        reason: expect.stringMatching(new RegExp(`${workflowId} has finished \\(completed\\)`)) as string,
+      });
+    }
+    const rows = await unmatchedOf(advisoryId);
+    const rowOf = (eventId: string) => rows.find((r) => r.eventId === eventId)!;
+    expect(rows.map((r) => [r.kind, r.status]).sort()).toEqual([
+      ['late', 'pending'],
+      ['late', 'pending'],
+    ]);
+    expect((await detailOf(advisoryId)).timeline.filter((t) => t.outcome === 'late').map((t) => t.eventId)).toEqual([
+      lateScan.eventId,
+      lateStart.eventId,
+    ]);
+
+    const refused = await redeliver(rowOf(lateScan.eventId).id);
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json<{ message: string }>().message).toMatch(/can only go to a running instance/);
+
+    const restarted = await redeliver(rowOf(lateStart.eventId).id);
+    expect(restarted.statusCode, restarted.body).toBe(200);
+    expect(restarted.json()).toMatchObject({
+      repeated: false,
+      event: { status: 'redelivered', redelivery: { delivery: 'started', generation: 1, requestedBy: 'ops-alice' } },
+    });
+    const second = await eventually(async () => {
+      const detail = await detailOf(advisoryId);
+      return detail.instance.startedAt > first.instance.startedAt && detail.instance.status === 'completed'
+        ? detail
+        : undefined;
+    });
+    expect(second.timeline.filter((t) => t.eventId === lateStart.eventId).map((t) => t.outcome)).toEqual([
+      'late',
+      'redelivered',
+      'applied',
+    ]);
+    const history = await h.env.client.workflow.getHandle(workflowId).fetchHistory();
+    const input = defaultPayloadConverter.fromPayload<SagaInput>(
+      history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!,
+    );
+    expect(input.generation).toBe(1);
+
+    const repeat = await redeliver(rowOf(lateStart.eventId).id);
+    expect(repeat.statusCode).toBe(200);
+    expect(repeat.json()).toMatchObject({
+      repeated: true,
+      event: { redelivery: { delivery: 'started', generation: 1 } },
+    });
+    const audit = await listAudit(h.db.pool, 'acme', { eventTypePrefix: 'saga.event.redelivered' });
+    expect(audit.filter((a) => a.subject === `${RESCAN}/${advisoryId}`)).toHaveLength(1);
+  });
+
+  it('answers redelivery 404 for an unknown or another tenant’s event, 403 without the operate scope', async () => {
+    expect((await redeliver('999999999')).statusCode).toBe(404);
+    const advisoryId = fresh('adv');
+    await post(scanCompleted(advisoryId, 'img-1', 1));
+    const [row] = await unmatchedOf(advisoryId);
+    const globex = await h.signer.token({ tenant: 'globex', scopes: [Scope.RunnerSagasOperate] });
+    expect((await redeliver(row!.id, globex)).statusCode).toBe(404);
+    const reader = await h.signer.token({ tenant: 'acme', scopes: [Scope.RunnerSagasRead] });
+    expect((await redeliver(row!.id, reader)).statusCode).toBe(403);
+    const stillWaiting = await redeliver(row!.id);
+    expect(stillWaiting.statusCode).toBe(409);
+    expect(stillWaiting.json<{ message: string }>().message).toMatch(/delivered when it starts/);
+  });
+});
+
+describe('GET /api/v1/events/unmatched', () => {
+  it('filters by kind, status and saga, pages with an opaque cursor, and shows only the caller’s tenant', async () => {
+    const advisoryId = fresh('adv');
+    for (let i = 1; i <= 3; i++) await post(scanCompleted(advisoryId, `img-${i}`, i));
+    const page1 = await get<{ items: UnmatchedDoc[]; nextCursor?: string }>(
+      `/api/v1/events/unmatched?kind=unmatched&status=pending&saga=${RESCAN}&limit=2`,
+    );
+    expect(page1.items).toHaveLength(2);
+    expect(page1.items.every((i) => i.kind === 'unmatched' && i.status === 'pending')).toBe(true);
+    const page2 = await get<{ items: UnmatchedDoc[] }>(`/api/v1/events/unmatched?limit=200&cursor=${page1.nextCursor}`);
+    const ids = [...page1.items, ...page2.items].map((i) => i.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.map(Number)).toEqual([...ids.map(Number)].sort((a, b) => b - a));
+
+    const reader = await h.signer.token({ tenant: 'acme', scopes: [Scope.RunnerSagasRead] });
+    expect((await get<{ items: unknown[] }>('/api/v1/events/unmatched?kind=late', reader)).items).toBeDefined();
+    const globex = await h.signer.token({ tenant: 'globex', scopes: [Scope.RunnerSagasRead] });
+    expect((await get<{ items: unknown[] }>('/api/v1/events/unmatched', globex)).items).toEqual([]);
+    const bad = await h.app.inject({
+      method: 'GET',
+      url: '/api/v1/events/unmatched?cursor=bm9wZQ',
+      headers: { authorization: `Bearer ${operator}` },
+    });
+    expect(bad.statusCode).toBe(400);
+  });
+});
+
+describe('outages', () => {
+  it('answers 503 with Retry-After when Temporal is unreachable; the retried batch answers what was recorded duplicate', async () => {
+    const unreachable = createTemporalFacade({ address: `127.0.0.1:${await freePort()}`, namespace: 'default' });
+    const app = await buildApp({
+      config: loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE }),
+      logger: createLogger({ level: 'silent' }),
+      pool: h.db.pool,
+      temporal: unreachable,
+      verifyToken: h.signer.verifier,
+      taskQueuePrefix: h.taskQueuePrefix,
+    });
+    const untriggered = { ...advisoryPublished(fresh('adv'), []), aggregateType: 'Sbom', eventType: 'Sbom.Uploaded' };
+    const start = advisoryPublished(fresh('adv'), []);
+    try {
+      const down = await post({ events: [untriggered, start] }, writer, app);
+      expect(down.res.statusCode).toBe(503);
+      expect(down.res.headers['retry-after']).toBe('5');
+      expect(down.res.json()).toMatchObject({ error: 'ServiceUnavailable' });
+    } finally {
+      await app.close();
+      await unreachable.close();
+    }
+    expect(await findIngestedEvent(h.db.pool, 'acme', untriggered.eventId)).toBeDefined();
+    expect(await findIngestedEvent(h.db.pool, 'acme', start.eventId)).toBeUndefined();
+
+    const retried = await post({ events: [untriggered, start] });
+    expect(retried.res.statusCode).toBe(202);
+    expect(retried.results.map((r) => r.status)).toEqual(['duplicate', 'accepted']);
+  });
+
+  it('answers 503 with Retry-After when Postgres is unreachable', async () => {
+    const pool = createPool({
+      connectionString: `postgres://nobody:nothing@127.0.0.1:${await freePort()}/none`,
+      applicationName: 'stellaops-test-down',
+    });
+    const app = await buildApp({
+      config: loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE }),
+      logger: createLogger({ level: 'silent' }),
+      pool,
+      temporal: h.temporal,
+      verifyToken: h.signer.verifier,
+      taskQueuePrefix: h.taskQueuePrefix,
+    });
+    try {
+      const down = await post(advisoryPublished(fresh('adv'), []), writer, app);
+      expect(down.res.statusCode).toBe(503);
+      expect(down.res.headers['retry-after']).toBe('5');
+    } finally {
+      await app.close();
+      await pool.end();
+    }
+  });
+});
