@@ -215,6 +215,13 @@ export type EventDelivery = { target: EventTarget; description: string } | { tar
  * or `REFERENCE_SERVICES_TOKEN` when the API verifies tokens of an external issuer; nothing (and why) when neither.
  */
 export function eventDeliveryOf(config: AppConfig): EventDelivery {
+  if (config.api.port === 0) {
+    return {
+      target: undefined,
+      reason:
+        'API_PORT=0: the API picks its port when it listens, after the reference services started, so the reference Gateway emits no events; set API_PORT',
+    };
+  }
   const apiUrl = `http://127.0.0.1:${config.api.port}`;
   const token = config.sagas.referenceServicesToken;
   if (token !== undefined) {

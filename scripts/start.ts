@@ -3,13 +3,15 @@
  * migrations, the workers and the API in one process tree — then a deep readiness check and a local token.
  * Ctrl-C stops everything, in order: the workers drain, the API closes, then the servers stop (they run in process
  * groups of their own, so the terminal's signal does not reach them; see `stack/server-process.ts`).
- * `TEMPORAL_ADDRESS` / `DATABASE_URL` switch to external servers.
+ * `TEMPORAL_ADDRESS` / `DATABASE_URL` switch to external servers; `POLICY_ENGINE_URL` / `GATEWAY_URL` to external
+ * peers instead of the reference services.
  */
 import { ConfigError, loadConfig, type AppConfig } from '../core/config.js';
 import { loadOrCreateLocalKey, mintToken } from '../core/local-keys.js';
 import { createLogger } from '../core/logger.js';
 import { ALL_SCOPES } from '../core/scopes.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
+import { eventDeliveryOf } from '../reference-services/server.js';
 import { startInfrastructure, type InfraHandle } from '../stack/index.js';
 import { stopServerProcesses } from '../stack/server-process.js';
 import { installShutdown } from '../stack/shutdown.js';
@@ -124,10 +126,43 @@ async function printBanner(infra: InfraHandle, api: ApiServer): Promise<void> {
     `  Mail            ${config.packApprovals.smtpUrl ? config.packApprovals.smtpUrl : `local inbox ${config.packApprovals.inboxDir}/*.eml`}`,
     '  Try:            npm run pack-event -- samples/pack-approvals/pack-approval-requested.json --fresh',
     '',
+    'Sagas:',
+    ...sagaLines(infra, api),
+    '',
     'Press Ctrl-C to stop.',
     '',
   );
   if (!shutdown.started) process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** The banner's sagas section: where commands go, whether the reference Gateway's events reach the API, what to try. */
+function sagaLines(infra: InfraHandle, api: ApiServer): string[] {
+  const reference = infra.referenceServices;
+  const delivery = eventDeliveryOf(config);
+  const lines = [
+    reference
+      ? `  Gateway         ${infra.gatewayUrl} (reference Gateway and the sample sagas' providers)`
+      : `  Gateway         ${infra.gatewayUrl} (GATEWAY_URL)`,
+  ];
+  if (reference) {
+    lines.push(
+      delivery.target ? `  Its events      to ${api.url}/api/v1/events` : `  Its events      NONE: ${delivery.reason}`,
+    );
+    if (config.sagas.referenceServicesFaults) {
+      lines.push(`  Faults          PUT ${reference.url}/control/faults (REFERENCE_SERVICES_FAULTS=true)`);
+    }
+  }
+  lines.push('  Try:            npm run saga-event -- samples/sagas/advisory-published.json --fresh');
+  if (config.auth.useLocalKey) {
+    lines.push(`                  curl -s ${api.url}/api/v1/sagas -H "Authorization: Bearer $TOKEN"`);
+  }
+  if (infra.temporalUiUrl) {
+    const query = encodeURIComponent('SagaName="advisory-impact-rescan"');
+    lines.push(
+      `                  ${infra.temporalUiUrl}/namespaces/${config.temporal.namespace}/workflows?query=${query}`,
+    );
+  }
+  return lines;
 }
 
 try {

@@ -410,6 +410,10 @@ describe('reference Gateway events: delivery to the ingress', () => {
       loadConfig({ ...{ AUTH_JWKS_URL: 'https://i/jwks' }, REFERENCE_SERVICES_TOKEN: 'tok' }),
     );
     expect(withToken.target && 'tokenFor' in withToken.target && (await withToken.target.tokenFor('x'))).toBe('tok');
+    // The API's port is unknown before it listens: nothing to post to, and it says so.
+    const randomPort = eventDeliveryOf(loadConfig({ API_PORT: '0', DATA_DIR: dataDir }));
+    expect(randomPort.target).toBeUndefined();
+    expect('reason' in randomPort && randomPort.reason).toContain('API_PORT=0');
   });
 });
 
