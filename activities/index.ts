@@ -2,8 +2,11 @@ import type { Logger } from '../core/logger.js';
 import type { Pool } from '../db/pool.js';
 import { createPackApprovalActivities, type PackApprovalDeps } from './pack-approval/index.js';
 import { createPolicySimulationActivities } from './policy-simulation/index.js';
-import type { WebhookConfig } from '../core/config.js';
+import type { TaskQueueName, WebhookConfig } from '../core/config.js';
 import { createRetentionActivities } from './pack-approval/retention.js';
+import { createEffectActivities } from './sagas/effects.js';
+import type { EffectsManifest } from './sagas/effects-manifest.js';
+import { createSagaActivities } from './sagas/index.js';
 import { createSelfCheckActivities } from './self-check/index.js';
 
 /** Dependencies of every activity; they arrive through factories, never module globals. */
@@ -14,9 +17,15 @@ export interface ActivityDeps {
   policyWebhook: WebhookConfig;
   /** Channels and settings of pack approvals; without them the pack-approval activities are not registered. */
   packApprovals?: Omit<PackApprovalDeps, 'pool' | 'logger'>;
+  /** The effects manifest and the Gateway; without them the `effects` queue hosts only the self-check. */
+  effects?: { manifest: EffectsManifest; gatewayUrl: string };
 }
 
-/** Merges the activity factories of every capability. */
+/**
+ * Merges the activity factories of the policy-simulation and pack-approval capabilities (and the self-check) into
+ * one object, for tests that run a single worker with them. Workers register activities by queue
+ * ({@link createActivitiesByQueue}).
+ */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createSelfCheckActivities(),
@@ -33,5 +42,36 @@ export function createActivities(deps: ActivityDeps) {
   };
 }
 
-/** Every activity the workers register. */
+/** Every activity of `createActivities`. */
 export type Activities = ReturnType<typeof createActivities>;
+
+/** The activities each task queue hosts. */
+export type ActivitiesByQueue = Record<TaskQueueName, object>;
+
+/**
+ * The activities of each task queue: its own capability's, plus the self-check on every queue (the deep readiness
+ * check runs it on each). `saga` hosts the saga bookkeeping (projection, unmatched events); `effects` only the
+ * outbound calls of sagas (effects and Gateway commands), so a slow provider never holds up a saga's bookkeeping.
+ */
+export function createActivitiesByQueue(deps: ActivityDeps): ActivitiesByQueue {
+  const { pool, logger } = deps;
+  const selfCheck = createSelfCheckActivities();
+  return {
+    'policy-simulation': {
+      ...selfCheck,
+      ...createPolicySimulationActivities({
+        pool,
+        logger,
+        policyEngineUrl: deps.policyEngineUrl,
+        webhook: deps.policyWebhook,
+      }),
+    },
+    'pack-approval': {
+      ...selfCheck,
+      ...createRetentionActivities({ pool, logger }),
+      ...(deps.packApprovals ? createPackApprovalActivities({ ...deps.packApprovals, pool, logger }) : {}),
+    },
+    saga: { ...selfCheck, ...createSagaActivities({ pool, logger }) },
+    effects: { ...selfCheck, ...(deps.effects ? createEffectActivities({ ...deps.effects, logger }) : {}) },
+  };
+}

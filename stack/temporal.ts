@@ -63,6 +63,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       ...(options.dbFilename ? { dbFilename: options.dbFilename } : {}),
       searchAttributes: [...SEARCH_ATTRIBUTE_KEYS],
       log: { format: 'json', level: 'warn' },
+      extraArgs: [...FAIRNESS_ARGS, ...SINGLE_PARTITION_ARGS],
     },
   });
   let stopped = false;
@@ -79,6 +80,22 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
 
 const loopbackOf = (ip: string) => (ip === '0.0.0.0' ? '127.0.0.1' : ip);
 
+/**
+ * One partition per task queue. Matching orders tasks (by priority and fairness) within a partition, and pollers
+ * pick partitions at random: on a single-node dev server more partitions buy no throughput and only blur that order.
+ */
+export const SINGLE_PARTITION_ARGS = [
+  ...['--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1'],
+  ...['--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1'],
+] as const;
+
+/**
+ * Fair dispatch by fairness key (server 1.29's `matching.enableFairness`, off by default; it also turns on the
+ * priority-aware matcher): the effect activities of sagas carry their tenant as fairness key, so one tenant's burst on
+ * the `effects` queue does not starve the others (test/workflows/effects-fairness.dev-server.test.ts).
+ */
+export const FAIRNESS_ARGS = ['--dynamic-config-value', 'matching.enableFairness=true'] as const;
+
 /** The command line the SDK would use for the same options. */
 function devServerArgs(options: DevServerOptions): string[] {
   return [
@@ -87,6 +104,8 @@ function devServerArgs(options: DevServerOptions): string[] {
     ...['--dynamic-config-value', 'frontend.enableServerVersionCheck=false'],
     ...['--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true'],
     ...['--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true'],
+    ...FAIRNESS_ARGS,
+    ...SINGLE_PARTITION_ARGS,
     ...(options.dbFilename ? ['--db-filename', options.dbFilename] : []),
     ...(options.uiPort ? ['--ui-port', String(options.uiPort)] : ['--headless']),
     ...SEARCH_ATTRIBUTE_KEYS.flatMap((key) => [

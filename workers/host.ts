@@ -16,6 +16,7 @@ import {
 } from '@temporalio/worker';
 import { WORKFLOW_TASK_QUEUES, type TaskQueueName } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
+import type { ActivitiesByQueue } from '../activities/index.js';
 
 /** Path of the only workflow bundle entry. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -49,7 +50,15 @@ export interface WorkerHostOptions {
   connection: NativeConnection;
   namespace: string;
   queues: readonly TaskQueueName[];
-  activities: object;
+  /** What each queue hosts (`createActivitiesByQueue`): a queue without an entry here is refused. */
+  activitiesByQueue?: Partial<ActivitiesByQueue>;
+  /**
+   * The same activities on every queue, for test harnesses that run one merged set (`createActivities`); ignored for
+   * the queues `activitiesByQueue` names.
+   */
+  activities?: object;
+  /** Activities the `effects` worker runs at once (`EFFECTS_CONCURRENCY`); the SDK's default when undefined. */
+  effectsConcurrency?: number;
   workflowBundle: WorkflowBundleWithSourceMap;
   logger: Logger;
   /** Prefix for task queue names (tests use it to isolate runs). */
@@ -67,9 +76,18 @@ export interface WorkerHost {
   shutdown(): void;
 }
 
-/** Creates one Worker per task queue; the `effects` queue hosts activities only. */
+/**
+ * Creates one Worker per task queue, each with the activities of its own queue; the workflow queues also host the
+ * workflow bundle, the `effects` queue hosts activities only (at most `effectsConcurrency` at once).
+ * @throws Error when a queue has no activities.
+ */
 export async function createWorkerHost(options: WorkerHostOptions): Promise<WorkerHost> {
   const prefix = options.taskQueuePrefix ?? '';
+  const activitiesOf = (queue: TaskQueueName): object => {
+    const activities = options.activitiesByQueue?.[queue] ?? options.activities;
+    if (!activities) throw new Error(`No activities for the task queue ${queue}`);
+    return activities;
+  };
   const workers = await Promise.all(
     options.queues.map((queue) => {
       const hostsWorkflows = (WORKFLOW_TASK_QUEUES as readonly string[]).includes(queue);
@@ -77,8 +95,11 @@ export async function createWorkerHost(options: WorkerHostOptions): Promise<Work
         connection: options.connection,
         namespace: options.namespace,
         taskQueue: `${prefix}${queue}`,
-        activities: options.activities,
+        activities: activitiesOf(queue),
         ...(hostsWorkflows ? { workflowBundle: options.workflowBundle } : {}),
+        ...(queue === 'effects' && options.effectsConcurrency !== undefined
+          ? { maxConcurrentActivityTaskExecutions: options.effectsConcurrency }
+          : {}),
         shutdownGraceTime: `${options.shutdownGraceSeconds ?? 10}s`,
       });
     }),

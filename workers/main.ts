@@ -7,12 +7,21 @@ import { pathToFileURL } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ensureRetentionSchedule } from './pack-approval-retention-schedule.js';
-import { createActivities } from '../activities/index.js';
+import { createActivitiesByQueue, type ActivityDeps } from '../activities/index.js';
 import { packApprovalDepsFromConfig } from '../activities/pack-approval/deps.js';
-import { databaseUrlOf, loadConfig, policyEngineUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
+import { assertSagaEffectsDeclared, effectsManifestFromConfig } from '../activities/sagas/effects-manifest.js';
+import {
+  databaseUrlOf,
+  gatewayUrlOf,
+  loadConfig,
+  policyEngineUrlOf,
+  temporalAddressOf,
+  type AppConfig,
+} from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createPool } from '../db/pool.js';
 import { installShutdown } from '../stack/shutdown.js';
+import { SAGAS } from '../workflows/sagas/registry.js';
 import { bundleWorkflows, createWorkerHost, installRuntime, type WorkerHost } from './host.js';
 
 /** Running workers with what they own. */
@@ -24,8 +33,22 @@ export interface RunningWorkers {
   stop(): Promise<void>;
 }
 
+/**
+ * The effects manifest and the Gateway, when the `effects` or `saga` queue is served: loaded and validated before
+ * anything connects, and every effect of every registered saga must be declared in it.
+ * @throws EffectsManifestError naming the file and each invalid field or undeclared effect.
+ */
+export function effectsDepsFromConfig(config: AppConfig, logger: Logger): ActivityDeps['effects'] {
+  if (!config.worker.queues.some((queue) => queue === 'effects' || queue === 'saga')) return undefined;
+  const manifest = effectsManifestFromConfig(config);
+  assertSagaEffectsDeclared(manifest, SAGAS);
+  logger.info({ manifest: manifest.source, effects: [...manifest.providers.keys()] }, 'effects manifest loaded');
+  return { manifest, gatewayUrl: gatewayUrlOf(config) };
+}
+
 /** Connects, bundles and starts the workers of `config.worker.queues`. */
 export async function startWorkers(config: AppConfig, logger: Logger): Promise<RunningWorkers> {
+  const effects = effectsDepsFromConfig(config, logger);
   const pool = createPool({
     connectionString: databaseUrlOf(config),
     applicationName: 'stellaops-worker',
@@ -38,13 +61,15 @@ export async function startWorkers(config: AppConfig, logger: Logger): Promise<R
       connection,
       namespace: config.temporal.namespace,
       queues: config.worker.queues,
-      activities: createActivities({
+      activitiesByQueue: createActivitiesByQueue({
         pool,
         logger,
         policyEngineUrl: policyEngineUrlOf(config),
         policyWebhook: config.simulations.webhook,
         packApprovals: await packApprovalDepsFromConfig(config, logger),
+        ...(effects && { effects }),
       }),
+      effectsConcurrency: config.sagas.effectsConcurrency,
       workflowBundle: await bundleWorkflows(),
       logger,
     });

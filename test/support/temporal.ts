@@ -11,7 +11,7 @@ import {
   resolveTestServer,
   type ResolvedBinary,
 } from '../../stack/binaries.js';
-import { ensureSearchAttributes } from '../../stack/temporal.js';
+import { ensureSearchAttributes, FAIRNESS_ARGS, SINGLE_PARTITION_ARGS } from '../../stack/temporal.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/shared/search-attributes.js';
 import { bundleWorkflows } from '../../workers/host.js';
 
@@ -42,9 +42,12 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
   return env;
 }
 
-/** Starts a dev server (in-memory) with the product's search attributes. */
+/**
+ * Starts a dev server (in-memory) with the product's search attributes and, as `npm start` runs it, one partition
+ * per task queue and fair dispatch by fairness key (`fairness: false` leaves fairness off, for a control run).
+ */
 export async function createDevServerEnv(
-  options: { port?: number; dbFilename?: string } = {},
+  options: { port?: number; dbFilename?: string; fairness?: boolean } = {},
 ): Promise<TestWorkflowEnvironment> {
   const binary = await resolveTemporalCli({ build: false });
   return withClearError(binary, 'Temporal CLI', () =>
@@ -54,6 +57,7 @@ export async function createDevServerEnv(
         searchAttributes: [...SEARCH_ATTRIBUTE_KEYS],
         ...(options.port ? { port: options.port } : {}),
         ...(options.dbFilename ? { dbFilename: options.dbFilename } : {}),
+        extraArgs: [...(options.fairness === false ? [] : FAIRNESS_ARGS), ...SINGLE_PARTITION_ARGS],
       },
     }),
   );
