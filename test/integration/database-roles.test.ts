@@ -200,7 +200,8 @@ describe('the embedded Postgres', () => {
         const owner = createPool({ connectionString: second.ownerUrl, applicationName: 'owner-migrate', max: 1 });
         try {
           const result = await migrate(owner, { applicationRole: APP });
-          expect(result.applied).toEqual([5]);
+          // Every migration after that time.
+          expect(result.applied).toEqual((await readMigrations()).slice(4).map((m) => m.version));
         } finally {
           await owner.end();
         }
