@@ -7,7 +7,8 @@
  *   (release, delete, revoke) that succeed when there is nothing to undo.
  *
  * Every call needs an `Idempotency-Key`: a repeat answers the first answer again and changes nothing, and every
- * arrival is counted per key (`GET /providers/calls`). With `faults`, `PUT /control/faults` makes an effect refuse
+ * arrival is counted per key (`GET /providers/calls`), and every time a provider acted on one
+ * (`GET /providers/applied`: 1 per key, or a call was duplicated). With `faults`, `PUT /control/faults` makes an effect refuse
  * (422), be unavailable (503, Retry-After: 1) or hang, for tests and demos.
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -162,6 +163,8 @@ export interface ProvidersOptions {
 export interface ProvidersHandle {
   /** Every arrival per `Idempotency-Key` (repeats and faulted calls included). */
   calls: () => Record<string, number>;
+  /** Every time a provider acted on a key (its first answer, a refusal included): 1 per key, never more. */
+  applied: () => Record<string, number>;
   /** Answers every hanging call (503), so that the server can close. */
   releaseHanging(): void;
 }
@@ -183,6 +186,7 @@ export function registerProviders(app: FastifyInstance, options: ProvidersOption
   const { index } = options;
   const quotaBytes = options.quotaBytes ?? DEFAULT_QUOTA_BYTES;
   const calls = new Map<string, number>();
+  const applied = new Map<string, number>();
   const answers = new Map<string, { fingerprint: string; status: number; body: unknown }>();
   const mirrors = new Map<string, MirrorState>();
   const faults: (Fault & { remaining: number | null })[] = [];
@@ -255,6 +259,7 @@ export function registerProviders(app: FastifyInstance, options: ProvidersOption
           void reply.header('idempotent-replayed', 'true');
           return reply.code(previous.status).send(previous.body);
         }
+        applied.set(key, (applied.get(key) ?? 0) + 1);
         try {
           const body = handle(tenantId, request.body as Static<B>);
           answers.set(stored, { fingerprint, status: 200, body });
@@ -380,6 +385,7 @@ export function registerProviders(app: FastifyInstance, options: ProvidersOption
   });
 
   typed.get('/providers/calls', { schema: { response: { 200: Calls } } }, async () => Object.fromEntries(calls));
+  typed.get('/providers/applied', { schema: { response: { 200: Calls } } }, async () => Object.fromEntries(applied));
 
   if (options.faults) {
     const list = () => ({ faults: faults.map((f) => ({ ...f })) });
@@ -405,6 +411,7 @@ export function registerProviders(app: FastifyInstance, options: ProvidersOption
 
   return {
     calls: () => Object.fromEntries(calls),
+    applied: () => Object.fromEntries(applied),
     releaseHanging() {
       for (const resolve of hanging) resolve();
       hanging.clear();

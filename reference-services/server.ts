@@ -56,6 +56,8 @@ export interface ReferenceCounters {
   commandsApplied(): Record<string, number>;
   /** Provider calls per Idempotency-Key (every arrival). */
   providerCalls(): Record<string, number>;
+  /** Provider actions per Idempotency-Key (at most 1 each: a repeat is answered, not acted on). */
+  providerApplied(): Record<string, number>;
 }
 
 /** The server, its counters and the emitter it owns (when it was given an ingress target). */
@@ -141,6 +143,7 @@ function build(options: ReferenceServicesOptions): Built {
       commandsReceived: gateway.received,
       commandsApplied: gateway.applied,
       providerCalls: providers.calls,
+      providerApplied: providers.applied,
     },
   };
 }

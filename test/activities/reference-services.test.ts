@@ -596,6 +596,10 @@ describe('reference providers', () => {
     expect(calls['local:mirror-bundle-export:b-1:reserve-quota']).toBe(2);
     expect(calls['refusal-key']).toBe(3);
     expect(services.counters.providerCalls()).toEqual(calls);
+    const applied = (await call(services, 'GET', '/providers/applied')).body;
+    expect(applied['local:mirror-bundle-export:b-1:reserve-quota']).toBe(1);
+    expect(applied['refusal-key']).toBe(1);
+    expect(services.counters.providerApplied()).toEqual(applied);
   });
 
   it('needs an Idempotency-Key and a body that fits the effect', async () => {
@@ -642,6 +646,8 @@ describe('reference providers: fault injection', () => {
     expect((await call(services, 'GET', '/control/faults')).body).toEqual({ faults: [] });
     // Faulted calls arrived, so they count.
     expect(services.counters.providerCalls()).toMatchObject({ 'f-1': 2, 'f-2': 3 });
+    // …but only the call that got through was acted on.
+    expect(services.counters.providerApplied()).toMatchObject({ 'f-1': 1, 'f-2': 1 });
   });
 
   it('limits a fault to one Idempotency-Key and one effect, and lasts until it is removed', async () => {
