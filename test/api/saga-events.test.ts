@@ -205,6 +205,26 @@ describe('POST /api/v1/events', () => {
     expect(await description.staticSummary()).toBe(`Impact rescan of advisory ${advisoryId} (${advisoryId})`);
   });
 
+  it('records an event delivered concurrently once: one answer accepted, the others duplicate', async () => {
+    const advisoryId = fresh('adv');
+    const event = advisoryPublished(advisoryId, ['img-1']);
+    const answers = await Promise.all(Array.from({ length: 5 }, () => post(event)));
+    expect(answers.map((a) => a.res.statusCode).sort()).toEqual([200, 200, 200, 200, 202]);
+    expect(answers.map((a) => a.results[0]?.status).sort()).toEqual([
+      'accepted',
+      'duplicate',
+      'duplicate',
+      'duplicate',
+      'duplicate',
+    ]);
+    const detail = await eventually(async () => {
+      const d = await detailOf(advisoryId);
+      return d.timeline.some((t) => t.outcome === 'applied') ? d : undefined;
+    });
+    expect(detail.timeline.filter((t) => t.outcome === 'applied').map((t) => t.eventId)).toEqual([event.eventId]);
+    expect(detail.instance.appliedEvents).toBe(1);
+  });
+
   it('accepts an event no saga triggers on with no instances, records it, and answers its repeat as a duplicate', async () => {
     const event = { ...advisoryPublished(fresh('adv'), []), aggregateType: 'Sbom', eventType: 'Sbom.Uploaded' };
     expect((await post(event)).results).toEqual([
