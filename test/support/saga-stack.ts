@@ -1,0 +1,132 @@
+/**
+ * Sagas on real parts for workflow tests: the saga and effects workers with the real bookkeeping, effect and Gateway
+ * activities, the reference services (Gateway and providers, with fault injection) on loopback, and the ingress of
+ * the API (the one routing code path) — the Gateway's events go straight into it, as they would over HTTP.
+ */
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createActivitiesByQueue } from '../../activities/index.js';
+import { loadEffectsManifest } from '../../activities/sagas/effects-manifest.js';
+import { createSagaIngress, type IngestResult, type SagaIngress } from '../../api/services/saga-ingress.js';
+import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
+import { createSagaTemporal } from '../../api/temporal/sagas.js';
+import { loadWebhookConfig } from '../../core/config.js';
+import { createLogger } from '../../core/logger.js';
+import type { Pool } from '../../db/pool.js';
+import {
+  startReferenceServices,
+  type ReferenceServicesOptions,
+  type RunningReferenceServices,
+} from '../../reference-services/server.js';
+import { getSagaQuery, type AggregateEvent, type SagaView } from '../../workflows/sagas/definitions.js';
+import { createWorkerHost, type WorkerHost } from '../../workers/host.js';
+import { uniqueName, workflowBundle } from './temporal.js';
+
+/** A running saga stack. */
+export interface SagaStack {
+  ingress: SagaIngress;
+  temporal: TemporalFacade;
+  reference: RunningReferenceServices;
+  taskQueuePrefix: string;
+  /** Ingests `events` like `POST /api/v1/events` does. */
+  post(...events: AggregateEvent[]): Promise<IngestResult[]>;
+  /** The instance's view (query). */
+  view(workflowId: string): Promise<SagaView>;
+  /** Resolves with the final view once the instance's workflow has closed. */
+  result(workflowId: string): Promise<SagaView>;
+  /** Sets a fault of the reference providers (`PUT /control/faults`). */
+  fault(fault: {
+    effect: string;
+    mode: 'reject' | 'unavailable' | 'hang';
+    key?: string;
+    times?: number;
+  }): Promise<void>;
+  /** Starts the workers again after {@link stopWorkers} (crash and restart drills). */
+  startWorkers(): Promise<void>;
+  stopWorkers(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Starts the stack on `env` and `pool`; `reference` options go to the reference services. */
+export async function startSagaStack(
+  env: TestWorkflowEnvironment,
+  pool: Pool,
+  options: { reference?: Omit<ReferenceServicesOptions, 'events' | 'faults'>; effectsConcurrency?: number } = {},
+): Promise<SagaStack> {
+  const logger = createLogger({ level: 'warn', name: 'saga-test' });
+  const taskQueuePrefix = `${uniqueName('s')}-`;
+  const temporal = createTemporalFacade({ address: env.address, namespace: env.namespace ?? 'default' });
+  const ingress = createSagaIngress({ pool, logger, temporal: createSagaTemporal(temporal, { taskQueuePrefix }) });
+  const emitted: Promise<unknown>[] = [];
+  const reference = await startReferenceServices({
+    host: '127.0.0.1',
+    port: 0,
+    ...options.reference,
+    faults: true,
+    events: {
+      emit: (event) => {
+        emitted.push(
+          ingress.ingestEvents([event]).catch((err: unknown) => logger.error({ err }, 'event not ingested')),
+        );
+      },
+      close: async () => {
+        await Promise.allSettled(emitted);
+      },
+    },
+  });
+  const manifest = loadEffectsManifest({ referenceServicesUrl: reference.url });
+  const activitiesByQueue = createActivitiesByQueue({
+    pool,
+    logger,
+    policyEngineUrl: 'http://127.0.0.1:9',
+    policyWebhook: loadWebhookConfig({}),
+    effects: { manifest, gatewayUrl: reference.url },
+  });
+  const bundle = await workflowBundle();
+  let host: WorkerHost | undefined;
+  let running: Promise<void> | undefined;
+  const startWorkers = async () => {
+    host = await createWorkerHost({
+      connection: env.nativeConnection,
+      namespace: env.namespace ?? 'default',
+      queues: ['saga', 'effects'],
+      activitiesByQueue,
+      workflowBundle: bundle,
+      logger,
+      taskQueuePrefix,
+      ...(options.effectsConcurrency ? { effectsConcurrency: options.effectsConcurrency } : {}),
+      shutdownGraceSeconds: 1,
+    });
+    running = host.run();
+  };
+  const stopWorkers = async () => {
+    host?.shutdown();
+    await running;
+  };
+  await startWorkers();
+  const handle = (workflowId: string) => temporal.client.workflow.getHandle(workflowId);
+  return {
+    ingress,
+    temporal,
+    reference,
+    taskQueuePrefix,
+    post: (...events) => ingress.ingestEvents(events),
+    view: (workflowId) => handle(workflowId).query(getSagaQuery),
+    result: (workflowId) => handle(workflowId).result() as Promise<SagaView>,
+    async fault(fault) {
+      const res = await fetch(`${reference.url}/control/faults`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(fault),
+      });
+      if (!res.ok) throw new Error(`fault not set: ${res.status} ${await res.text()}`);
+    },
+    startWorkers,
+    stopWorkers,
+    async close() {
+      await stopWorkers();
+      await reference.close();
+      await Promise.allSettled(emitted);
+      await temporal.close();
+    },
+  };
+}
