@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   assertSagaEffectsDeclared,
@@ -19,6 +22,8 @@ import {
 } from '../../activities/sagas/effects-manifest.js';
 import { loadConfig } from '../../core/config.js';
 import { SAGAS } from '../../workflows/sagas/registry.js';
+import { effectsDepsFromConfig } from '../../workers/main.js';
+import { memoryLogger } from '../support/logger.js';
 
 const SECRETS: SecretSources = {
   readSecretFile: (path) => {
@@ -407,5 +412,61 @@ describe('fieldOf', () => {
     expect(fieldOf('/providers/2/timeoutMs')).toBe('providers[2].timeoutMs');
     expect(fieldOf('/providers/0/headers/x-a~1b~0c')).toBe('providers[0].headers["x-a/b~c"]');
     expect(fieldOf('/a/$b_1')).toBe('a.$b_1');
+  });
+});
+
+describe('worker start-up', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'effects-manifest-'));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('loads the bundled manifest for the effects and saga queues, with the Gateway of the configuration', () => {
+    const { logger, records } = memoryLogger();
+    const deps = effectsDepsFromConfig(
+      loadConfig({ WORKER_QUEUES: 'saga', GATEWAY_URL: 'https://gw.example.com/' }),
+      logger,
+    );
+    expect(deps?.gatewayUrl).toBe('https://gw.example.com');
+    expect(deps?.manifest.source).toBe(BUNDLED_EFFECTS_MANIFEST);
+    expect(records.find((r) => r.msg === 'effects manifest loaded')).toMatchObject({
+      manifest: BUNDLED_EFFECTS_MANIFEST,
+    });
+    expect(effectsDepsFromConfig(loadConfig({ WORKER_QUEUES: 'effects' }), logger)?.gatewayUrl).toBe(
+      'http://127.0.0.1:3200',
+    );
+  });
+
+  it('does not load a manifest for workers of other queues', () => {
+    const env = { WORKER_QUEUES: 'policy-simulation,pack-approval', EFFECTS_MANIFEST: '/nonexistent.yaml' };
+    expect(effectsDepsFromConfig(loadConfig(env), memoryLogger().logger)).toBeUndefined();
+  });
+
+  it('fails naming the file and the field, or the saga whose effect is missing', () => {
+    const invalid = file(
+      'invalid.yaml',
+      'providers:\n  - { name: p, kind: http, url: "https://p.example.com", timeoutMs: 1 }\n',
+    );
+    expect(() => effectsDepsFromConfig(loadConfig({ EFFECTS_MANIFEST: invalid }), memoryLogger().logger)).toThrow(
+      `${invalid}: providers[0].timeoutMs must be an integer between 100 and 300000 (got 1)`,
+    );
+    const partial = file(
+      'partial.json',
+      JSON.stringify({ providers: [{ name: 'impact-index.resolve', kind: 'http', url: 'https://i.example.com' }] }),
+    );
+    expect(() => effectsDepsFromConfig(loadConfig({ EFFECTS_MANIFEST: partial }), memoryLogger().logger)).toThrow(
+      `${partial}: the saga mirror-bundle-export calls the effect mirror.reserve-quota, which no provider declares`,
+    );
+  });
+
+  it('reads secret files from disk, without their trailing newline', () => {
+    const secret = file('token', 'disk-secret\n');
+    const manifest = loadEffectsManifest({
+      path: file('m.yaml', provider(`    headers: { authorization: { secretFile: ${secret} } }\n`)),
+      referenceServicesUrl: 'http://127.0.0.1:1',
+    });
+    expect(manifest.providers.get('p')?.headers).toEqual({ authorization: 'disk-secret' });
   });
 });
