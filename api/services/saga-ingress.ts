@@ -80,8 +80,9 @@ export interface RedeliveryOutcome {
 /** What the sagas' event ingestion does, whatever the transport. */
 export interface SagaIngress {
   /**
-   * Ingests checked events in order; one result per event. Throws (Temporal or Postgres unavailable) only after the
-   * events before the failing one were recorded, so a retry of the whole batch answers those `duplicate`.
+   * Ingests checked events, one result per event in their order; the events of one instance in that order, others
+   * side by side. Throws (Temporal or Postgres unavailable) only once every other event was handled, so a retry of
+   * the whole batch answers the recorded ones `duplicate`.
    */
   ingestEvents(events: readonly AggregateEvent[]): Promise<IngestResult[]>;
   /**
@@ -90,6 +91,30 @@ export interface SagaIngress {
    * @throws 404 unknown row (or another tenant's), 409 when the event can only go to a running instance and none runs.
    */
   redeliver(tenantId: string, id: string, requestedBy: string): Promise<RedeliveryOutcome>;
+}
+
+/** Events of one request ingested at once (each holds a pool connection for a moment and calls Temporal). */
+const INGEST_CONCURRENCY = 8;
+
+type Routing = ReturnType<typeof routeEvent>;
+
+/** At most `n` tasks at a time; the others wait in order. */
+function createSlots(n: number) {
+  let free = n;
+  const waiting: (() => void)[] = [];
+  return {
+    async run<T>(task: () => Promise<T>): Promise<T> {
+      if (free > 0) free--;
+      else await new Promise<void>((resolve) => waiting.push(resolve));
+      try {
+        return await task();
+      } finally {
+        const next = waiting.shift();
+        if (next) next();
+        else free++;
+      }
+    },
+  };
 }
 
 /** The event-level status of an event's instance outcomes. */
@@ -107,10 +132,9 @@ function statusOf(outcomes: readonly SagaRouteOutcome[]): {
 export function createSagaIngress(deps: { pool: Pool; logger: Logger; temporal: SagaTemporal }): SagaIngress {
   const { pool, logger, temporal } = deps;
 
-  const ingestOne = async (event: AggregateEvent): Promise<IngestResult> => {
+  const ingestOne = async (event: AggregateEvent, { routes, problems }: Routing): Promise<IngestResult> => {
     const earlier = await findIngestedEvent(pool, event.tenantId, event.eventId);
     if (earlier) return { status: 'duplicate', eventId: event.eventId, instances: earlier.outcomes };
-    const { routes, problems } = routeEvent(event, SAGAS);
     if (problems.length > 0) {
       return {
         status: 'invalid',
@@ -160,10 +184,23 @@ export function createSagaIngress(deps: { pool: Pool; logger: Logger; temporal: 
 
   return {
     async ingestEvents(events) {
-      const results: IngestResult[] = [];
-      // In order: a start event and the events after it in one batch reach the instance in that order.
-      for (const event of events) results.push(await ingestOne(event));
-      return results;
+      // Events of one instance (and repeats of one event id) are ingested in request order, so a start event and
+      // the events after it in one batch reach the instance in that order; the others run side by side.
+      const tails = new Map<string, Promise<unknown>>();
+      const slots = createSlots(INGEST_CONCURRENCY);
+      const runs = events.map((event) => {
+        const routing = routeEvent(event, SAGAS);
+        const keys = [`event:${event.eventId}`, ...routing.routes.map((route) => route.workflowId)];
+        const before = keys.flatMap((key) => tails.get(key) ?? []);
+        const run = Promise.allSettled(before).then(() => slots.run(() => ingestOne(event, routing)));
+        for (const key of keys) tails.set(key, run);
+        return run;
+      });
+      // Every event is settled before the answer: a failure answers 503 only once the others are recorded.
+      const settled = await Promise.allSettled(runs);
+      const failed = settled.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
+      return settled.map((s) => (s as PromiseFulfilledResult<IngestResult>).value);
     },
 
     async redeliver(tenantId, id, requestedBy) {
