@@ -26,6 +26,7 @@ import { DeliveryError, deliveryFailure, parseDeliveryUrl, postJson, type JsonPo
 import { whileHeartbeating } from '../shared/heartbeat.js';
 import {
   backoffDelayMs,
+  EffectsManifestError,
   expandUrlTemplate,
   isLastAttempt,
   UrlTemplateError,
@@ -164,10 +165,26 @@ export interface EffectActivities {
   submitGatewayCommand: SagaOutboundActivities['submitGatewayCommand'];
 }
 
-/** Creates `runEffect` and `submitGatewayCommand`, sharing one breaker per upstream. */
+/**
+ * Creates `runEffect` and `submitGatewayCommand`, sharing one breaker per upstream.
+ * @throws EffectsManifestError when the Gateway shares an upstream with a provider but not its breaker settings;
+ *   DeliveryError when the Gateway URL breaks the outbound URL policy.
+ */
 export function createEffectActivities(deps: EffectActivityDeps): EffectActivities {
   const { manifest, logger } = deps;
   const breakers = deps.breakers ?? createUpstreamBreakers(logger);
+  const gatewayOrigin = parseDeliveryUrl(deps.gatewayUrl).origin;
+  for (const provider of manifest.providers.values()) {
+    const { threshold, halfOpenAfterMs } = manifest.gateway.breaker;
+    if (
+      provider.upstream === gatewayOrigin &&
+      (provider.breaker.threshold !== threshold || provider.breaker.halfOpenAfterMs !== halfOpenAfterMs)
+    ) {
+      throw new EffectsManifestError(manifest.source, [
+        `gateway.breaker must equal the breaker of ${provider.name}: both call ${gatewayOrigin}, and one breaker guards one upstream`,
+      ]);
+    }
+  }
 
   const runEffect = async (command: EffectCommand): Promise<EffectResult> => {
     const ctx = Context.current();

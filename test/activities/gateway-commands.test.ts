@@ -179,6 +179,24 @@ describe('submitGatewayCommand', () => {
     expect(gateway.received).toHaveLength(4);
   });
 
+  it('refuses a Gateway that shares a provider’s upstream with other breaker settings', () => {
+    const manifest = parseEffectsManifest(
+      `gateway: { breaker: { threshold: 7 } }\nproviders:\n  - { name: p, kind: http, url: "${gateway.url}/p" }\n`,
+      {
+        source: 'e.yaml',
+        referenceServicesUrl: gateway.url,
+        readSecretFile: () => '',
+        environmentSecret: () => undefined,
+      },
+    );
+    expect(() => createEffectActivities({ manifest, logger: memoryLogger().logger, gatewayUrl: gateway.url })).toThrow(
+      `e.yaml: gateway.breaker must equal the breaker of p: both call ${gateway.url}, and one breaker guards one upstream`,
+    );
+    expect(() =>
+      createEffectActivities({ manifest, logger: memoryLogger().logger, gatewayUrl: 'https://gateway.example.com' }),
+    ).not.toThrow();
+  });
+
   it('refuses a Gateway URL that breaks the outbound policy at creation', () => {
     const manifest = parseEffectsManifest('providers: []', {
       source: 'e.yaml',
