@@ -107,10 +107,17 @@ export const sagaRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (a
   const temporal = createSagaTemporal(deps.temporal, { taskQueuePrefix: deps.taskQueuePrefix });
   const ingress = createSagaIngress({ pool, logger: deps.logger, temporal });
 
-  for (const schema of [AggregateEventSchema, InstanceOutcome, EventResult, EventsResponse, SagaInstanceDoc]) {
+  // Shared by several routes, and named in the OpenAPI document by their ids.
+  for (const schema of [
+    AggregateEventSchema,
+    InstanceOutcome,
+    EventResult,
+    EventsResponse,
+    SagaInstanceDoc,
+    UnmatchedEventDoc,
+  ]) {
     app.addSchema(schema);
   }
-  app.addSchema(UnmatchedEventDoc);
   // onRequest: a caller without the scope learns nothing about the input.
   await app.register(bearerAuth, { verify: deps.verifyToken, scopes: READ_SCOPES });
   const security = [{ bearer: [] }];
