@@ -1,6 +1,8 @@
 /**
  * How the reference aggregates publish their events: an in-memory outbox posted, in order, to the product's event
- * ingress (`POST {apiUrl}/api/v1/events`) with a bearer token of the event's tenant. An answer other than 2xx that
+ * ingress (`POST {apiUrl}/api/v1/events`) with a bearer token of the event's tenant: one event alone, or, when
+ * several of one tenant are waiting (under load, or after an outage), up to `maxBatch` of them as one batch
+ * `{ events }`, which the ingress processes in order. An answer other than 2xx that
  * may succeed later (5xx, 408, 429, the network, a timeout: the API may start after the reference services or be
  * restarting) is retried with backoff, honouring Retry-After; any other 4xx is final, logged and dropped, since
  * repeating the same event cannot change the answer. The outbox lives in memory: events still in it when the
@@ -51,6 +53,13 @@ export interface IngressEmitterOptions {
   retryMaxMs?: number;
   /** Timeout of one attempt; default 10 s. */
   timeoutMs?: number;
+  /** Most events in one request (consecutive events of one tenant); default 100. */
+  maxBatch?: number;
+}
+
+/** The ingress's answer per event, as far as the emitter reads it. */
+interface IngressAnswer {
+  results?: { eventId?: unknown; status?: unknown; errors?: unknown }[];
 }
 
 /** Creates the emitter; nothing is sent until an event is emitted. @throws DeliveryError when `apiUrl` breaks the URL policy. */
@@ -60,6 +69,7 @@ export function createIngressEmitter(options: IngressEmitterOptions): IngressEmi
   const retryInitialMs = options.retryInitialMs ?? 250;
   const retryMaxMs = options.retryMaxMs ?? 10_000;
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const maxBatch = options.maxBatch ?? 100;
   const outbox: AggregateEvent[] = [];
   const stats = { delivered: 0, dropped: 0, retries: 0 };
   const closing = new AbortController();
@@ -77,37 +87,71 @@ export function createIngressEmitter(options: IngressEmitterOptions): IngressEmi
       closing.signal.addEventListener('abort', done);
     });
 
-  /** Delivers the head of the outbox; true when it is done with it (delivered or dropped), false to retry it. */
-  async function attempt(event: AggregateEvent): Promise<boolean> {
-    const what = `event ${event.eventType} ${event.eventId}`;
+  /** The events of the next request: the head of the outbox and the events of its tenant right behind it. */
+  function nextBatch(): AggregateEvent[] {
+    const tenantId = outbox[0]!.tenantId;
+    let end = 1;
+    while (end < outbox.length && end < maxBatch && outbox[end]!.tenantId === tenantId) end++;
+    return outbox.slice(0, end);
+  }
+
+  /** Logs the events of a delivered request the ingress answered `invalid` (they are not retried either). */
+  function logInvalid(body: string | undefined, tenantId: string): void {
+    let answer: IngressAnswer;
     try {
-      await postJson({
+      answer = JSON.parse(body ?? '') as IngressAnswer;
+    } catch {
+      return;
+    }
+    for (const result of answer.results ?? []) {
+      if (result.status === 'invalid') {
+        logger.error(
+          { tenantId, eventId: result.eventId, errors: result.errors },
+          'event refused by the ingress: invalid',
+        );
+      }
+    }
+  }
+
+  /** Delivers `batch`; true when it is done with it (delivered or dropped), false to retry it. */
+  async function attempt(batch: AggregateEvent[]): Promise<boolean> {
+    const first = batch[0]!;
+    const what =
+      batch.length === 1 ? `event ${first.eventType} ${first.eventId}` : `${batch.length} events from ${first.eventId}`;
+    try {
+      const { body } = await postJson({
         url,
-        body: JSON.stringify(event),
-        headers: { authorization: `Bearer ${await options.tokenFor(event.tenantId)}` },
+        body: JSON.stringify(batch.length === 1 ? first : { events: batch }),
+        headers: { authorization: `Bearer ${await options.tokenFor(first.tenantId)}` },
         timeoutMs,
         logger,
-        logFields: { tenantId: event.tenantId, eventId: event.eventId, eventType: event.eventType },
+        logFields: { tenantId: first.tenantId, eventId: first.eventId, events: batch.length },
         what,
         successLevel: 'debug',
         readBody: true,
         signal: closing.signal,
       });
-      stats.delivered++;
+      stats.delivered += batch.length;
+      logInvalid(body, first.tenantId);
       return true;
     } catch (error) {
       if (closing.signal.aborted) return false;
       if (error instanceof DeliveryError && !error.retryable) {
-        stats.dropped++;
+        stats.dropped += batch.length;
         logger.error(
-          { tenantId: event.tenantId, eventId: event.eventId, status: error.status, answer: error.body },
+          {
+            tenantId: first.tenantId,
+            eventIds: batch.map((e) => e.eventId),
+            status: error.status,
+            answer: error.body,
+          },
           `${what} dropped: the ingress refused it`,
         );
         return true;
       }
       // Not a DeliveryError: the token could not be minted. Retried like an outage of the ingress.
       if (!(error instanceof DeliveryError))
-        logger.warn({ err: error, tenantId: event.tenantId }, `${what}: no token for the ingress`);
+        logger.warn({ err: error, tenantId: first.tenantId }, `${what}: no token for the ingress`);
       throw error;
     }
   }
@@ -115,17 +159,18 @@ export function createIngressEmitter(options: IngressEmitterOptions): IngressEmi
   async function run(): Promise<void> {
     let delay = retryInitialMs;
     while (outbox.length > 0 && !closing.signal.aborted) {
-      const event = outbox[0]!;
+      // A retry may take more events than the failed attempt: the ingress deduplicates those it already has.
+      const batch = nextBatch();
       let done: boolean;
       let retryAfterMs: number | undefined;
       try {
-        done = await attempt(event);
+        done = await attempt(batch);
       } catch (error) {
         done = false;
         if (error instanceof DeliveryError) retryAfterMs = error.retryAfterMs;
       }
       if (done) {
-        outbox.shift();
+        outbox.splice(0, batch.length);
         delay = retryInitialMs;
         continue;
       }

@@ -92,12 +92,17 @@ async function call(
 const submit = (services: RunningReferenceServices, cmd: GatewayCommand, headers = headersOf(cmd)) =>
   call(services, 'POST', '/api/v1/commands', cmd, headers);
 
+/** The events of one request to the ingress: one event, or a batch `{ events }`. */
+function eventsOf(request: ReceivedRequest): AggregateEvent[] {
+  const body = JSON.parse(request.body) as AggregateEvent | { events: AggregateEvent[] };
+  return 'events' in body && Array.isArray(body.events) ? body.events : [body as AggregateEvent];
+}
 /** The events the ingress received, parsed, in arrival order. */
-const eventsAt = (received: ReceivedRequest[]) => received.map((r) => JSON.parse(r.body) as AggregateEvent);
+const eventsAt = (received: ReceivedRequest[]) => received.flatMap(eventsOf);
 
-/** Waits until the ingress has `count` requests. */
+/** Waits until the ingress has received `count` events. */
 const receivedCount = (count: number, timeoutMs = 5_000) =>
-  eventually(() => (ingress.received.length >= count ? ingress.received : undefined), timeoutMs);
+  eventually(() => (eventsAt(ingress.received).length >= count ? ingress.received : undefined), timeoutMs);
 
 const started: RunningReferenceServices[] = [];
 async function start(options: ReferenceServicesOptions = {}): Promise<RunningReferenceServices> {
@@ -330,13 +335,41 @@ describe('reference Gateway events: delivery to the ingress', () => {
     };
     const services = await start();
     await submit(services, command());
-    await receivedCount(5);
-    await services.emitter!.idle();
-    const delivered = ingress.received.slice(3);
-    expect(eventsAt(delivered).map((e) => e.eventType)).toEqual(['Scan.Requested', 'Scan.Completed']);
-    // The three refused attempts were all of the first event, which went out again as it was.
-    expect(new Set(ingress.received.slice(0, 4).map((r) => r.body)).size).toBe(1);
+    await eventually(() => (services.emitter!.stats().delivered === 2 ? true : undefined), 5_000);
     expect(services.emitter!.stats()).toEqual({ pending: 0, delivered: 2, dropped: 0, retries: 3 });
+    const attempts = ingress.received.map(eventsOf);
+    // Each refused attempt started with the first event, which went out again as it was, until one was taken.
+    expect(attempts.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(attempts.map((events) => JSON.stringify(events[0])))).toHaveProperty('size', 1);
+    const delivered = attempts.slice(3).flat();
+    expect(delivered.map((e) => [e.eventType, e.sequence])).toEqual([
+      ['Scan.Requested', 1],
+      ['Scan.Completed', 2],
+    ]);
+  });
+
+  it('sends what waited as batches, one per run of a tenant’s events, each with its tenant’s token', async () => {
+    let open = false;
+    const accepted: ReceivedRequest[] = [];
+    ingress.answer = (res) => {
+      // The receiver records a request before it answers it: the last one recorded is the one answered now.
+      if (open) accepted.push(ingress.received.at(-1)!);
+      res.writeHead(open ? 202 : 503).end('{}');
+    };
+    const services = await start();
+    const onStuck = (tenantId: string) =>
+      command({ tenantId, aggregateId: STUCK_IMAGE, payload: { imageId: STUCK_IMAGE, advisoryId: ADVISORY } });
+    const commands = [onStuck('local'), onStuck('local'), onStuck('acme')];
+    for (const cmd of commands) expect((await submit(services, cmd)).status).toBe(202);
+    await eventually(() => (services.emitter!.stats().retries >= 2 ? true : undefined), 5_000);
+    open = true;
+    await eventually(() => (services.emitter!.stats().delivered === 3 ? true : undefined), 5_000);
+
+    expect(accepted.map((r) => [r.headers.authorization, eventsOf(r).map((e) => e.metadata?.causationId)])).toEqual([
+      ['Bearer token-of-local', [commands[0]!.commandId, commands[1]!.commandId]],
+      ['Bearer token-of-acme', [commands[2]!.commandId]],
+    ]);
+    expect(JSON.parse(accepted[0]!.body)).toHaveProperty('events');
   });
 
   it('drops an event the ingress refuses with a 4xx, logs it, and delivers the next one', async () => {
@@ -358,6 +391,20 @@ describe('reference Gateway events: delivery to the ingress', () => {
     expect(dropped).toMatchObject({ level: 50, status: 403 });
   });
 
+  it('logs an event the ingress takes but answers invalid, and does not send it again', async () => {
+    ingress.answer = (res) =>
+      res
+        .writeHead(202, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ results: [{ index: 0, eventId: 'evt-x', status: 'invalid', errors: [{ path: 'x' }] }] }));
+    const { logger, records } = memoryLogger();
+    const services = await start({ logger });
+    await submit(services, command());
+    await receivedCount(2);
+    await services.emitter!.idle();
+    expect(ingress.received).toHaveLength(2);
+    expect(records.filter((r) => r.msg === 'event refused by the ingress: invalid')).toHaveLength(2);
+  });
+
   it('holds its events until an API that starts later is listening', async () => {
     const port = await freePort();
     const services = await start({ events: { apiUrl: `http://127.0.0.1:${port}`, tokenFor: async () => 't' } });
@@ -377,11 +424,11 @@ describe('reference Gateway events: delivery to the ingress', () => {
     });
     await new Promise<void>((resolve) => late.listen(port, '127.0.0.1', resolve));
     try {
-      await eventually(() => (bodies.length >= 2 ? bodies : undefined), 5_000);
-      expect(bodies.map((b) => (JSON.parse(b) as AggregateEvent).eventType)).toEqual([
-        'Scan.Requested',
-        'Scan.Completed',
-      ]);
+      const events = () => bodies.flatMap((body) => eventsOf({ body } as ReceivedRequest));
+      await eventually(() => (events().length >= 2 ? true : undefined), 5_000);
+      // What waited goes out together, in order.
+      expect(bodies).toHaveLength(1);
+      expect(events().map((e) => e.eventType)).toEqual(['Scan.Requested', 'Scan.Completed']);
     } finally {
       late.closeAllConnections();
       await new Promise((resolve) => late.close(resolve));
