@@ -64,7 +64,7 @@ export function spawnGroup(
 }
 
 /** Free ports of one stack (a type, not an interface, so `Object.values` sees numbers). */
-export type StackPorts = { api: number; temporal: number; ui: number; pg: number; engine: number };
+export type StackPorts = { api: number; temporal: number; ui: number; pg: number; engine: number; reference: number };
 
 /**
  * A data directory and free ports for the stacks of one e2e file, created before its tests and removed after them;
@@ -73,7 +73,7 @@ export type StackPorts = { api: number; temporal: number; ui: number; pg: number
 export function useStackSandbox(name: string): { dataDir: string; ports: StackPorts; current: Stack | undefined } {
   const sandbox = {
     dataDir: '',
-    ports: { api: 0, temporal: 0, ui: 0, pg: 0, engine: 0 },
+    ports: { api: 0, temporal: 0, ui: 0, pg: 0, engine: 0, reference: 0 },
     current: undefined as Stack | undefined,
   };
   beforeAll(async () => {
@@ -85,6 +85,7 @@ export function useStackSandbox(name: string): { dataDir: string; ports: StackPo
       ui: await freePort(),
       pg: await freePort(),
       engine: await freePort(),
+      reference: await freePort(),
     };
   });
   afterAll(async () => {
@@ -120,11 +121,16 @@ export async function stopStack(
 }
 
 /** Environment of an isolated stack: no external servers, everything on the given ports and data directory. */
-export function stackEnv(
-  dataDir: string,
-  ports: { api: number; temporal: number; ui: number; pg: number; engine: number },
-): NodeJS.ProcessEnv {
-  const { TEMPORAL_ADDRESS: _t, DATABASE_URL: _d, POLICY_ENGINE_URL: _p, SMTP_URL: _s, ...rest } = process.env;
+export function stackEnv(dataDir: string, ports: StackPorts): NodeJS.ProcessEnv {
+  const {
+    TEMPORAL_ADDRESS: _t,
+    DATABASE_URL: _d,
+    POLICY_ENGINE_URL: _p,
+    SMTP_URL: _s,
+    GATEWAY_URL: _g,
+    EFFECTS_MANIFEST: _e,
+    ...rest
+  } = process.env;
   return {
     ...rest,
     NODE_ENV: 'development',
@@ -135,6 +141,7 @@ export function stackEnv(
     TEMPORAL_UI_PORT: String(ports.ui),
     PG_EMBEDDED_PORT: String(ports.pg),
     POLICY_ENGINE_PORT: String(ports.engine),
+    REFERENCE_SERVICES_PORT: String(ports.reference),
   };
 }
 
