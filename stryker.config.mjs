@@ -7,6 +7,8 @@ export default {
   mutate: [
     'workflows/*/state.ts',
     'workflows/*/completion.ts',
+    'workflows/sagas/routing.ts',
+    'activities/sagas/effects-manifest.ts',
     'notify/*.ts',
     '!notify/default-templates.ts',
     'core/config.ts',
