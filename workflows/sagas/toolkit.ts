@@ -503,7 +503,11 @@ export async function runSaga<S>(code: SagaCode<S>, input: SagaInput): Promise<S
   finishedAt = new Date().toISOString();
   dirty = true;
   showDetails();
-  await CancellationScope.nonCancellable(flush);
-  await condition(allHandlersFinished);
+  // Events that arrive while the instance finishes are recorded too: Temporal retries a completion that would
+  // leave a signal unhandled, so the loop ends only once the last write covered every event received.
+  do {
+    await CancellationScope.nonCancellable(flush);
+    await condition(allHandlersFinished);
+  } while (dirty);
   return view();
 }
