@@ -1,6 +1,6 @@
 /**
- * `npm run contracts`: writes the published event contract of pack approvals to docs/contracts/ from the same
- * TypeBox schemas the API validates with. A unit test fails when the committed files are out of date.
+ * `npm run contracts`: writes the published contracts (pack-approval events, saga events, effect and Gateway
+ * commands, their ingestion endpoints) to docs/contracts/ from the same TypeBox schemas the API validates with. A unit test fails when the committed files are out of date.
  */
 import { writeFile } from 'node:fs/promises';
 import { contractFiles } from '../api/schemas/contracts.js';
