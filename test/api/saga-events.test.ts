@@ -1,13 +1,12 @@
 /**
  * The sagas' event ingress (`POST /api/v1/events`) and the unmatched and late events with their redelivery, against
- * a real dev server, real Postgres and the real saga workflows on a saga worker with the real bookkeeping activities.
- * The effects queue is served by this file's providers: an impact index that resolves an advisory's `packages` as the
- * impacted images and a Gateway that accepts every command.
+ * a real dev server, real Postgres and the real saga workflows on workers with the real activities of each queue:
+ * the effects queue calls the reference services (impact index from the sample SBOMs, Gateway), whose events come
+ * back through the ingress under test.
  */
 import { randomUUID } from 'node:crypto';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSagaActivities } from '../../activities/sagas/index.js';
 import { buildApp } from '../../api/app.js';
 import { createTemporalFacade } from '../../api/temporal/facade.js';
 import { loadConfig } from '../../core/config.js';
@@ -16,72 +15,45 @@ import { Scope } from '../../core/scopes.js';
 import { createPool } from '../../db/pool.js';
 import { listAudit } from '../../db/queries/audit.js';
 import { findIngestedEvent } from '../../db/queries/sagas.js';
-import type {
-  AggregateEvent,
-  EffectCommand,
-  EffectResult,
-  GatewayCommand,
-  GatewayResult,
-  SagaInput,
-  SagaOutboundActivities,
-} from '../../workflows/sagas/definitions.js';
-import { createWorkerHost, type WorkerHost } from '../../workers/host.js';
+import type { AggregateEvent, SagaInput } from '../../workflows/sagas/definitions.js';
 import { startApiHarness, type ApiHarness } from '../support/api.js';
 import { TEST_AUDIENCE, TEST_ISSUER } from '../support/auth.js';
 import { eventually } from '../support/http-sinks.js';
 import { freePort } from '../support/ports.js';
-import { workflowBundle } from '../support/temporal.js';
 
 const RESCAN = 'advisory-impact-rescan';
+/** Log4Shell impacts one sample image, whose SBOM has 15 findings. */
+const LOG4SHELL = 'CVE-2021-44228';
+const PAYMENTS_API = { imageId: 'payments-api:3.8.2', findings: 15 };
+/** HTTP/2 rapid reset impacts three sample images; two of them, each through its own package. */
+const RAPID_RESET = 'CVE-2023-44487';
+const AUTH_SERVICE = { imageId: 'auth-service:2.1.0', purl: 'pkg:golang/golang.org/x/net', findings: 14 };
+const EDGE_GATEWAY = { imageId: 'edge-gateway:1.9.0', purl: 'pkg:deb/debian/nginx', findings: 19 };
 let h: ApiHarness;
-let workers: WorkerHost;
-let running: Promise<void>;
 let writer: string;
 let operator: string;
 
-/** The effects queue of these tests: the impact index answers the advisory's `packages` as images. */
-const providers: SagaOutboundActivities = {
-  runEffect: async (command: EffectCommand): Promise<EffectResult> => ({
-    tenantId: command.tenantId,
-    commandId: command.commandId,
-    effectName: command.effectName,
-    resultType: 'succeeded',
-    payload: { images: ((command.payload['packages'] as string[] | undefined) ?? []).map((imageId) => ({ imageId })) },
-    timestamp: new Date().toISOString(),
-  }),
-  submitGatewayCommand: async ({ command }: { command: GatewayCommand }): Promise<GatewayResult> => ({
-    commandId: command.commandId,
-    outcome: 'accepted',
-    httpStatus: 202,
-    body: {},
-  }),
-};
-
 beforeAll(async () => {
-  h = await startApiHarness({ workers: false });
-  const logger = createLogger({ level: 'warn', name: 'saga-worker' });
-  workers = await createWorkerHost({
-    connection: h.env.nativeConnection,
-    namespace: h.env.namespace ?? 'default',
-    queues: ['saga', 'effects'],
-    activities: { ...createSagaActivities({ pool: h.db.pool, logger }), ...providers },
-    workflowBundle: await workflowBundle(),
-    logger,
-    taskQueuePrefix: h.taskQueuePrefix,
-  });
-  running = workers.run();
+  // The Gateway never completes a rescan of edge-gateway: only an event of the test's can.
+  h = await startApiHarness({ sagas: { neverCompleteImages: [EDGE_GATEWAY.imageId] } });
   writer = await h.signer.token({ tenant: 'acme', scopes: [Scope.RunnerEventsWrite], subject: 'aggregates' });
   operator = await h.signer.token({ tenant: 'acme', scopes: [Scope.RunnerSagasOperate], subject: 'ops-alice' });
 });
 afterAll(async () => {
-  workers?.shutdown();
-  await running;
   await h?.close();
 });
 
 const fresh = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
 
-function advisoryPublished(advisoryId: string, packages: string[], overrides: Partial<AggregateEvent> = {}) {
+/**
+ * `Advisory.Published` of `advisoryId`; `packages` (purls) narrows the impact, none impacts nothing, undefined leaves
+ * the index unfiltered. The correlation id is the advisory id unless `overrides` carries one.
+ */
+function advisoryPublished(
+  advisoryId: string,
+  packages: string[] | undefined,
+  overrides: Partial<AggregateEvent> = {},
+) {
   return {
     tenantId: 'acme',
     eventId: fresh('evt'),
@@ -90,12 +62,18 @@ function advisoryPublished(advisoryId: string, packages: string[], overrides: Pa
     eventType: 'Advisory.Published',
     sequence: 1,
     occurredAt: new Date().toISOString(),
-    payload: { packages },
+    payload: packages === undefined ? {} : { packages },
     ...overrides,
   } satisfies AggregateEvent;
 }
 
-function scanCompleted(advisoryId: string, imageId: string, sequence: number, overrides: Partial<AggregateEvent> = {}) {
+/** A scanner's `Scan.Completed` of `imageId` for the rescan instance `correlationId`, with 2 findings. */
+function scanCompleted(
+  correlationId: string,
+  imageId: string,
+  sequence: number,
+  overrides: Partial<AggregateEvent> = {},
+) {
   return {
     tenantId: 'acme',
     eventId: fresh('evt'),
@@ -103,9 +81,9 @@ function scanCompleted(advisoryId: string, imageId: string, sequence: number, ov
     aggregateId: imageId,
     eventType: 'Scan.Completed',
     sequence,
-    correlationId: advisoryId,
+    correlationId,
     occurredAt: new Date().toISOString(),
-    payload: { findings: 2 },
+    payload: { imageId, findings: 2 },
     ...overrides,
   } satisfies AggregateEvent;
 }
@@ -160,16 +138,21 @@ const unmatchedOf = async (correlationId: string) =>
   );
 
 interface SagaDetail {
-  instance: { status: string; state: { phase?: string }; appliedEvents: number; startedAt: string };
+  instance: {
+    status: string;
+    state: { phase?: string; images?: { imageId: string; rescan: string; findings: number | null }[] };
+    appliedEvents: number;
+    startedAt: string;
+  };
   timeline: { eventId: string; eventType: string; outcome: string; via: string }[];
 }
-const detailOf = (advisoryId: string) => get<SagaDetail>(`/api/v1/sagas/${RESCAN}/${advisoryId}`);
+const detailOf = (correlationId: string) => get<SagaDetail>(`/api/v1/sagas/${RESCAN}/${correlationId}`);
 /** The instance once its projection shows `status` and its execution has closed (no event can reach it any more). */
-const finished = (advisoryId: string, status = 'completed') =>
+const finished = (correlationId: string, status = 'completed') =>
   eventually(async () => {
-    const detail = await detailOf(advisoryId);
+    const detail = await detailOf(correlationId);
     if (detail.instance.status !== status) return undefined;
-    const execution = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN}/${advisoryId}`).describe();
+    const execution = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN}/${correlationId}`).describe();
     return execution.status.name === 'RUNNING' ? undefined : detail;
   });
 
@@ -183,12 +166,12 @@ function redeliver(id: string, token = operator) {
 
 describe('POST /api/v1/events', () => {
   it('starts an instance with a start event (202), with search attributes and summary; a repeat answers 200 duplicate', async () => {
-    const advisoryId = fresh('adv');
-    const event = advisoryPublished(advisoryId, ['img-1']);
+    const correlationId = fresh('log4shell');
+    const event = advisoryPublished(LOG4SHELL, undefined, { correlationId });
     const first = await post(event);
     expect(first.res.statusCode).toBe(202);
-    const workflowId = `saga/acme/${RESCAN}/${advisoryId}`;
-    const reached = { sagaName: RESCAN, correlationId: advisoryId, workflowId, outcome: 'accepted', reason: null };
+    const workflowId = `saga/acme/${RESCAN}/${correlationId}`;
+    const reached = { sagaName: RESCAN, correlationId, workflowId, outcome: 'accepted', reason: null };
     expect(first.results).toEqual([{ index: 0, eventId: event.eventId, status: 'accepted', instances: [reached] }]);
 
     const again = await post(event);
@@ -200,14 +183,14 @@ describe('POST /api/v1/events', () => {
     expect(description.searchAttributes).toMatchObject({
       TenantId: ['acme'],
       SagaName: [RESCAN],
-      CorrelationId: [advisoryId],
+      CorrelationId: [correlationId],
     });
-    expect(await description.staticSummary()).toBe(`Impact rescan of advisory ${advisoryId} (${advisoryId})`);
+    expect(await description.staticSummary()).toBe(`Impact rescan of advisory ${LOG4SHELL} (${correlationId})`);
   });
 
   it('records an event delivered concurrently once: one answer accepted, the others duplicate', async () => {
-    const advisoryId = fresh('adv');
-    const event = advisoryPublished(advisoryId, ['img-1']);
+    const correlationId = fresh('log4shell');
+    const event = advisoryPublished(LOG4SHELL, undefined, { correlationId });
     const answers = await Promise.all(Array.from({ length: 5 }, () => post(event)));
     expect(answers.map((a) => a.res.statusCode).sort()).toEqual([200, 200, 200, 200, 202]);
     expect(answers.map((a) => a.results[0]?.status).sort()).toEqual([
@@ -217,12 +200,18 @@ describe('POST /api/v1/events', () => {
       'duplicate',
       'duplicate',
     ]);
-    const detail = await eventually(async () => {
-      const d = await detailOf(advisoryId);
-      return d.timeline.some((t) => t.outcome === 'applied') ? d : undefined;
+    // The saga ran once: one rescan of the one impacted image, completed by the Gateway's one event.
+    const detail = await finished(correlationId);
+    const scans = h.sagas!.emitted.filter((e) => e.correlationId === correlationId && e.eventType === 'Scan.Completed');
+    expect(scans.map((e) => e.aggregateId)).toEqual([PAYMENTS_API.imageId]);
+    expect(detail.timeline.filter((t) => t.outcome === 'applied').map((t) => t.eventId)).toEqual([
+      event.eventId,
+      scans[0]!.eventId,
+    ]);
+    expect(detail.instance).toMatchObject({
+      appliedEvents: 2,
+      state: { images: [{ ...PAYMENTS_API, rescan: 'completed' }] },
     });
-    expect(detail.timeline.filter((t) => t.outcome === 'applied').map((t) => t.eventId)).toEqual([event.eventId]);
-    expect(detail.instance.appliedEvents).toBe(1);
   });
 
   it('accepts an event no saga triggers on with no instances, records it, and answers its repeat as a duplicate', async () => {
@@ -241,7 +230,7 @@ describe('POST /api/v1/events', () => {
     expect((await post(known)).res.statusCode).toBe(202);
     const start = advisoryPublished(fresh('adv'), [], { futureField: { v: 2 } } as Partial<AggregateEvent>);
     const broken = { ...advisoryPublished(fresh('adv'), []), occurredAt: 'yesterday', payload: { note: 'a\u0000b' } };
-    const uncorrelated = { ...scanCompleted('x', 'img-1', 1), correlationId: undefined };
+    const uncorrelated = { ...scanCompleted('x', PAYMENTS_API.imageId, 1), correlationId: undefined };
     const typed = { ...advisoryPublished(fresh('adv'), []), sequence: '3' };
 
     const { res, results } = await post({ events: [start, broken, known, uncorrelated, typed] });
@@ -274,7 +263,7 @@ describe('POST /api/v1/events', () => {
     expect(single.res.statusCode).toBe(400);
     expect(single.res.json()).toMatchObject({ error: 'ValidationFailed', errors: [{ path: 'body.eventType' }] });
 
-    const unroutable = await post(scanCompleted('x', 'img-1', 1, { correlationId: undefined }));
+    const unroutable = await post(scanCompleted('x', PAYMENTS_API.imageId, 1, { correlationId: undefined }));
     expect(unroutable.res.statusCode).toBe(400);
     expect(unroutable.res.json()).toMatchObject({ errors: [{ path: 'body.correlationId' }] });
 
@@ -306,36 +295,47 @@ describe('POST /api/v1/events', () => {
 
 describe('events before their start event', () => {
   it('records an overtaking event unmatched, delivers it when the instance starts, and the saga completes', async () => {
-    const advisoryId = fresh('adv');
-    const early = scanCompleted(advisoryId, 'img-1', 7);
+    const correlationId = fresh('rapid-reset');
+    // A scanner reports edge-gateway before the advisory arrives; the Gateway never completes that rescan itself.
+    const early = scanCompleted(correlationId, EDGE_GATEWAY.imageId, 7);
     const before = await post(early);
     expect(before.res.statusCode).toBe(202);
     expect(before.results[0]).toMatchObject({
       status: 'unmatched',
       reason: expect.stringMatching(/No instance of advisory-impact-rescan/) as string,
-      instances: [{ sagaName: RESCAN, correlationId: advisoryId, outcome: 'unmatched' }],
+      instances: [{ sagaName: RESCAN, correlationId, outcome: 'unmatched' }],
     });
-    expect(await unmatchedOf(advisoryId)).toMatchObject([
+    expect(await unmatchedOf(correlationId)).toMatchObject([
       { eventId: early.eventId, kind: 'unmatched', status: 'pending', claimedBy: null, event: early },
     ]);
 
-    expect((await post(advisoryPublished(advisoryId, ['img-1', 'img-2']))).results[0]?.status).toBe('accepted');
+    const start = advisoryPublished(RAPID_RESET, [AUTH_SERVICE.purl, EDGE_GATEWAY.purl], { correlationId });
+    expect((await post(start)).results[0]?.status).toBe('accepted');
     const waiting = await eventually(async () => {
-      const detail = await detailOf(advisoryId);
+      const detail = await detailOf(correlationId);
       return detail.timeline.some((t) => t.eventId === early.eventId && t.outcome === 'applied') ? detail : undefined;
     });
     expect(waiting.timeline.filter((t) => t.eventId === early.eventId)).toMatchObject([
       { outcome: 'unmatched', via: 'ingress' },
       { outcome: 'applied', via: 'unmatched' },
     ]);
-    const [claimed] = await unmatchedOf(advisoryId);
+    const [claimed] = await unmatchedOf(correlationId);
     expect(claimed).toMatchObject({ status: 'delivered', claimedBy: expect.any(String) as string });
-    const description = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN}/${advisoryId}`).describe();
+    const description = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN}/${correlationId}`).describe();
     expect(claimed?.claimedBy).toBe(description.raw.workflowExecutionInfo?.firstRunId);
 
-    expect((await post(scanCompleted(advisoryId, 'img-2', 8))).results[0]?.status).toBe('accepted');
-    const done = await finished(advisoryId);
-    expect(done.instance).toMatchObject({ state: { phase: 'completed' }, appliedEvents: 3 });
+    // The Gateway completes auth-service's rescan; edge-gateway's counts as done through the early event only.
+    const done = await finished(correlationId);
+    expect(done.instance).toMatchObject({
+      state: {
+        phase: 'completed',
+        images: [
+          { imageId: AUTH_SERVICE.imageId, rescan: 'completed', findings: AUTH_SERVICE.findings },
+          { imageId: EDGE_GATEWAY.imageId, rescan: 'completed', findings: 2 },
+        ],
+      },
+      appliedEvents: 3,
+    });
   });
 });
 
@@ -343,11 +343,11 @@ describe('events after their instance finished', () => {
   it('records late events with the final status, redelivers a late start event as a new generation, once', async () => {
     const advisoryId = fresh('adv');
     const workflowId = `saga/acme/${RESCAN}/${advisoryId}`;
-    // Nothing impacted: the instance completes at once.
+    // No package filtered for carries the advisory, so nothing is impacted: the instance completes at once.
     expect((await post(advisoryPublished(advisoryId, []))).res.statusCode).toBe(202);
     const first = await finished(advisoryId);
 
-    const lateScan = scanCompleted(advisoryId, 'img-9', 3);
+    const lateScan = scanCompleted(advisoryId, PAYMENTS_API.imageId, 3);
     const lateStart = advisoryPublished(advisoryId, [], { sequence: 2 });
     const { res, results } = await post({ events: [lateScan, lateStart] });
     expect(res.statusCode).toBe(202);
@@ -408,7 +408,7 @@ describe('events after their instance finished', () => {
   it('answers redelivery 404 for an unknown or another tenant’s event, 403 without the operate scope', async () => {
     expect((await redeliver('999999999')).statusCode).toBe(404);
     const advisoryId = fresh('adv');
-    await post(scanCompleted(advisoryId, 'img-1', 1));
+    await post(scanCompleted(advisoryId, PAYMENTS_API.imageId, 1));
     const [row] = await unmatchedOf(advisoryId);
     const globex = await h.signer.token({ tenant: 'globex', scopes: [Scope.RunnerSagasOperate] });
     expect((await redeliver(row!.id, globex)).statusCode).toBe(404);
@@ -423,7 +423,9 @@ describe('events after their instance finished', () => {
 describe('GET /api/v1/events/unmatched', () => {
   it('filters by kind, status and saga, pages with an opaque cursor, and shows only the caller’s tenant', async () => {
     const advisoryId = fresh('adv');
-    for (let i = 1; i <= 3; i++) await post(scanCompleted(advisoryId, `img-${i}`, i));
+    for (const [i, imageId] of [PAYMENTS_API.imageId, AUTH_SERVICE.imageId, EDGE_GATEWAY.imageId].entries()) {
+      await post(scanCompleted(advisoryId, imageId, i + 1));
+    }
     const page1 = await get<{ items: UnmatchedDoc[]; nextCursor?: string }>(
       `/api/v1/events/unmatched?kind=unmatched&status=pending&saga=${RESCAN}&limit=2`,
     );

@@ -1,11 +1,14 @@
 /**
- * The API on real dependencies for `app.inject` tests: a dev server, workers on isolated task queues, a fresh
- * migrated database, and tokens from a throwaway key.
+ * The API on real dependencies for `app.inject` tests: a dev server, workers on isolated task queues with the
+ * activities of each queue, a fresh migrated database, and tokens from a throwaway key. With `sagas`, the effects
+ * queue calls the reference services (Gateway and providers) through the bundled effects manifest, and the events
+ * the Gateway emits are posted to the API's own ingress, as the reference services do over HTTP.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { FastifyInstance } from 'fastify';
-import { createActivities } from '../../activities/index.js';
+import { createActivitiesByQueue } from '../../activities/index.js';
 import type { PackApprovalDeps } from '../../activities/pack-approval/index.js';
+import { loadEffectsManifest } from '../../activities/sagas/effects-manifest.js';
 import { loadWebhookConfig, type WebhookConfig } from '../../core/config.js';
 import { startPolicyEngine } from '../../policy-engine/server.js';
 import { buildApp } from '../../api/app.js';
@@ -13,10 +16,21 @@ import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/fa
 import { loadConfig, TASK_QUEUES } from '../../core/config.js';
 import { generateSecret, generateWebhookSecret } from '../../core/local-secrets.js';
 import { createLogger } from '../../core/logger.js';
+import { Scope } from '../../core/scopes.js';
+import { startReferenceServices, type RunningReferenceServices } from '../../reference-services/server.js';
+import type { AggregateEvent } from '../../workflows/sagas/definitions.js';
 import { createWorkerHost, type WorkerHost } from '../../workers/host.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER, type TestSigner } from './auth.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 import { createDevServerEnv, uniqueName, workflowBundle } from './temporal.js';
+
+/** The sagas' outside world of a harness started with `sagas`. */
+export interface SagaServices {
+  /** The reference Gateway and providers the effects queue calls, with their counters. */
+  reference: RunningReferenceServices;
+  /** Every event the reference Gateway emitted, in the order it emitted them; each is posted to the ingress. */
+  emitted: readonly AggregateEvent[];
+}
 
 /** A running API with its real dependencies. */
 export interface ApiHarness {
@@ -26,6 +40,8 @@ export interface ApiHarness {
   env: TestWorkflowEnvironment;
   temporal: TemporalFacade;
   taskQueuePrefix: string;
+  /** Present when the harness was started with `sagas`. */
+  sagas: SagaServices | undefined;
   close(): Promise<void>;
 }
 
@@ -42,6 +58,16 @@ export interface ApiHarnessOptions {
   /** Channels of the pack-approval activities (not registered without them). */
   packApprovals?: Omit<PackApprovalDeps, 'pool' | 'logger'>;
   packApprovalSecrets?: { eventSecrets: string[]; linkSecret: string };
+  /**
+   * Serve the effects queue with the real effect and Gateway activities against the reference services, started for
+   * the harness (without it the effects queue hosts only the self-check, as a worker without a manifest does).
+   */
+  sagas?: {
+    /** Delay before a requested rescan completes (the reference Gateway's default when undefined). */
+    scanDelayMs?: number;
+    /** Images whose rescans never complete: sagas that must stay waiting (cancel, compensation). */
+    neverCompleteImages?: readonly string[];
+  };
 }
 
 /** Starts the harness. */
@@ -57,27 +83,6 @@ export async function startApiHarness(options: ApiHarnessOptions = {}): Promise<
   });
   const engine = options.policyEngineUrl ? undefined : await startPolicyEngine({ host: '127.0.0.1', port: 0 });
   const temporal = createTemporalFacade({ address: env.address, namespace: env.namespace ?? 'default' });
-
-  let host: WorkerHost | undefined;
-  let running: Promise<void> | undefined;
-  if (options.workers !== false) {
-    host = await createWorkerHost({
-      connection: env.nativeConnection,
-      namespace: env.namespace ?? 'default',
-      queues: TASK_QUEUES,
-      activities: createActivities({
-        pool: db.pool,
-        logger,
-        policyEngineUrl: options.policyEngineUrl ?? engine!.url,
-        policyWebhook: options.webhook ?? loadWebhookConfig({}),
-        ...(options.packApprovals ? { packApprovals: options.packApprovals } : {}),
-      }),
-      workflowBundle: await workflowBundle(),
-      logger,
-      taskQueuePrefix,
-    });
-    running = host.run();
-  }
   const app = await buildApp({
     config,
     logger,
@@ -91,6 +96,71 @@ export async function startApiHarness(options: ApiHarnessOptions = {}): Promise<
       linkSecret: generateSecret(),
     },
   });
+
+  // The Gateway's events reach the ingress one after the other in emission order, as the reference services' own
+  // emitter posts them, each with a token of the event's tenant.
+  const emitted: AggregateEvent[] = [];
+  let delivered: Promise<void> = Promise.resolve();
+  const deliver = async (event: AggregateEvent) => {
+    const token = await signer.token({
+      tenant: event.tenantId,
+      scopes: [Scope.RunnerEventsWrite],
+      subject: 'reference-gateway',
+    });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/v1/events',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      payload: JSON.stringify(event),
+    });
+    if (res.statusCode >= 300) logger.error({ event, status: res.statusCode, body: res.body }, 'event not ingested');
+  };
+  const reference = options.sagas
+    ? await startReferenceServices({
+        host: '127.0.0.1',
+        port: 0,
+        ...(options.sagas.scanDelayMs !== undefined && { scanDelayMs: options.sagas.scanDelayMs }),
+        ...(options.sagas.neverCompleteImages && { neverCompleteImages: options.sagas.neverCompleteImages }),
+        events: {
+          emit: (event) => {
+            emitted.push(event);
+            delivered = delivered
+              .then(() => deliver(event))
+              .catch((err: unknown) => logger.error({ err }, 'event not ingested'));
+          },
+          close: () => delivered,
+        },
+      })
+    : undefined;
+
+  let host: WorkerHost | undefined;
+  let running: Promise<void> | undefined;
+  if (options.workers !== false) {
+    host = await createWorkerHost({
+      connection: env.nativeConnection,
+      namespace: env.namespace ?? 'default',
+      queues: TASK_QUEUES,
+      activitiesByQueue: createActivitiesByQueue({
+        pool: db.pool,
+        logger,
+        policyEngineUrl: options.policyEngineUrl ?? engine!.url,
+        policyWebhook: options.webhook ?? loadWebhookConfig({}),
+        ...(options.packApprovals ? { packApprovals: options.packApprovals } : {}),
+        ...(reference
+          ? {
+              effects: {
+                manifest: loadEffectsManifest({ referenceServicesUrl: reference.url }),
+                gatewayUrl: reference.url,
+              },
+            }
+          : {}),
+      }),
+      workflowBundle: await workflowBundle(),
+      logger,
+      taskQueuePrefix,
+    });
+    running = host.run();
+  }
   return {
     app,
     signer,
@@ -98,10 +168,14 @@ export async function startApiHarness(options: ApiHarnessOptions = {}): Promise<
     env,
     temporal,
     taskQueuePrefix,
+    sagas: reference ? { reference, emitted } : undefined,
     async close() {
-      await app.close();
+      // Workers first, so that no command reaches the closed Gateway; then the events it emitted, into the API.
       host?.shutdown();
       await running;
+      await reference?.close();
+      await delivered;
+      await app.close();
       await temporal.close();
       await engine?.close();
       await db.drop();
