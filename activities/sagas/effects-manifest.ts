@@ -216,9 +216,10 @@ export function schemaProblem(error: ValueError): string {
   const field = fieldOf(error.path);
   if (error.type === ValueErrorType.ObjectRequiredProperty) return `${field} is required`;
   if (error.type === ValueErrorType.ObjectAdditionalProperties) return `${field} is not a known field`;
-  const mustBe = (error.schema as TSchema & { mustBe?: string }).mustBe;
-  if (error.type === ValueErrorType.Object) return `${field} must be an object (got ${shown(error.value)})`;
-  return `${field} must be ${mustBe ?? error.message.replace(/^Expected /, '')} (got ${shown(error.value)})`;
+  const mustBe =
+    (error.schema as TSchema & { mustBe?: string }).mustBe ??
+    (error.type === ValueErrorType.Object ? 'an object' : error.message.replace(/^Expected /, ''));
+  return `${field} must be ${mustBe} (got ${shown(error.value)})`;
 }
 
 /**
@@ -272,7 +273,9 @@ const MARKER = 'placeholder0';
  */
 export function checkUrlTemplate(template: string, field: string, problems: string[]): string | undefined {
   let valid = true;
-  for (const [placeholder, name = ''] of template.matchAll(TEMPLATE_PLACEHOLDER)) {
+  for (const match of template.matchAll(TEMPLATE_PLACEHOLDER)) {
+    const [placeholder] = match;
+    const name = match[1]!; // the group always takes part in the match
     if (name !== 'tenantId' && name !== 'commandId' && !PAYLOAD_FIELD.test(name)) {
       problems.push(
         `${field} has an unknown placeholder ${placeholder} (use {tenantId}, {commandId} or {payload.<field>})`,

@@ -1,6 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Type } from '@sinclair/typebox';
+import { ValueErrorType } from '@sinclair/typebox/value';
 import { describe, expect, it } from 'vitest';
 import {
   assertSagaEffectsDeclared,
@@ -8,6 +10,7 @@ import {
   BUILT_IN_CALL_POLICY,
   BUNDLED_EFFECTS_MANIFEST,
   callPolicyOf,
+  schemaProblem,
   checkUrlTemplate,
   EffectsManifestError,
   expandUrlTemplate,
@@ -307,6 +310,161 @@ providers:
   });
 });
 
+describe('parseEffectsManifest: every check on its own', () => {
+  it('names its error class, and quotes long values shortened', () => {
+    let error: unknown;
+    try {
+      parse(provider(`    method: "${'X'.repeat(100)}"\n`));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(EffectsManifestError);
+    expect((error as Error).name).toBe('EffectsManifestError');
+    expect((error as EffectsManifestError).problems).toEqual([
+      `effects.yaml: providers[0].method must be one of POST, PUT, PATCH, DELETE, GET (got "${'X'.repeat(76)}...)`,
+    ]);
+    // Exactly 80 characters are shown as they are.
+    expect(problemsOf(provider(`    method: "${'Y'.repeat(78)}"\n`))).toEqual([
+      `providers[0].method must be one of POST, PUT, PATCH, DELETE, GET (got "${'Y'.repeat(78)}")`,
+    ]);
+  });
+
+  it('refuses unknown fields at every level', () => {
+    expect(
+      problemsOf(`
+defaults: { retries: 3, breaker: { open: true } }
+gateway: { url: "https://gw.example.com" }
+providers:
+  - name: p
+    kind: http
+    url: https://p.example.com
+    timeout: 5
+    headers: { x-a: { secretFile: /s, mode: 1 }, x-b: { secretEnv: B, file: x } }
+`),
+    ).toEqual([
+      'defaults.retries is not a known field',
+      'defaults.breaker.open is not a known field',
+      'gateway.url is not a known field',
+      'providers[0].timeout is not a known field',
+      'providers[0].headers["x-a"] must be a string, { secretFile: <path> } or { secretEnv: <NAME> } (got {"secretFile":"/s","mode":1})',
+      'providers[0].headers["x-b"] must be a string, { secretFile: <path> } or { secretEnv: <NAME> } (got {"secretEnv":"B","file":"x"})',
+    ]);
+    expect(problemsOf(provider('    headers: [1]\n'))).toEqual([
+      'providers[0].headers must be a map of header names to values (got [1])',
+    ]);
+  });
+
+  it('checks every bounded setting against its own bounds', () => {
+    expect(
+      problemsOf(`
+defaults:
+  timeoutMs: 300001
+  retry: { initialIntervalMs: 0, backoffCoefficient: 11, maximumIntervalMs: 86400001, maximumAttempts: 1001 }
+  breaker: { threshold: 1001, halfOpenAfterMs: 0 }
+providers: []
+`),
+    ).toEqual([
+      'defaults.timeoutMs must be an integer between 100 and 300000 (got 300001)',
+      'defaults.retry.initialIntervalMs must be an integer between 1 and 3600000 (got 0)',
+      'defaults.retry.backoffCoefficient must be a number between 1 and 10 (got 11)',
+      'defaults.retry.maximumIntervalMs must be an integer between 1 and 86400000 (got 86400001)',
+      'defaults.retry.maximumAttempts must be an integer between 0 and 1000 (got 1001)',
+      'defaults.breaker.threshold must be an integer between 1 and 1000 (got 1001)',
+      'defaults.breaker.halfOpenAfterMs must be an integer between 1 and 3600000 (got 0)',
+    ]);
+    expect(problemsOf('gateway: { timeoutMs: 99 }\nproviders: []')).toEqual([
+      'gateway.timeoutMs must be an integer between 100 and 300000 (got 99)',
+    ]);
+  });
+
+  it('accepts the bounds themselves', () => {
+    const manifest = parse(`
+defaults:
+  timeoutMs: 100
+  retry: { initialIntervalMs: 1, backoffCoefficient: 1, maximumIntervalMs: 1, maximumAttempts: 0 }
+  breaker: { threshold: 1, halfOpenAfterMs: 1 }
+providers:
+  - { name: a, kind: http, url: "https://a.example.com", timeoutMs: 300000, retry: { initialIntervalMs: 3600000, backoffCoefficient: 10, maximumIntervalMs: 86400000, maximumAttempts: 1000 }, breaker: { threshold: 1000, halfOpenAfterMs: 3600000 } }
+  - { name: b, kind: http, method: GET, url: "https://b.example.com" }
+  - { name: c, kind: http, method: DELETE, url: "https://c.example.com" }
+  - { name: d, kind: http, method: PATCH, url: "https://d.example.com" }
+`);
+    expect(manifest.providers.get('a')).toMatchObject({
+      timeoutMs: 300_000,
+      retry: {
+        initialIntervalMs: 3_600_000,
+        backoffCoefficient: 10,
+        maximumIntervalMs: 86_400_000,
+        maximumAttempts: 1000,
+      },
+      breaker: { threshold: 1000, halfOpenAfterMs: 3_600_000 },
+    });
+    expect(['b', 'c', 'd'].map((name) => manifest.providers.get(name)?.method)).toEqual(['GET', 'DELETE', 'PATCH']);
+  });
+
+  it('refuses each header the activities set themselves, whatever its case', () => {
+    const reserved = [
+      'Content-Type',
+      'content-length',
+      'Host',
+      'idempotency-key',
+      'X-Tenant-Id',
+      'x-correlation-id',
+      'Traceparent',
+    ];
+    const headers = reserved.map((name) => `"${name}": v`).join(', ');
+    expect(problemsOf(provider(`    headers: { ${headers} }\n`))).toEqual(
+      reserved.map((name) => `providers[0].headers["${name}"] is set by the effect activities themselves`),
+    );
+  });
+
+  it('checks a secretEnv name in full, and breakers field by field', () => {
+    expect(problemsOf(provider('    headers: { x-a: { secretEnv: "MY-KEY" } }\n'))).toEqual([
+      'providers[0].headers["x-a"].secretEnv must be an environment variable name (got "MY-KEY")',
+    ]);
+    expect(
+      problemsOf(`
+providers:
+  - { name: a, kind: http, url: "https://up.example.com/a", breaker: { halfOpenAfterMs: 10 } }
+  - { name: b, kind: http, url: "https://up.example.com/b", breaker: { halfOpenAfterMs: 20 } }
+`),
+    ).toEqual([
+      'providers[1].breaker must equal providers[0].breaker: both call https://up.example.com, and one breaker guards one upstream',
+    ]);
+  });
+
+  it('skips the upstream checks of a URL with an unknown placeholder', () => {
+    expect(
+      problemsOf(`
+providers:
+  - { name: a, kind: http, url: "https://up.example.com/{bad}", breaker: { threshold: 1 } }
+  - { name: b, kind: http, url: "https://up.example.com/b", breaker: { threshold: 2 } }
+`),
+    ).toEqual(['providers[0].url has an unknown placeholder {bad} (use {tenantId}, {commandId} or {payload.<field>})']);
+  });
+
+  it('names the format by the file’s extension and quotes the parser’s first line', () => {
+    expect(problemsOf('{"providers": [', 'effects.json.yaml')).toEqual([
+      'is not valid YAML (Flow sequence in block collection must be sufficiently indented and end with a ] at line 1, column 16:)',
+    ]);
+    // JSON.parse words its errors differently from one Node version to the next.
+    expect(problemsOf('{"providers": [', 'EFFECTS.JSON')[0]).toMatch(/^is not valid JSON \(.+\)$/);
+  });
+
+  it('words a schema error without its own description after the schema’s message', () => {
+    expect(
+      schemaProblem({
+        type: ValueErrorType.String,
+        schema: Type.String(),
+        path: '/a/0',
+        value: 1,
+        message: 'Expected string',
+        errors: [],
+      }),
+    ).toBe('a[0] must be string (got 1)');
+  });
+});
+
 describe('loadEffectsManifest', () => {
   it('loads the bundled manifest: every effect of every registered saga on the reference services', () => {
     const manifest = loadEffectsManifest({ referenceServicesUrl: 'http://127.0.0.1:4321' });
@@ -351,8 +509,9 @@ describe('loadEffectsManifest', () => {
 });
 
 describe('assertSagaEffectsDeclared', () => {
-  const manifest = parse(provider('')) satisfies EffectsManifest;
   it('names each saga and each effect no provider declares', () => {
+    // Built inside the test (not at collection time), so mutation testing attributes its coverage to this test.
+    const manifest = parse(provider('')) satisfies EffectsManifest;
     expect(() =>
       assertSagaEffectsDeclared(manifest, [
         { name: 'one', effects: ['p', 'q'] },
@@ -366,6 +525,17 @@ describe('assertSagaEffectsDeclared', () => {
 });
 
 describe('URL templates', () => {
+  it('refuses a placeholder it does not know (a template that was not validated)', () => {
+    expect(() => expandUrlTemplate('https://h/{foo}', { tenantId: 't', commandId: 'c', payload: {} })).toThrow(
+      new UrlTemplateError('the payload needs  (a string, number or boolean) for {foo}'),
+    );
+    try {
+      expandUrlTemplate('https://h/{payload.x}', { tenantId: 't', commandId: 'c', payload: {} });
+    } catch (error) {
+      expect((error as Error).name).toBe('UrlTemplateError');
+    }
+  });
+
   it('fills placeholders URL-encoded; a payload without the field is refused', () => {
     const values = { tenantId: 'acme/eu', commandId: 'a:b c', payload: { id: 'x?y', n: 3, ok: false, o: {} } };
     expect(expandUrlTemplate('https://h/{tenantId}/{payload.id}/{payload.n}/{payload.ok}?c={commandId}', values)).toBe(
@@ -412,6 +582,8 @@ describe('fieldOf', () => {
     expect(fieldOf('/providers/2/timeoutMs')).toBe('providers[2].timeoutMs');
     expect(fieldOf('/providers/0/headers/x-a~1b~0c')).toBe('providers[0].headers["x-a/b~c"]');
     expect(fieldOf('/a/$b_1')).toBe('a.$b_1');
+    expect(fieldOf('/a/1b')).toBe('a["1b"]');
+    expect(fieldOf('/a/12')).toBe('a[12]');
   });
 });
 
@@ -459,6 +631,20 @@ describe('worker start-up', () => {
     expect(() => effectsDepsFromConfig(loadConfig({ EFFECTS_MANIFEST: partial }), memoryLogger().logger)).toThrow(
       `${partial}: the saga mirror-bundle-export calls the effect mirror.reserve-quota, which no provider declares`,
     );
+  });
+
+  it('reads secretEnv from the environment by default', () => {
+    process.env.EFFECTS_TEST_SECRET = 'env-value';
+    try {
+      const manifest = loadEffectsManifest({
+        path: 'e.yaml',
+        referenceServicesUrl: 'http://127.0.0.1:1',
+        readFile: () => provider('    headers: { x-a: { secretEnv: EFFECTS_TEST_SECRET } }\n'),
+      });
+      expect(manifest.providers.get('p')?.headers).toEqual({ 'x-a': 'env-value' });
+    } finally {
+      delete process.env.EFFECTS_TEST_SECRET;
+    }
   });
 
   it('reads secret files from disk, without their trailing newline', () => {
