@@ -1,68 +1,34 @@
 /**
  * The saga API: instances listed and read from the projection (filters, cursor pagination, timeline, compensations,
  * tenant isolation) and cancel (Update → compensation → audit), against a real dev server, real Postgres and the real
- * saga workflows on a saga worker with the real bookkeeping activities. The effects queue is served by this file's
- * providers: an impact index that resolves an advisory's `packages` as the impacted images and a Gateway that accepts
- * every command.
+ * saga workflows on workers with the real activities of each queue: the effects queue calls the reference services
+ * (impact index from the sample SBOMs, Gateway), whose events come back through the ingress.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSagaActivities } from '../../activities/sagas/index.js';
-import { createLogger } from '../../core/logger.js';
 import { Scope } from '../../core/scopes.js';
 import { listAudit } from '../../db/queries/audit.js';
-import type {
-  AggregateEvent,
-  EffectCommand,
-  EffectResult,
-  GatewayCommand,
-  GatewayResult,
-  SagaOutboundActivities,
-} from '../../workflows/sagas/definitions.js';
-import { createWorkerHost, type WorkerHost } from '../../workers/host.js';
+import type { AggregateEvent } from '../../workflows/sagas/definitions.js';
 import { startApiHarness, type ApiHarness } from '../support/api.js';
 import { eventually } from '../support/http-sinks.js';
-import { workflowBundle } from '../support/temporal.js';
 
 const RESCAN = 'advisory-impact-rescan';
+/** HTTP/2 rapid reset: the three sample images it impacts, in the index's order, each with the package carrying it. */
+const RAPID_RESET = 'CVE-2023-44487';
+const IMAGES = [
+  { imageId: 'payments-api:3.8.2', purl: 'pkg:maven/io.netty/netty-codec-http2' },
+  { imageId: 'auth-service:2.1.0', purl: 'pkg:golang/golang.org/x/net' },
+  { imageId: 'edge-gateway:1.9.0', purl: 'pkg:deb/debian/nginx' },
+] as const;
+type Image = (typeof IMAGES)[number];
+const [PAYMENTS_API, AUTH_SERVICE, EDGE_GATEWAY] = IMAGES;
 let h: ApiHarness;
-let workers: WorkerHost;
-let running: Promise<void>;
-/** Commands the Gateway of these tests received, in order. */
-const commands: GatewayCommand[] = [];
-
-const providers: SagaOutboundActivities = {
-  runEffect: async (command: EffectCommand): Promise<EffectResult> => ({
-    tenantId: command.tenantId,
-    commandId: command.commandId,
-    effectName: command.effectName,
-    resultType: 'succeeded',
-    payload: { images: ((command.payload['packages'] as string[] | undefined) ?? []).map((imageId) => ({ imageId })) },
-    timestamp: new Date().toISOString(),
-  }),
-  submitGatewayCommand: async ({ command }: { command: GatewayCommand }): Promise<GatewayResult> => {
-    commands.push(command);
-    return { commandId: command.commandId, outcome: 'accepted', httpStatus: 202, body: {} };
-  },
-};
 
 beforeAll(async () => {
-  h = await startApiHarness({ workers: false });
-  const logger = createLogger({ level: 'warn', name: 'saga-worker' });
-  workers = await createWorkerHost({
-    connection: h.env.nativeConnection,
-    namespace: h.env.namespace ?? 'default',
-    queues: ['saga', 'effects'],
-    activities: { ...createSagaActivities({ pool: h.db.pool, logger }), ...providers },
-    workflowBundle: await workflowBundle(),
-    logger,
-    taskQueuePrefix: h.taskQueuePrefix,
-  });
-  running = workers.run();
+  // No rescan ever completes: every instance here stays waiting for its scans, to be listed, read and cancelled.
+  h = await startApiHarness({ sagas: { neverCompleteImages: IMAGES.map((i) => i.imageId) } });
 });
 afterAll(async () => {
-  workers?.shutdown();
-  await running;
   await h?.close();
 });
 
@@ -70,16 +36,22 @@ const fresh = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
 const token = (tenant: string, scope: string, subject = 'ops-alice') =>
   h.signer.token({ tenant, scopes: [scope], subject });
 
-function advisoryPublished(tenantId: string, advisoryId: string, packages: string[]): AggregateEvent {
+/** `Advisory.Published` of rapid reset for the instance `correlationId`, narrowed to the packages of `images`. */
+function advisoryPublished(
+  tenantId: string,
+  correlationId: string,
+  images: readonly Image[] | undefined,
+): AggregateEvent {
   return {
     tenantId,
     eventId: fresh('evt'),
     aggregateType: 'Advisory',
-    aggregateId: advisoryId,
+    aggregateId: RAPID_RESET,
     eventType: 'Advisory.Published',
     sequence: 1,
+    correlationId,
     occurredAt: new Date().toISOString(),
-    payload: { packages },
+    payload: images ? { packages: images.map((i) => i.purl) } : {},
   };
 }
 
@@ -113,16 +85,20 @@ interface SagaDetail {
   compensations: { step: string; status: string; error?: string }[];
 }
 
-/** Starts rescans of `packages` (at least one) for a new advisory of `tenant`; waits until all are requested. */
+/**
+ * Starts an instance of `tenant` rescanning `images` (every impacted one when undefined); waits until all rescans are
+ * requested. `advisoryId` is the instance's correlation id.
+ */
 async function startWaiting(
   tenant: string,
-  packages: string[],
+  images?: readonly Image[],
 ): Promise<{ advisoryId: string; event: AggregateEvent }> {
-  const advisoryId = fresh('adv');
-  const event = advisoryPublished(tenant, advisoryId, packages);
+  const advisoryId = fresh('rapid-reset');
+  const event = advisoryPublished(tenant, advisoryId, images);
   const writer = await token(tenant, Scope.RunnerEventsWrite, 'aggregates');
   expect((await call('POST', '/api/v1/events', writer, event)).statusCode).toBe(202);
   const reader = await token(tenant, Scope.RunnerSagasRead);
+  const impacted = (images ?? IMAGES).length;
   await eventually(async () => {
     const res = await call('GET', `/api/v1/sagas/${RESCAN}/${advisoryId}`, reader);
     if (res.statusCode !== 200) return undefined;
@@ -130,9 +106,7 @@ async function startWaiting(
     const images = detail.instance.state?.images ?? [];
     // Projected (the start event is in the timeline) with every rescan requested: the saga waits for the scans.
     const projected = detail.timeline.some((t) => t.outcome === 'applied');
-    return projected && images.length === packages.length && images.every((i) => i.rescan === 'requested')
-      ? true
-      : undefined;
+    return projected && images.length === impacted && images.every((i) => i.rescan === 'requested') ? true : undefined;
   });
   return { advisoryId, event };
 }
@@ -141,7 +115,7 @@ describe('GET /api/v1/sagas', () => {
   it('lists the tenant’s instances newest first, filtered by saga, status and correlation id, page by page', async () => {
     const tenant = fresh('pager');
     const started: string[] = [];
-    for (let i = 0; i < 3; i++) started.push((await startWaiting(tenant, ['img-a'])).advisoryId);
+    for (let i = 0; i < 3; i++) started.push((await startWaiting(tenant, [AUTH_SERVICE])).advisoryId);
     const reader = await token(tenant, Scope.RunnerSagasRead);
     const list = async (query: string) => {
       const res = await call('GET', `/api/v1/sagas?${query}`, reader);
@@ -158,7 +132,7 @@ describe('GET /api/v1/sagas', () => {
       sagaName: RESCAN,
       workflowId: `saga/${tenant}/${RESCAN}/${started[2]}`,
       status: 'running',
-      state: { phase: 'rescanning', images: [{ imageId: 'img-a', rescan: 'requested' }] },
+      state: { phase: 'rescanning', images: [{ imageId: AUTH_SERVICE.imageId, rescan: 'requested' }] },
       appliedEvents: 1,
       finishedAt: null,
     });
@@ -178,7 +152,7 @@ describe('GET /api/v1/sagas', () => {
 
 describe('GET /api/v1/sagas/{saga}/{correlationId}', () => {
   it('answers state, status, timeline and compensations; 404 for unknown ones and another tenant’s', async () => {
-    const { advisoryId, event } = await startWaiting('acme', ['img-1']);
+    const { advisoryId, event } = await startWaiting('acme', [PAYMENTS_API]);
     const reader = await token('acme', Scope.RunnerSagasRead);
     const res = await call('GET', `/api/v1/sagas/${RESCAN}/${advisoryId}`, reader);
     expect(res.statusCode).toBe(200);
@@ -203,7 +177,7 @@ describe('GET /api/v1/sagas/{saga}/{correlationId}', () => {
 
 describe('POST /api/v1/sagas/{saga}/{correlationId}/cancel', () => {
   it('cancels through the Update: completed steps are compensated, recorded and audited; a repeat answers 409', async () => {
-    const { advisoryId } = await startWaiting('acme', ['img-1', 'img-2']);
+    const { advisoryId } = await startWaiting('acme');
     const url = `/api/v1/sagas/${RESCAN}/${advisoryId}/cancel`;
     const operator = await token('acme', Scope.RunnerSagasOperate, 'ops-bob');
 
@@ -220,12 +194,20 @@ describe('POST /api/v1/sagas/{saga}/{correlationId}/cancel', () => {
     });
     expect(done.instance.finishedAt).not.toBeNull();
     expect(done.compensations.map((c) => [c.step, c.status])).toEqual([
-      ['rescan:img-2', 'compensated'],
-      ['rescan:img-1', 'compensated'],
+      [`rescan:${EDGE_GATEWAY.imageId}`, 'compensated'],
+      [`rescan:${AUTH_SERVICE.imageId}`, 'compensated'],
+      [`rescan:${PAYMENTS_API.imageId}`, 'compensated'],
     ]);
-    // Undone in reverse order, by the Gateway's CancelRescan.
-    const mine = commands.filter((c) => c.correlationId === advisoryId).map((c) => `${c.commandType}:${c.aggregateId}`);
-    expect(mine).toEqual(['RequestRescan:img-1', 'RequestRescan:img-2', 'CancelRescan:img-2', 'CancelRescan:img-1']);
+    // Undone in reverse order by the Gateway's CancelRescan: what its Scan aggregates did, in the order they did it.
+    const mine = h.sagas!.emitted.filter((e) => e.correlationId === advisoryId);
+    expect(mine.map((e) => `${e.eventType} ${e.aggregateId}`)).toEqual([
+      ...IMAGES.map((i) => `Scan.Requested ${i.imageId}`),
+      ...[...IMAGES].reverse().map((i) => `Scan.Cancelled ${i.imageId}`),
+    ]);
+    // Each caused by a command of its own that reached the Gateway once; no other command of the saga did.
+    const received = h.sagas!.reference.counters.commandsReceived();
+    const sent = Object.entries(received).filter(([id]) => id.startsWith(`acme:${RESCAN}:${advisoryId}:`));
+    expect(Object.fromEntries(sent)).toEqual(Object.fromEntries(mine.map((e) => [e.metadata?.causationId, 1])));
     const audit = await listAudit(h.db.pool, 'acme', { eventTypePrefix: 'saga.cancel.requested' });
     expect(audit.find((a) => a.correlationId === advisoryId)).toMatchObject({
       actor: 'ops-bob',
@@ -239,7 +221,7 @@ describe('POST /api/v1/sagas/{saga}/{correlationId}/cancel', () => {
   });
 
   it('answers 404 for unknown and foreign instances, 400 without a reason, 403 without the operate scope', async () => {
-    const { advisoryId } = await startWaiting('acme', ['img-1']);
+    const { advisoryId } = await startWaiting('acme', [PAYMENTS_API]);
     const url = `/api/v1/sagas/${RESCAN}/${advisoryId}/cancel`;
     const operator = await token('acme', Scope.RunnerSagasOperate);
     expect(
