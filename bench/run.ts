@@ -5,6 +5,8 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { benchMetricsLatency } from './metrics-latency.js';
 import { benchPackApprovals } from './pack-approvals.js';
+import { benchSagaIngress } from './saga-ingress.js';
+import { benchSagaThroughput } from './saga-throughput.js';
 import { benchSimulationThroughput } from './simulation-throughput.js';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -25,4 +27,12 @@ if (which === 'all' || which === 'throughput') {
 if (which === 'all' || which === 'pack-approvals') {
   console.log('pack approvals: ingestion latency, throughput vs bare Fastify, ack → resume latency:');
   console.log(format(await benchPackApprovals()));
+}
+if (which === 'all' || which === 'sagas' || which === 'saga-throughput') {
+  console.log('saga throughput, events in → sagas completed, vs self-check (same activities, same server):');
+  console.log(format(await benchSagaThroughput()));
+}
+if (which === 'all' || which === 'sagas' || which === 'saga-ingress') {
+  console.log('saga ingress latency at a steady rate with the workers busy, vs /health of the same app:');
+  console.log(format(await benchSagaIngress()));
 }

@@ -3,14 +3,19 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from '../activities/index.js';
-import { createTemporalFacade } from '../api/temporal/facade.js';
-import { TASK_QUEUES } from '../core/config.js';
+import { createActivities, createActivitiesByQueue, type ActivityDeps } from '../activities/index.js';
+import { loadEffectsManifest } from '../activities/sagas/effects-manifest.js';
+import { createSagaIngress, type SagaIngress } from '../api/services/saga-ingress.js';
+import { createTemporalFacade, type TemporalFacade } from '../api/temporal/facade.js';
+import { createSagaTemporal } from '../api/temporal/sagas.js';
+import { loadConfig, loadWebhookConfig, TASK_QUEUES } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { migrate } from '../db/migrate.js';
 import { createPool, type Pool } from '../db/pool.js';
+import { startReferenceServices, type RunningReferenceServices } from '../reference-services/server.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../stack/postgres.js';
 import { startDevServer } from '../stack/temporal.js';
+import type { AggregateEvent, SagaView } from '../workflows/sagas/definitions.js';
 import { bundleWorkflows, createWorkerHost } from '../workers/host.js';
 import { freePort } from '../test/support/ports.js';
 
@@ -82,6 +87,90 @@ export async function startBenchStack(activities: Omit<ActivityDeps, 'pool' | 'l
     async close() {
       host.shutdown();
       await running;
+      await connection.close();
+      await temporal.close();
+      await server.stop();
+      await pg.close();
+    },
+  };
+}
+
+/** What {@link startSagaBenchStack} runs: the saga parts of the product, each real. */
+export interface SagaBenchStack {
+  pool: Pool;
+  temporal: TemporalFacade;
+  /** The one routing code path of events into sagas (what `POST /api/v1/events` calls). */
+  ingress: SagaIngress;
+  reference: RunningReferenceServices;
+  /** Ingests one event and resolves with the final view of the instance it started, once its workflow closed. */
+  runToEnd(event: AggregateEvent): Promise<SagaView>;
+  close(): Promise<void>;
+}
+
+/**
+ * Postgres, a dev server, the reference services (Gateway and providers) and workers on the `saga` and `effects`
+ * queues with the product's own activities (bookkeeping on Postgres, effects and Gateway commands over HTTP), wired
+ * as `npm start` wires them; the Gateway's events go straight into the ingress, as they would over HTTP.
+ */
+export async function startSagaBenchStack(options: { scanDelayMs?: number } = {}): Promise<SagaBenchStack> {
+  const pg = await benchPostgres();
+  const server = await startDevServer({ ip: '127.0.0.1', port: await freePort(), namespace: 'default' });
+  const connection = await NativeConnection.connect({ address: server.address });
+  const temporal = createTemporalFacade({ address: server.address, namespace: 'default' });
+  const ingress = createSagaIngress({
+    pool: pg.pool,
+    logger,
+    temporal: createSagaTemporal(temporal, { taskQueuePrefix: '' }),
+  });
+  const emitted = new Set<Promise<unknown>>();
+  const reference = await startReferenceServices({
+    host: '127.0.0.1',
+    port: 0,
+    ...(options.scanDelayMs !== undefined && { scanDelayMs: options.scanDelayMs }),
+    events: {
+      emit: (event) => {
+        const delivery = ingress
+          .ingestEvents([event])
+          .catch((err: unknown) => logger.error({ err }, 'event not ingested'))
+          .finally(() => emitted.delete(delivery));
+        emitted.add(delivery);
+      },
+      close: async () => {
+        await Promise.allSettled([...emitted]);
+      },
+    },
+  });
+  const host = await createWorkerHost({
+    connection,
+    namespace: 'default',
+    queues: ['saga', 'effects'],
+    activitiesByQueue: createActivitiesByQueue({
+      pool: pg.pool,
+      logger,
+      policyEngineUrl: 'http://127.0.0.1:9',
+      policyWebhook: loadWebhookConfig({}),
+      effects: { manifest: loadEffectsManifest({ referenceServicesUrl: reference.url }), gatewayUrl: reference.url },
+    }),
+    effectsConcurrency: loadConfig({}).sagas.effectsConcurrency,
+    workflowBundle: await bundleWorkflows(),
+    logger,
+  });
+  const running = host.run();
+  return {
+    pool: pg.pool,
+    temporal,
+    ingress,
+    reference,
+    async runToEnd(event) {
+      const [result] = await ingress.ingestEvents([event]);
+      const instance = result?.status === 'accepted' ? result.instances[0] : undefined;
+      if (!instance) throw new Error(`event ${event.eventId} answered ${JSON.stringify(result)}`);
+      return (await temporal.client.workflow.getHandle(instance.workflowId).result()) as SagaView;
+    },
+    async close() {
+      host.shutdown();
+      await running;
+      await reference.close();
       await connection.close();
       await temporal.close();
       await server.stop();

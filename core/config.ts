@@ -619,6 +619,7 @@ export interface BenchConfig {
   metrics: { requests: number; largeRows: number };
   throughput: { runs: number; concurrency: number };
   packApprovals: { ingestRate: number; ingestSeconds: number; throughputRequests: number; acks: number };
+  sagas: { runs: number; concurrency: number; ingressRate: number; ingressSeconds: number };
 }
 
 /**
@@ -642,6 +643,12 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
       ingestSeconds: int('BENCH_INGEST_SECONDS', 10, 1, 3_600),
       throughputRequests: int('BENCH_INGEST_REQUESTS', 2000, 1, 1_000_000),
       acks: int('BENCH_ACKS', 30, 1, 10_000),
+    },
+    sagas: {
+      runs: int('BENCH_SAGA_RUNS', 50, 1, 100_000),
+      concurrency: int('BENCH_SAGA_CONCURRENCY', 20, 1, 1_000),
+      ingressRate: int('BENCH_SAGA_INGRESS_RATE', 50, 1, 10_000),
+      ingressSeconds: int('BENCH_SAGA_INGRESS_SECONDS', 20, 1, 3_600),
     },
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -120,5 +120,11 @@ describe('one configuration', () => {
     expect(() => loadBenchConfig({ BENCH_THROUGHPUT_RUNS: 'many', BENCH_ACKS: '-1' })).toThrow(
       /BENCH_THROUGHPUT_RUNS[\s\S]*BENCH_ACKS/,
     );
+    expect(() => loadBenchConfig({ BENCH_SAGA_RUNS: '0', BENCH_SAGA_INGRESS_RATE: '1.5' })).toThrow(
+      /BENCH_SAGA_RUNS[\s\S]*BENCH_SAGA_INGRESS_RATE/,
+    );
+    expect(() => loadBenchConfig({ BENCH_SAGA_CONCURRENCY: '1001', BENCH_SAGA_INGRESS_SECONDS: 'long' })).toThrow(
+      /BENCH_SAGA_CONCURRENCY[\s\S]*BENCH_SAGA_INGRESS_SECONDS/,
+    );
   });
 });
