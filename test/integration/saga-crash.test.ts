@@ -338,13 +338,14 @@ describe('sagas while the worker process is SIGKILLed and restarted 11 times', (
         expect(Object.keys(providerCalls).sort()).toEqual([...expectedEffects].sort());
 
         expect(kills).toHaveLength(KILLS);
-        // Only the next worker can call out once it was spawned: an arrival before is the killed worker's last.
+        // The next worker polls once its workers exist: an arrival before that is a request the killed worker had
+        // sent, read by the reference services after the kill.
         const resumptions = kills.flatMap((killedAt, i) => {
           const successor = successors[i]!;
-          const resumed = changes.find((t) => t >= successor.spawnedAt);
+          const resumed = changes.find((t) => t >= successor.readyAt);
           const nextKill = kills[i + 1] ?? finishedAt;
           return resumed !== undefined && resumed <= nextKill
-            ? [{ afterKill: resumed - killedAt, afterReady: Math.max(0, resumed - successor.readyAt) }]
+            ? [{ afterKill: resumed - killedAt, afterReady: resumed - successor.readyAt }]
             : [];
         });
         const repeated = (counts: Record<string, number>) => Object.values(counts).filter((n) => n > 1).length;
