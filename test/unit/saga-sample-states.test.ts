@@ -65,7 +65,7 @@ describe('advisory impact rescan state', () => {
         images: [
           { imageId: 'img-a', digest: 'sha256:aa', sbomId: 'sbom-a' },
           { imageId: 'img-a', digest: 'sha256:other' },
-          { imageId: 'img-b' },
+          { imageId: 'img-b', digest: '', sbomId: ['sbom-b'] },
           { digest: 'sha256:no-id' },
           { imageId: '' },
           'junk',
