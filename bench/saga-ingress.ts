@@ -3,7 +3,10 @@
  * Fastify app on loopback over real HTTP (bearer token, validation, routing, signalWithStart, the Postgres record),
  * the saga and effects workers, the reference services and Postgres in the same process, on the same two cores.
  * Every event starts a saga (mirror bundle exports and advisory rescans, alternately), so the workers are busy with
- * the very load the ingress takes, and the Gateway's own events of the rescans go through the ingress too. `/health`
+ * the very load the ingress takes, and the Gateway's own events of the rescans go through the ingress too. The
+ * default rate (`BENCH_SAGA_INGRESS_RATE`, 10/s) is one the workers of a two-core machine complete as fast as it
+ * starts sagas: above what they complete, a backlog grows for as long as the window lasts and the latencies measure
+ * its length (`kept_up` says which of the two a run saw). `/health`
  * of the same app is measured at the same rate in the same window, half a period apart, as the baseline: the p99
  * ratio says what the ingress adds over the HTTP stack. A bare workflow start on the same dev server in the same window
  * is the second baseline: what the one Temporal call of an event costs under that load, whatever calls it. Goal:
@@ -147,7 +150,11 @@ export async function benchSagaIngress(): Promise<Record<string, number>> {
       p99_vs_start: eventsP99 / quantile(starts, 0.99),
       // Sagas the workers finished during the window: they were busy the whole time.
       sagas_done_per_s: completed / ((to.getTime() - from.getTime()) / 1000),
+      // 1 when the workers finished sagas as fast as the events started them (within 10 %): the latencies are those of
+      // a steady state. 0 means the rate is beyond what this machine completes and a backlog grew during the window.
+      kept_up: completed >= 0.9 * RATE * ((to.getTime() - from.getTime()) / 1000) ? 1 : 0,
       sagas_backlog: sent - (await finishedBetween(new Date(0), new Date())),
+      gateway_retries: stack.gatewayEventRetries(),
       load_avg_1m: loadavg()[0]!,
     };
   } finally {

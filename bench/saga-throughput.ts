@@ -88,6 +88,7 @@ export async function benchSagaThroughput(): Promise<Record<string, number>> {
       rescan_check_per_s: rescan.baseline,
       rescan_saga_per_s: rescan.saga,
       rescan_ratio: rescan.saga / rescan.baseline,
+      gateway_retries: stack.gatewayEventRetries(),
     };
   } finally {
     await stack.close();

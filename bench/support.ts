@@ -102,6 +102,8 @@ export interface SagaBenchStack {
   /** The one routing code path of events into sagas (what `POST /api/v1/events` calls). */
   ingress: SagaIngress;
   reference: RunningReferenceServices;
+  /** Gateway events the ingress failed to take and was offered again: a sign of a saturated Temporal or Postgres. */
+  gatewayEventRetries(): number;
   /** Ingests one event and resolves with the final view of the instance it started, once its workflow closed. */
   runToEnd(event: AggregateEvent): Promise<SagaView>;
   close(): Promise<void>;
@@ -123,21 +125,39 @@ export async function startSagaBenchStack(options: { scanDelayMs?: number } = {}
     temporal: createSagaTemporal(temporal, { taskQueuePrefix: '' }),
   });
   const emitted = new Set<Promise<unknown>>();
+  let closing = false;
+  let retries = 0;
+  // As the Gateway's emitter does over HTTP: an event the ingress could not take (Temporal or Postgres too slow under
+  // the load) is offered again with a growing delay, never dropped — a saga waiting for it would never complete.
+  const deliver = async (event: AggregateEvent) => {
+    for (let delayMs = 250; ; delayMs = Math.min(2_000, delayMs * 2)) {
+      try {
+        await ingress.ingestEvents([event]);
+        return;
+      } catch (err) {
+        if (closing) throw err;
+        retries++;
+        logger.debug({ err, eventId: event.eventId }, 'event not ingested, retrying');
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  };
+  const stopEmitting = async () => {
+    closing = true;
+    await Promise.allSettled([...emitted]);
+  };
   const reference = await startReferenceServices({
     host: '127.0.0.1',
     port: 0,
     ...(options.scanDelayMs !== undefined && { scanDelayMs: options.scanDelayMs }),
     events: {
       emit: (event) => {
-        const delivery = ingress
-          .ingestEvents([event])
+        const delivery = deliver(event)
           .catch((err: unknown) => logger.error({ err }, 'event not ingested'))
           .finally(() => emitted.delete(delivery));
         emitted.add(delivery);
       },
-      close: async () => {
-        await Promise.allSettled([...emitted]);
-      },
+      close: stopEmitting,
     },
   });
   const host = await createWorkerHost({
@@ -161,6 +181,7 @@ export async function startSagaBenchStack(options: { scanDelayMs?: number } = {}
     temporal,
     ingress,
     reference,
+    gatewayEventRetries: () => retries,
     async runToEnd(event) {
       const [result] = await ingress.ingestEvents([event]);
       const instance = result?.status === 'accepted' ? result.instances[0] : undefined;
@@ -171,6 +192,8 @@ export async function startSagaBenchStack(options: { scanDelayMs?: number } = {}
       host.shutdown();
       await running;
       await reference.close();
+      // The services do not close a sink they were given: the deliveries still retrying end here.
+      await stopEmitting();
       await connection.close();
       await temporal.close();
       await server.stop();

@@ -647,7 +647,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     sagas: {
       runs: int('BENCH_SAGA_RUNS', 50, 1, 100_000),
       concurrency: int('BENCH_SAGA_CONCURRENCY', 20, 1, 1_000),
-      ingressRate: int('BENCH_SAGA_INGRESS_RATE', 50, 1, 10_000),
+      ingressRate: int('BENCH_SAGA_INGRESS_RATE', 10, 1, 10_000),
       ingressSeconds: int('BENCH_SAGA_INGRESS_SECONDS', 20, 1, 3_600),
     },
   };

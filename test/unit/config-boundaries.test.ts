@@ -558,7 +558,7 @@ describe('standalone engine and benchmark settings', () => {
       metrics: { requests: 400, largeRows: 1_000_000 },
       throughput: { runs: 200, concurrency: 20 },
       packApprovals: { ingestRate: 50, ingestSeconds: 10, throughputRequests: 2000, acks: 30 },
-      sagas: { runs: 50, concurrency: 20, ingressRate: 50, ingressSeconds: 20 },
+      sagas: { runs: 50, concurrency: 20, ingressRate: 10, ingressSeconds: 20 },
     });
   });
 });
