@@ -451,6 +451,21 @@ providers:
     expect(problemsOf('{"providers": [', 'EFFECTS.JSON')[0]).toMatch(/^is not valid JSON \(.+\)$/);
   });
 
+  it('reports an invalid defaults policy once when there is no gateway section', () => {
+    expect(problemsOf('defaults: { retry: { initialIntervalMs: 10, maximumIntervalMs: 5 } }\nproviders: []')).toEqual([
+      'defaults.retry.maximumIntervalMs must be at least initialIntervalMs (5 < 10)',
+    ]);
+  });
+
+  it('names fields whose keys hold ~ or /, and payload placeholders only as a whole', () => {
+    expect(problemsOf(provider('    headers: { "x~a/b": "${X}" }\n'))).toEqual([
+      'providers[0].headers["x~a/b"] uses "${X}": the only placeholder is ${REFERENCE_SERVICES_URL}',
+    ]);
+    expect(problemsOf(provider('').replace('/x', '/{xpayload.a}'))).toEqual([
+      'providers[0].url has an unknown placeholder {xpayload.a} (use {tenantId}, {commandId} or {payload.<field>})',
+    ]);
+  });
+
   it('words a schema error without its own description after the schema’s message', () => {
     expect(
       schemaProblem({
