@@ -57,6 +57,20 @@ export async function startSagaStack(
   const temporal = createTemporalFacade({ address: env.address, namespace: env.namespace ?? 'default' });
   const ingress = createSagaIngress({ pool, logger, temporal: createSagaTemporal(temporal, { taskQueuePrefix }) });
   const emitted: Promise<unknown>[] = [];
+  let closing = false;
+  // Like the Gateway's own emitter: an event the ingress could not take (a slow Temporal under load) is offered
+  // again with backoff, never dropped, so no saga waits for an event that was lost on the way.
+  const ingestUntilTaken = async (event: AggregateEvent): Promise<void> => {
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+      try {
+        await ingress.ingestEvents([event]);
+        return;
+      } catch (err) {
+        if (closing) return logger.error({ err }, 'event not ingested');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  };
   const reference = await startReferenceServices({
     host: '127.0.0.1',
     port: 0,
@@ -64,9 +78,7 @@ export async function startSagaStack(
     faults: true,
     events: {
       emit: (event) => {
-        emitted.push(
-          ingress.ingestEvents([event]).catch((err: unknown) => logger.error({ err }, 'event not ingested')),
-        );
+        emitted.push(ingestUntilTaken(event));
       },
       close: async () => {
         await Promise.allSettled(emitted);
@@ -123,6 +135,7 @@ export async function startSagaStack(
     startWorkers,
     stopWorkers,
     async close() {
+      closing = true;
       await stopWorkers();
       await reference.close();
       await Promise.allSettled(emitted);
