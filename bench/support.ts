@@ -3,7 +3,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
-import { createActivities, createActivitiesByQueue, type ActivityDeps } from '../activities/index.js';
+import { createActivitiesByQueue, type ActivityDeps } from '../activities/index.js';
 import { loadEffectsManifest } from '../activities/sagas/effects-manifest.js';
 import { createSagaIngress, type SagaIngress } from '../api/services/saga-ingress.js';
 import { createTemporalFacade, type TemporalFacade } from '../api/temporal/facade.js';
@@ -76,7 +76,7 @@ export async function startBenchStack(activities: Omit<ActivityDeps, 'pool' | 'l
     connection,
     namespace: 'default',
     queues: TASK_QUEUES,
-    activities: createActivities({ pool: pg.pool, logger, ...activities }),
+    activitiesByQueue: createActivitiesByQueue({ pool: pg.pool, logger, ...activities }),
     workflowBundle: await bundleWorkflows(),
     logger,
   });

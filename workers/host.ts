@@ -51,12 +51,7 @@ export interface WorkerHostOptions {
   namespace: string;
   queues: readonly TaskQueueName[];
   /** What each queue hosts (`createActivitiesByQueue`): a queue without an entry here is refused. */
-  activitiesByQueue?: Partial<ActivitiesByQueue>;
-  /**
-   * The same activities on every queue, for test harnesses that run one merged set (`createActivities`); ignored for
-   * the queues `activitiesByQueue` names.
-   */
-  activities?: object;
+  activitiesByQueue: Partial<ActivitiesByQueue>;
   /** Activities the `effects` worker runs at once (`EFFECTS_CONCURRENCY`); the SDK's default when undefined. */
   effectsConcurrency?: number;
   workflowBundle: WorkflowBundleWithSourceMap;
@@ -84,7 +79,7 @@ export interface WorkerHost {
 export async function createWorkerHost(options: WorkerHostOptions): Promise<WorkerHost> {
   const prefix = options.taskQueuePrefix ?? '';
   const activitiesOf = (queue: TaskQueueName): object => {
-    const activities = options.activitiesByQueue?.[queue] ?? options.activities;
+    const activities = options.activitiesByQueue[queue];
     if (!activities) throw new Error(`No activities for the task queue ${queue}`);
     return activities;
   };
