@@ -259,6 +259,25 @@ describe('mirror bundle export', () => {
     },
   );
 
+  it('retries a compensation that fails for a while, until it goes through', async () => {
+    const bundleId = fresh('comp-retry');
+    await stack.fault({ effect: 'mirror.sign-bundle', mode: 'reject', key: commandOf(bundleId, 'sign-bundle') });
+    await stack.fault({
+      effect: 'mirror.delete-export',
+      mode: 'unavailable',
+      times: 2,
+      key: commandOf(bundleId, 'compensate:export-bundle'),
+    });
+    await stack.post(exportRequested(bundleId, { tenantId: TENANT }));
+    const view = await stack.result(mirrorId(bundleId));
+    expect(view.status).toBe('compensated');
+    expect(view.compensations.map((c) => [c.step, c.status])).toEqual([
+      ['export-bundle', 'compensated'],
+      ['reserve-quota', 'compensated'],
+    ]);
+    expect(stack.reference.counters.providerCalls()[commandOf(bundleId, 'compensate:export-bundle')]).toBe(3);
+  });
+
   it('records a compensation that still fails after its retries, runs the others, and ends compensation_failed', async () => {
     const bundleId = fresh('comp-fail');
     await stack.fault({ effect: 'mirror.sign-bundle', mode: 'reject', key: commandOf(bundleId, 'sign-bundle') });
