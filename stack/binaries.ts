@@ -1,12 +1,14 @@
 /**
- * Provisioning of the Temporal server binaries the SDK cannot download on every machine.
+ * Provisioning of the server binaries the product runs embedded: the Temporal CLI (dev server + Web UI), the
+ * time-skipping test server and nats-server (JetStream).
  *
- * Resolution order, for both the Temporal CLI (dev server + Web UI) and the time-skipping test server:
- * 1. an explicit path from the environment (`TEMPORAL_CLI_PATH`, `TEMPORAL_TEST_SERVER_PATH`);
- * 2. a binary on `PATH` (`temporal`, `temporal-test-server`);
+ * Resolution order, for each of them:
+ * 1. an explicit path from the environment (`TEMPORAL_CLI_PATH`, `TEMPORAL_TEST_SERVER_PATH`, `NATS_SERVER_PATH`);
+ * 2. a binary on `PATH` (`temporal`, `temporal-test-server`, `nats-server`);
  * 3. a cache outside the repository keyed by version;
- * 4. a local build (`go install` for the CLI, Maven for the Java test server) into that cache;
- * 5. nothing: the caller falls back to the SDK's own download, which works on machines with internet.
+ * 4. a local build (`go install` for the CLI and nats-server, Maven for the Java test server) into that cache;
+ * 5. for the Temporal binaries, the SDK's own download, which works on machines with internet; for nats-server, an
+ *    error saying how to provide one.
  */
 import { execFile, spawn } from 'node:child_process';
 import { access, chmod, constants, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -19,6 +21,8 @@ import { provisioningEnv } from '../core/config.js';
 export const TEMPORAL_CLI_VERSION = '1.5.1';
 /** Maven version of `io.temporal:temporal-test-server`. */
 export const TEMPORAL_TEST_SERVER_VERSION = '1.38.0';
+/** nats-server release built with `go install` (JetStream included). */
+export const NATS_SERVER_VERSION = '2.15.2';
 
 /** Where a binary came from, for logs and error messages. */
 export type BinarySource = 'env' | 'path' | 'cache' | 'built' | 'sdk-download';
@@ -32,12 +36,18 @@ export interface ResolvedBinary {
   path?: string;
 }
 
-/** Options shared by both resolvers. */
+/** A binary found or built on this machine (nats-server has no download fallback). */
+export interface LocalBinary {
+  source: Exclude<BinarySource, 'sdk-download'>;
+  path: string;
+}
+
+/** Options shared by the resolvers. */
 export interface ResolveOptions {
   env?: NodeJS.ProcessEnv;
   /** Build the binary when it is not found (default true). */
   build?: boolean;
-  /** Fall back to the SDK download when nothing else works (default true). */
+  /** Fall back to the SDK download when nothing else works (default true; the Temporal binaries only). */
   allowDownload?: boolean;
   /** Progress messages (builds take minutes on a cold machine). */
   log?: (message: string) => void;
@@ -99,12 +109,17 @@ export function temporalCliCacheDir(env: NodeJS.ProcessEnv = provisioningEnv()):
   return join(cacheRoot(env), `temporal-cli-${TEMPORAL_CLI_VERSION}`);
 }
 
+/** Directory of the cached nats-server for {@link NATS_SERVER_VERSION}. */
+export function natsServerCacheDir(env: NodeJS.ProcessEnv = provisioningEnv()): string {
+  return join(cacheRoot(env), `nats-server-${NATS_SERVER_VERSION}`);
+}
+
 /** Directory of the cached Java test server for {@link TEMPORAL_TEST_SERVER_VERSION}. */
 export function testServerCacheDir(env: NodeJS.ProcessEnv = provisioningEnv()): string {
   return join(cacheRoot(env), `temporal-test-server-${TEMPORAL_TEST_SERVER_VERSION}`);
 }
 
-async function fromEnv(variable: string, env: NodeJS.ProcessEnv): Promise<ResolvedBinary | undefined> {
+async function fromEnv(variable: string, env: NodeJS.ProcessEnv): Promise<LocalBinary | undefined> {
   const path = env[variable];
   if (!path) return undefined;
   if (!(await isExecutable(path))) {
@@ -112,7 +127,7 @@ async function fromEnv(variable: string, env: NodeJS.ProcessEnv): Promise<Resolv
       `${variable}=${path} is not an executable file. Fix the path or unset ${variable}.`,
     );
   }
-  return { source: 'env', path, executable: { type: 'existing-path', path } };
+  return { source: 'env', path };
 }
 
 const local = (source: BinarySource, path: string): ResolvedBinary => ({
@@ -121,40 +136,73 @@ const local = (source: BinarySource, path: string): ResolvedBinary => ({
   executable: { type: 'existing-path', path },
 });
 
+/** A Go program the project builds itself when no binary is at hand. */
+interface GoBinary {
+  /** What it is, for progress messages. */
+  what: string;
+  /** The environment variable of an explicit path. */
+  variable: string;
+  /** The executable's name on PATH and in the cache. */
+  name: string;
+  cacheDir: string;
+  /** The `go install` argument: `module/path@vX.Y.Z`. */
+  module: string;
+  /** How long the build takes on a cold machine, for the progress message. */
+  buildTime: string;
+}
+
+/**
+ * Steps 1–4 of the resolution order for a Go program: explicit path, PATH, cache, `go install` into the cache.
+ * @returns the binary, or the reasons the build did not produce one.
+ */
+async function findOrBuildGoBinary(
+  binary: GoBinary,
+  env: NodeJS.ProcessEnv,
+  options: ResolveOptions,
+): Promise<LocalBinary | { problems: string[] }> {
+  const explicit = await fromEnv(binary.variable, env);
+  if (explicit) return explicit;
+  const onPath = await findOnPath(binary.name, env);
+  if (onPath) return { source: 'path', path: onPath };
+  const cached = join(binary.cacheDir, binary.name);
+  if (await isExecutable(cached)) return { source: 'cache', path: cached };
+
+  const problems: string[] = [];
+  if (options.build === false) return { problems };
+  if (!(await commandExists('go', env))) return { problems: ['Go is not installed'] };
+  options.log?.(
+    `Building ${binary.what} with go install ${binary.module} (first run only, takes ${binary.buildTime})…`,
+  );
+  try {
+    await mkdir(binary.cacheDir, { recursive: true });
+    await run('go', ['install', binary.module], { env: { ...env, GOBIN: binary.cacheDir, GOFLAGS: '-mod=mod' } });
+    if (await isExecutable(cached)) return { source: 'built', path: cached };
+    problems.push('go install finished but produced no binary');
+  } catch (error) {
+    problems.push(`go install failed: ${(error as Error).message}`);
+  }
+  return { problems };
+}
+
 /**
  * Resolves the Temporal CLI, building it with `go install` into the cache when needed.
  * @throws BinaryUnavailableError when nothing works and downloads are not allowed.
  */
 export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<ResolvedBinary> {
   const env = options.env ?? provisioningEnv();
-  const explicit = await fromEnv('TEMPORAL_CLI_PATH', env);
-  if (explicit) return explicit;
-  const onPath = await findOnPath('temporal', env);
-  if (onPath) return local('path', onPath);
-  const dir = temporalCliCacheDir(env);
-  const cached = join(dir, 'temporal');
-  if (await isExecutable(cached)) return local('cache', cached);
-
-  const problems: string[] = [];
-  if (options.build !== false) {
-    if (await commandExists('go', env)) {
-      options.log?.(
-        `Building the Temporal CLI v${TEMPORAL_CLI_VERSION} with go install (first run only, takes minutes)…`,
-      );
-      try {
-        await mkdir(dir, { recursive: true });
-        await run('go', ['install', `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`], {
-          env: { ...env, GOBIN: dir, GOFLAGS: '-mod=mod' },
-        });
-        if (await isExecutable(cached)) return local('built', cached);
-        problems.push('go install finished but produced no binary');
-      } catch (error) {
-        problems.push(`go install failed: ${(error as Error).message}`);
-      }
-    } else {
-      problems.push('Go is not installed');
-    }
-  }
+  const found = await findOrBuildGoBinary(
+    {
+      what: `the Temporal CLI v${TEMPORAL_CLI_VERSION}`,
+      variable: 'TEMPORAL_CLI_PATH',
+      name: 'temporal',
+      cacheDir: temporalCliCacheDir(env),
+      module: `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`,
+      buildTime: 'minutes',
+    },
+    env,
+    options,
+  );
+  if ('path' in found) return local(found.source, found.path);
   if (options.allowDownload !== false) {
     options.log?.('No local Temporal CLI; falling back to the SDK download (needs internet).');
     return {
@@ -163,8 +211,36 @@ export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<
     };
   }
   throw new BinaryUnavailableError(
-    `No Temporal CLI found (${problems.join('; ') || 'build disabled'}). Provide one with TEMPORAL_CLI_PATH=/path/to/temporal, ` +
+    `No Temporal CLI found (${found.problems.join('; ') || 'build disabled'}). Provide one with TEMPORAL_CLI_PATH=/path/to/temporal, ` +
       `put 'temporal' on PATH, or install Go so that 'go install github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}' can run.`,
+  );
+}
+
+/**
+ * Resolves nats-server (JetStream is built in), building it with `go install` into the cache when needed (about
+ * 30 s on a cold machine). There is no download fallback: the SDK does not ship one.
+ * @throws BinaryUnavailableError naming `NATS_SERVER_PATH` when nothing works.
+ */
+export async function resolveNatsServer(options: Omit<ResolveOptions, 'allowDownload'> = {}): Promise<LocalBinary> {
+  const env = options.env ?? provisioningEnv();
+  const module = `github.com/nats-io/nats-server/v2@v${NATS_SERVER_VERSION}`;
+  const found = await findOrBuildGoBinary(
+    {
+      what: `nats-server v${NATS_SERVER_VERSION}`,
+      variable: 'NATS_SERVER_PATH',
+      name: 'nats-server',
+      cacheDir: natsServerCacheDir(env),
+      module,
+      buildTime: 'about 30 s',
+    },
+    env,
+    options,
+  );
+  if ('path' in found) return found;
+  throw new BinaryUnavailableError(
+    `No nats-server found (${found.problems.join('; ') || 'build disabled'}). Provide one with ` +
+      `NATS_SERVER_PATH=/path/to/nats-server, put 'nats-server' on PATH, install Go so that 'go install ${module}' ` +
+      `can run, or point NATS_URL at an existing NATS server.`,
   );
 }
 
@@ -198,7 +274,7 @@ exec java \${JAVA_OPTS:--Xss4m -XX:+UseSerialGC -XX:TieredStopAtLevel=1} -cp '${
 export async function resolveTestServer(options: ResolveOptions = {}): Promise<ResolvedBinary> {
   const env = options.env ?? provisioningEnv();
   const explicit = await fromEnv('TEMPORAL_TEST_SERVER_PATH', env);
-  if (explicit) return explicit;
+  if (explicit) return local(explicit.source, explicit.path);
   const onPath = await findOnPath('temporal-test-server', env);
   if (onPath) return local('path', onPath);
   const dir = testServerCacheDir(env);

@@ -1,5 +1,5 @@
 /**
- * Runs once per `npm test`: provisions the Temporal binaries (building them into the cache when needed) and
+ * Runs once per `npm test`: provisions the Temporal binaries and nats-server (building them into the cache when needed) and
  * starts one embedded Postgres in a temporary directory. Test files get them through environment variables,
  * which the forked test workers inherit, and create their own database each.
  */
@@ -7,16 +7,24 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { embeddedDatabaseUrl } from '../../core/config.js';
-import { resolveChromium, resolveTemporalCli, resolveTestServer } from '../../stack/binaries.js';
+import { resolveChromium, resolveNatsServer, resolveTemporalCli, resolveTestServer } from '../../stack/binaries.js';
 import { startEmbeddedPostgres } from '../../stack/postgres.js';
 import { freePort } from './ports.js';
 
 export default async function setup(): Promise<() => Promise<void>> {
   const log = (message: string) => console.log(`[setup] ${message}`);
-  const [cli, testServer] = await Promise.all([resolveTemporalCli({ log }), resolveTestServer({ log })]);
+  const [cli, testServer, nats] = await Promise.all([
+    resolveTemporalCli({ log }),
+    resolveTestServer({ log }),
+    resolveNatsServer({ log }),
+  ]);
   if (cli.path) process.env.TEMPORAL_CLI_PATH = cli.path;
   if (testServer.path) process.env.TEMPORAL_TEST_SERVER_PATH = testServer.path;
-  log(`Temporal CLI: ${cli.path ?? 'SDK download'}; time-skipping server: ${testServer.path ?? 'SDK download'}`);
+  process.env.NATS_SERVER_PATH = nats.path;
+  log(
+    `Temporal CLI: ${cli.path ?? 'SDK download'}; time-skipping server: ${testServer.path ?? 'SDK download'}; ` +
+      `nats-server: ${nats.path}`,
+  );
   process.env.CHROMIUM_PATH = await resolveChromium({ log });
 
   const dir = await mkdtemp(join(tmpdir(), 'stellaops-test-pg-'));

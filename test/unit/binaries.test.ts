@@ -1,10 +1,13 @@
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BinaryUnavailableError,
+  NATS_SERVER_VERSION,
+  natsServerCacheDir,
   resolveChromium,
+  resolveNatsServer,
   resolveTemporalCli,
   resolveTestServer,
   temporalCliCacheDir,
@@ -12,9 +15,9 @@ import {
 } from '../../stack/binaries.js';
 
 let dir: string;
-async function executable(path: string): Promise<string> {
+async function executable(path: string, script = 'exit 0'): Promise<string> {
   await mkdir(join(path, '..'), { recursive: true });
-  await writeFile(path, '#!/bin/sh\nexit 0\n');
+  await writeFile(path, `#!/bin/sh\n${script}\n`);
   await chmod(path, 0o755);
   return path;
 }
@@ -81,5 +84,85 @@ describe('binary resolution order', () => {
       source: 'sdk-download',
       executable: { type: 'cached-download' },
     });
+  });
+});
+
+describe('nats-server resolution', () => {
+  it('prefers NATS_SERVER_PATH, then PATH, then the version-keyed cache', async () => {
+    const cache = join(dir, 'nats-cache');
+    const explicit = await executable(join(dir, 'nats-explicit', 'nats-server'));
+    const onPath = await executable(join(dir, 'nats-bin', 'nats-server'));
+    const cached = await executable(join(natsServerCacheDir({ STELLAOPS_CACHE_DIR: cache }), 'nats-server'));
+    const base = { STELLAOPS_CACHE_DIR: cache, PATH: join(dir, 'nats-bin') };
+
+    expect(await resolveNatsServer({ env: { ...base, NATS_SERVER_PATH: explicit }, build: false })).toEqual({
+      source: 'env',
+      path: explicit,
+    });
+    expect(await resolveNatsServer({ env: base, build: false })).toEqual({ source: 'path', path: onPath });
+    expect(await resolveNatsServer({ env: { ...base, PATH: '' }, build: false })).toEqual({
+      source: 'cache',
+      path: cached,
+    });
+    expect(natsServerCacheDir({ STELLAOPS_CACHE_DIR: '/c' })).toBe(`/c/nats-server-${NATS_SERVER_VERSION}`);
+    expect(NATS_SERVER_VERSION).toBe('2.15.2');
+  });
+
+  it('refuses a NATS_SERVER_PATH that is not executable, naming it', async () => {
+    const path = join(dir, 'nats-missing');
+    await expect(resolveNatsServer({ env: { NATS_SERVER_PATH: path }, build: false })).rejects.toThrow(
+      `NATS_SERVER_PATH=${path} is not an executable file. Fix the path or unset NATS_SERVER_PATH.`,
+    );
+  });
+
+  it('builds the pinned release with go install into the cache when nothing is found', async () => {
+    // A stand-in for Go, alone on PATH (hence /bin/cp), that records its calls and installs a binary where GOBIN says.
+    const bin = join(dir, 'go-ok');
+    const calls = join(dir, 'go-ok-calls');
+    await executable(
+      join(bin, 'go'),
+      `echo "$* GOBIN=$GOBIN GOFLAGS=$GOFLAGS" >> '${calls}'\n` +
+        `[ "$1" = install ] && /bin/cp "$0" "$GOBIN/nats-server"\nexit 0`,
+    );
+    const cache = join(dir, 'go-ok-cache');
+    const messages: string[] = [];
+    const resolved = await resolveNatsServer({
+      env: { STELLAOPS_CACHE_DIR: cache, PATH: bin },
+      log: (message) => messages.push(message),
+    });
+    const cacheDir = natsServerCacheDir({ STELLAOPS_CACHE_DIR: cache });
+    expect(resolved).toEqual({ source: 'built', path: join(cacheDir, 'nats-server') });
+    expect((await readFile(calls, 'utf8')).trim().split('\n')).toEqual([
+      `-version GOBIN= GOFLAGS=`,
+      `install github.com/nats-io/nats-server/v2@v2.15.2 GOBIN=${cacheDir} GOFLAGS=-mod=mod`,
+    ]);
+    expect(messages).toEqual([
+      'Building nats-server v2.15.2 with go install github.com/nats-io/nats-server/v2@v2.15.2 (first run only, takes about 30 s)…',
+    ]);
+    // The next resolution finds the build in the cache.
+    expect(await resolveNatsServer({ env: { STELLAOPS_CACHE_DIR: cache, PATH: '' }, build: false })).toEqual({
+      source: 'cache',
+      path: join(cacheDir, 'nats-server'),
+    });
+  });
+
+  it('says how to provide nats-server when the build fails or Go is missing, naming NATS_SERVER_PATH', async () => {
+    const bin = join(dir, 'go-fail');
+    await executable(join(bin, 'go'), '[ "$1" = install ] && echo "proxy unreachable" >&2 && exit 1\nexit 0');
+    const failed = resolveNatsServer({ env: { STELLAOPS_CACHE_DIR: join(dir, 'go-fail-cache'), PATH: bin } });
+    await expect(failed).rejects.toBeInstanceOf(BinaryUnavailableError);
+    await expect(failed).rejects.toThrow(
+      /go install failed: .*proxy unreachable.*NATS_SERVER_PATH=\/path\/to\/nats-server/s,
+    );
+
+    const noGo = resolveNatsServer({
+      env: { STELLAOPS_CACHE_DIR: join(dir, 'no-go-cache'), PATH: join(dir, 'empty') },
+    });
+    await expect(noGo).rejects.toThrow(
+      "No nats-server found (Go is not installed). Provide one with NATS_SERVER_PATH=/path/to/nats-server, put 'nats-server' on PATH, install Go so that 'go install github.com/nats-io/nats-server/v2@v2.15.2' can run, or point NATS_URL at an existing NATS server.",
+    );
+    await expect(
+      resolveNatsServer({ env: { STELLAOPS_CACHE_DIR: join(dir, 'no-go-cache'), PATH: '' }, build: false }),
+    ).rejects.toThrow('No nats-server found (build disabled).');
   });
 });
