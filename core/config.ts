@@ -112,6 +112,23 @@ export interface AppConfig {
     /** Effect and Gateway-command activities one worker runs at once. */
     effectsConcurrency: number;
   };
+  nats: {
+    /**
+     * Servers of an existing NATS deployment (`nats://` or `tls://` URLs, comma-separated); undefined means "start the
+     * embedded nats-server" (npm start).
+     */
+    url: string | undefined;
+    /** Credentials file (JWT and NKey seed) of the existing deployment; only with `url`. */
+    credentialsFile: string | undefined;
+    /** Port of the embedded nats-server (loopback only). */
+    embeddedPort: number;
+    /** Create the streams when they are missing (local runs); otherwise a missing stream stops the start. */
+    createStreams: boolean;
+    /** The stream aggregates publish their events to: subjects `{prefix}.{tenant}.{aggregateType}.{eventType}`. */
+    aggregateStream: NatsStreamConfig;
+    /** The stream effect results and saga facts are published to. */
+    workflowStream: NatsStreamConfig;
+  };
   simulations: {
     /** The completion webhook (`POLICY_WEBHOOK_*`, or the scheduler JSON file). */
     webhook: WebhookConfig;
@@ -120,6 +137,13 @@ export interface AppConfig {
     /** Overall evaluation timeout of a run, in seconds. */
     evaluationTimeoutSeconds: number;
   };
+}
+
+/** A JetStream stream the product publishes to or consumes from. */
+export interface NatsStreamConfig {
+  name: string;
+  /** Subject filters the stream captures. */
+  subjects: string[];
 }
 
 /** A configuration error; the message lists every invalid variable. */
@@ -406,6 +430,32 @@ function readers(env: NodeJS.ProcessEnv, problems: string[]) {
 }
 
 /**
+ * Why `subject` is not a NATS subject filter, or undefined when it is one: dot-separated non-empty tokens without
+ * whitespace, `*` (one token) and `>` (the rest, last only) as whole tokens.
+ */
+function natsSubjectProblem(subject: string): string | undefined {
+  const tokens = subject.split('.');
+  for (const [i, token] of tokens.entries()) {
+    if (token === '') return 'has an empty token';
+    if (/\s/.test(token)) return 'contains whitespace';
+    if (token === '>' && i !== tokens.length - 1) return "has '>' before its last token";
+    if (token.length > 1 && /[*>]/.test(token)) return "has '*' or '>' inside a token";
+  }
+  return undefined;
+}
+
+/** Whether some subject matches both filters (JetStream refuses streams whose subjects overlap). */
+function natsSubjectsOverlap(a: string, b: string): boolean {
+  const left = a.split('.');
+  const right = b.split('.');
+  for (let i = 0; i < Math.min(left.length, right.length); i++) {
+    if (left[i] === '>' || right[i] === '>') return true;
+    if (left[i] !== '*' && right[i] !== '*' && left[i] !== right[i]) return false;
+  }
+  return left.length === right.length;
+}
+
+/**
  * Reads and validates the configuration from environment variables.
  * @throws ConfigError listing every invalid variable.
  */
@@ -503,6 +553,93 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
     if (!checked.ok) problems.push(`GATEWAY_URL ${checked.problem}`);
   }
 
+  const natsUrl = optional('NATS_URL');
+  if (natsUrl) {
+    for (const server of natsUrl.split(',').map((item) => item.trim())) {
+      let url: URL | undefined;
+      try {
+        url = new URL(server);
+      } catch {
+        url = undefined;
+      }
+      if (
+        !url ||
+        !['nats:', 'tls:'].includes(url.protocol) ||
+        !url.hostname ||
+        url.pathname.replace('/', '') !== '' ||
+        url.search !== '' ||
+        url.hash !== ''
+      ) {
+        problems.push('NATS_URL must be a comma-separated list of nats://host:port or tls://host:port URLs');
+        break;
+      }
+      if (url.username || url.password) {
+        problems.push('NATS_URL must not carry credentials (they would show in logs): use NATS_CREDENTIALS_FILE');
+        break;
+      }
+    }
+  }
+  const natsCredentialsFile = optional('NATS_CREDENTIALS_FILE');
+  if (natsCredentialsFile && !natsUrl) {
+    problems.push('NATS_CREDENTIALS_FILE needs NATS_URL: the embedded nats-server takes no credentials');
+  }
+  /** A stream's name and subject filters; `prefixed` wants every filter to be `{prefix}.>`. */
+  const natsStream = (
+    nameVariable: string,
+    defaultName: string,
+    subjectsVariable: string,
+    defaultSubject: string,
+    prefixed: boolean,
+  ): NatsStreamConfig => {
+    const name = str(nameVariable, defaultName);
+    if (!/^[A-Za-z0-9_-]{1,255}$/.test(name)) {
+      problems.push(`${nameVariable} must be 1 to 255 letters, digits, '-' or '_' (got "${name}")`);
+    }
+    const subjects = list(subjectsVariable) ?? [defaultSubject];
+    for (const subject of subjects) {
+      const problem = natsSubjectProblem(subject);
+      if (problem) problems.push(`${subjectsVariable} must list NATS subject filters: "${subject}" ${problem}`);
+      else if (prefixed && (subject === '>' || !subject.endsWith('.>'))) {
+        problems.push(
+          `${subjectsVariable} must list filters of the form {prefix}.> (events are published on ` +
+            `{prefix}.{tenant}.{aggregateType}.{eventType}; got "${subject}")`,
+        );
+      }
+    }
+    return { name, subjects };
+  };
+  const aggregateStream = natsStream(
+    'NATS_AGGREGATE_STREAM',
+    'AGGREGATE_EVENTS',
+    'NATS_AGGREGATE_SUBJECTS',
+    'aggregate.>',
+    true,
+  );
+  const workflowStream = natsStream(
+    'NATS_WORKFLOW_STREAM',
+    'WORKFLOW_EVENTS',
+    'NATS_WORKFLOW_SUBJECTS',
+    'workflow.>',
+    false,
+  );
+  if (aggregateStream.name === workflowStream.name) {
+    problems.push(`NATS_AGGREGATE_STREAM and NATS_WORKFLOW_STREAM must differ (both "${aggregateStream.name}")`);
+  }
+  for (const aggregate of aggregateStream.subjects) {
+    const overlapping = workflowStream.subjects.find(
+      (workflow) =>
+        !natsSubjectProblem(aggregate) && !natsSubjectProblem(workflow) && natsSubjectsOverlap(aggregate, workflow),
+    );
+    if (overlapping !== undefined) {
+      problems.push(
+        `NATS_AGGREGATE_SUBJECTS and NATS_WORKFLOW_SUBJECTS must not overlap ("${aggregate}" and "${overlapping}")`,
+      );
+    }
+  }
+  // Unset: on for local runs, off in production, where streams are provisioned with their replicas and limits.
+  const createStreams =
+    optional('NATS_CREATE_STREAMS') === undefined ? nodeEnv !== 'production' : flag('NATS_CREATE_STREAMS');
+
   const dataDir = resolve(str('DATA_DIR', '.data'));
   const apiPort = int('API_PORT', 3000, 0, PORT_MAX);
 
@@ -570,6 +707,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
       referenceServicesFaults: flag('REFERENCE_SERVICES_FAULTS'),
       effectsManifestPath: optional('EFFECTS_MANIFEST') && resolve(optional('EFFECTS_MANIFEST')!),
       effectsConcurrency: int('EFFECTS_CONCURRENCY', 50, 1, 10_000),
+    },
+    nats: {
+      url: natsUrl,
+      credentialsFile: natsCredentialsFile && resolve(natsCredentialsFile),
+      embeddedPort: int('NATS_EMBEDDED_PORT', 4222, 1, PORT_MAX),
+      createStreams,
+      aggregateStream,
+      workflowStream,
     },
     simulations: {
       webhook: webhookConfigOf(env, readFile, problems),
@@ -657,7 +802,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
 
 /**
  * The environment the provisioning of binaries (stack/binaries.ts) works in. It reads `TEMPORAL_CLI_PATH`,
- * `TEMPORAL_TEST_SERVER_PATH`, `CHROMIUM_PATH`, `STELLAOPS_CACHE_DIR`, `XDG_CACHE_HOME` and `PATH`, and hands the
+ * `TEMPORAL_TEST_SERVER_PATH`, `NATS_SERVER_PATH`, `CHROMIUM_PATH`, `STELLAOPS_CACHE_DIR`, `XDG_CACHE_HOME` and `PATH`, and hands the
  * whole environment on to the build tools it runs (`go install`, `mvn`, `apt-get`), which need theirs (`GOPATH`,
  * proxies, `HOME`…): so it is the process environment itself, not a parsed subset.
  */
@@ -731,6 +876,11 @@ export function temporalAddressOf(config: AppConfig): string {
     config.temporal.address ??
     `${config.temporal.devIp === '0.0.0.0' ? '127.0.0.1' : config.temporal.devIp}:${config.temporal.devPort}`
   );
+}
+
+/** The NATS servers the process talks to: `NATS_URL` (split at commas), else the embedded nats-server. */
+export function natsServersOf(config: AppConfig): string[] {
+  return config.nats.url?.split(',').map((server) => server.trim()) ?? [`nats://127.0.0.1:${config.nats.embeddedPort}`];
 }
 
 /** URL of the Gateway saga commands go to: the configured one or the reference services'. */

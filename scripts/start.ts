@@ -96,6 +96,9 @@ async function printBanner(infra: InfraHandle, api: ApiServer): Promise<void> {
   lines.push(
     `  Postgres       ${infra.postgres ? `embedded on 127.0.0.1:${infra.postgres.port} (data in ${infra.postgres.databaseDir})` : 'external (DATABASE_URL)'}`,
   );
+  lines.push(
+    `  NATS           ${infra.natsServers.join(', ')} (${infra.nats ? `embedded, JetStream store in ${infra.nats.storeDir}` : 'NATS_URL'}; streams ${infra.streams.map((stream) => stream.name).join(', ')})`,
+  );
   if (config.auth.useLocalKey) {
     const key = await loadOrCreateLocalKey(config.dataDir);
     // 12 h, or less when AUTH_JWT_MAX_LIFETIME_SECONDS allows less (the API would refuse a longer token).

@@ -1,12 +1,20 @@
 /**
- * The local stack behind `npm start`: embedded Postgres, the Temporal dev server, the reference Policy Engine and the
- * reference services of sagas (Gateway and sample providers) unless `DATABASE_URL` / `TEMPORAL_ADDRESS` /
- * `POLICY_ENGINE_URL` / `GATEWAY_URL` point elsewhere; then migrations and search attributes.
+ * The local stack behind `npm start`: embedded Postgres, the Temporal dev server, nats-server with JetStream, the
+ * reference Policy Engine and the reference services of sagas (Gateway and sample providers) unless `DATABASE_URL` /
+ * `TEMPORAL_ADDRESS` / `NATS_URL` / `POLICY_ENGINE_URL` / `GATEWAY_URL` point elsewhere; then migrations, search
+ * attributes and the JetStream streams of sagas.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { databaseUrlOf, gatewayUrlOf, policyEngineUrlOf, temporalAddressOf, type AppConfig } from '../core/config.js';
+import {
+  databaseUrlOf,
+  gatewayUrlOf,
+  natsServersOf,
+  policyEngineUrlOf,
+  temporalAddressOf,
+  type AppConfig,
+} from '../core/config.js';
 import { startPolicyEngine, type RunningPolicyEngine } from '../policy-engine/server.js';
 import {
   eventDeliveryOf,
@@ -16,6 +24,8 @@ import {
 } from '../reference-services/server.js';
 import type { Logger } from '../core/logger.js';
 import { migrateConfigured } from '../db/migrate.js';
+import { prepareSagaStreams, type SagaStreamStatus } from '../workers/saga-streams.js';
+import { startEmbeddedNats, type EmbeddedNatsHandle } from './nats.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './postgres.js';
 import { ensureSearchAttributes, startDevServer, type DevServerHandle } from './temporal.js';
 
@@ -28,13 +38,22 @@ export interface InfraHandle {
   policyEngineUrl: string;
   postgres?: EmbeddedPostgresHandle;
   temporal?: DevServerHandle;
+  /** The NATS servers the product talks to: `NATS_URL`'s, or the embedded one's. */
+  natsServers: string[];
+  /** The embedded nats-server, when no NATS_URL is configured. */
+  nats?: EmbeddedNatsHandle;
+  /** The JetStream streams of sagas, as found or created. */
+  streams: SagaStreamStatus[];
   /** The reference Policy Engine, when no POLICY_ENGINE_URL is configured. */
   policyEngine?: RunningPolicyEngine;
   /** URL of the Gateway saga commands go to. */
   gatewayUrl: string;
   /** The reference services of sagas (Gateway and sample providers), when no GATEWAY_URL is configured. */
   referenceServices?: RunningReferenceServices;
-  /** Stops whatever was started: the reference services and the Policy Engine, then Temporal and Postgres together. */
+  /**
+   * Stops whatever was started: the reference services and the Policy Engine, then Temporal, Postgres and NATS
+   * together.
+   */
   stop(): Promise<void>;
 }
 
@@ -43,6 +62,7 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
   await mkdir(config.dataDir, { recursive: true });
   let postgres: EmbeddedPostgresHandle | undefined;
   let temporal: DevServerHandle | undefined;
+  let nats: EmbeddedNatsHandle | undefined;
   let policyEngine: RunningPolicyEngine | undefined;
   let referenceServices: RunningReferenceServices | undefined;
   const stop = async () => {
@@ -52,17 +72,19 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
         .catch((err: unknown) => logger.warn({ err }, 'stopping the reference services failed')),
       policyEngine?.close().catch((err: unknown) => logger.warn({ err }, 'stopping the Policy Engine failed')),
     ]);
-    // Temporal keeps its data in SQLite, not in Postgres: neither waits for the other. A closed pool has asked its
-    // connections to end but not waited for it; Postgres lets them finish instead of terminating them.
+    // Temporal keeps its data in SQLite, not in Postgres, and NATS in its own store: none waits for another. A closed
+    // pool has asked its connections to end but not waited for it; Postgres lets them finish instead of terminating
+    // them.
     await Promise.all([
       temporal?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping Temporal failed')),
+      nats?.stop().catch((err: unknown) => logger.warn({ err }, 'stopping nats-server failed')),
       postgres
         ?.stop({ sessionsGraceMs: 5_000 })
         .catch((err: unknown) => logger.warn({ err }, 'stopping Postgres failed')),
     ]);
   };
   try {
-    const [pg, tmp] = await Promise.allSettled([
+    const [pg, tmp, nt] = await Promise.allSettled([
       config.database.url
         ? Promise.resolve(undefined)
         : startEmbeddedPostgres({
@@ -83,11 +105,16 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
               logger,
             });
           })(),
+      config.nats.url
+        ? Promise.resolve(undefined)
+        : startEmbeddedNats({ storeDir: join(config.dataDir, 'nats'), port: config.nats.embeddedPort, logger }),
     ]);
     postgres = pg.status === 'fulfilled' ? pg.value : undefined;
     temporal = tmp.status === 'fulfilled' ? tmp.value : undefined;
+    nats = nt.status === 'fulfilled' ? nt.value : undefined;
     if (pg.status === 'rejected') throw pg.reason;
     if (tmp.status === 'rejected') throw tmp.reason;
+    if (nt.status === 'rejected') throw nt.reason;
 
     const databaseUrl = databaseUrlOf(config);
     await migrateConfigured(config, logger);
@@ -100,6 +127,7 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
     } finally {
       await connection.close();
     }
+    const streams = await prepareSagaStreams(config, logger);
     if (!config.policyEngine.url) {
       policyEngine = await startPolicyEngine({ host: '127.0.0.1', port: config.policyEngine.embeddedPort });
       logger.info({ url: policyEngine.url }, 'reference Policy Engine started');
@@ -119,6 +147,9 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
       policyEngineUrl: policyEngineUrlOf(config),
       postgres,
       temporal,
+      natsServers: natsServersOf(config),
+      nats,
+      streams,
       policyEngine,
       gatewayUrl: gatewayUrlOf(config),
       referenceServices,

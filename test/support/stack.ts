@@ -64,7 +64,15 @@ export function spawnGroup(
 }
 
 /** Free ports of one stack (a type, not an interface, so `Object.values` sees numbers). */
-export type StackPorts = { api: number; temporal: number; ui: number; pg: number; engine: number; reference: number };
+export type StackPorts = {
+  api: number;
+  temporal: number;
+  ui: number;
+  pg: number;
+  engine: number;
+  reference: number;
+  nats: number;
+};
 
 /**
  * A data directory and free ports for the stacks of one e2e file, created before its tests and removed after them;
@@ -73,7 +81,7 @@ export type StackPorts = { api: number; temporal: number; ui: number; pg: number
 export function useStackSandbox(name: string): { dataDir: string; ports: StackPorts; current: Stack | undefined } {
   const sandbox = {
     dataDir: '',
-    ports: { api: 0, temporal: 0, ui: 0, pg: 0, engine: 0, reference: 0 },
+    ports: { api: 0, temporal: 0, ui: 0, pg: 0, engine: 0, reference: 0, nats: 0 },
     current: undefined as Stack | undefined,
   };
   beforeAll(async () => {
@@ -86,6 +94,7 @@ export function useStackSandbox(name: string): { dataDir: string; ports: StackPo
       pg: await freePort(),
       engine: await freePort(),
       reference: await freePort(),
+      nats: await freePort(),
     };
   });
   afterAll(async () => {
@@ -129,6 +138,8 @@ export function stackEnv(dataDir: string, ports: StackPorts): NodeJS.ProcessEnv 
     SMTP_URL: _s,
     GATEWAY_URL: _g,
     EFFECTS_MANIFEST: _e,
+    NATS_URL: _n,
+    NATS_CREDENTIALS_FILE: _c,
     ...rest
   } = process.env;
   return {
@@ -142,6 +153,7 @@ export function stackEnv(dataDir: string, ports: StackPorts): NodeJS.ProcessEnv 
     PG_EMBEDDED_PORT: String(ports.pg),
     POLICY_ENGINE_PORT: String(ports.engine),
     REFERENCE_SERVICES_PORT: String(ports.reference),
+    NATS_EMBEDDED_PORT: String(ports.nats),
   };
 }
 

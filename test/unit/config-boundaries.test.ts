@@ -12,6 +12,7 @@ import {
   loadWebhookConfig,
   migrationDatabaseUrlOf,
   gatewayUrlOf,
+  natsServersOf,
   policyEngineUrlOf,
   temporalAddressOf,
   WebhookConfigError,
@@ -86,6 +87,14 @@ describe('configuration defaults', () => {
         effectsManifestPath: undefined,
         effectsConcurrency: 50,
       },
+      nats: {
+        url: undefined,
+        credentialsFile: undefined,
+        embeddedPort: 4222,
+        createStreams: true,
+        aggregateStream: { name: 'AGGREGATE_EVENTS', subjects: ['aggregate.>'] },
+        workflowStream: { name: 'WORKFLOW_EVENTS', subjects: ['workflow.>'] },
+      },
       simulations: {
         webhook: { enabled: false, timeoutSeconds: 10, maxAttempts: 5 },
         metricsWindow: 200,
@@ -94,6 +103,7 @@ describe('configuration defaults', () => {
     };
     expect(loadConfig({})).toEqual(expected);
     expect(policyEngineUrlOf(loadConfig({}))).toBe('http://127.0.0.1:3100');
+    expect(natsServersOf(loadConfig({}))).toEqual(['nats://127.0.0.1:4222']);
   });
 
   it('reads every variable under its documented name', () => {
@@ -142,6 +152,14 @@ describe('configuration defaults', () => {
       REFERENCE_SERVICES_FAULTS: 'TRUE',
       EFFECTS_MANIFEST: '/etc/stellaops/effects.yaml',
       EFFECTS_CONCURRENCY: '8',
+      NATS_URL: 'nats://nats-1.internal:4222, tls://nats-2.internal:4443',
+      NATS_CREDENTIALS_FILE: '/etc/stellaops/runner.creds',
+      NATS_EMBEDDED_PORT: '14222',
+      NATS_CREATE_STREAMS: 'true',
+      NATS_AGGREGATE_STREAM: 'PLATFORM_AGGREGATES',
+      NATS_AGGREGATE_SUBJECTS: 'eu.aggregate.>, us.aggregate.>',
+      NATS_WORKFLOW_STREAM: 'RUNNER_FACTS',
+      NATS_WORKFLOW_SUBJECTS: 'runner.effects.>,runner.facts.*',
     });
     expect(config).toEqual({
       env: 'production',
@@ -193,6 +211,14 @@ describe('configuration defaults', () => {
         effectsManifestPath: '/etc/stellaops/effects.yaml',
         effectsConcurrency: 8,
       },
+      nats: {
+        url: 'nats://nats-1.internal:4222, tls://nats-2.internal:4443',
+        credentialsFile: '/etc/stellaops/runner.creds',
+        embeddedPort: 14222,
+        createStreams: true,
+        aggregateStream: { name: 'PLATFORM_AGGREGATES', subjects: ['eu.aggregate.>', 'us.aggregate.>'] },
+        workflowStream: { name: 'RUNNER_FACTS', subjects: ['runner.effects.>', 'runner.facts.*'] },
+      },
       simulations: {
         webhook: { enabled: false, timeoutSeconds: 10, maxAttempts: 5 },
         metricsWindow: 50,
@@ -201,6 +227,7 @@ describe('configuration defaults', () => {
     });
     expect(policyEngineUrlOf(config)).toBe('https://engine.internal');
     expect(gatewayUrlOf(config)).toBe('https://gateway.internal');
+    expect(natsServersOf(config)).toEqual(['nats://nats-1.internal:4222', 'tls://nats-2.internal:4443']);
   });
 
   it('derives addresses the process can dial', () => {
@@ -235,6 +262,7 @@ describe('integer ranges', () => {
     ['POLICY_SIMULATION_TIMEOUT_SECONDS', 1, 86_400],
     ['REFERENCE_SERVICES_PORT', 1, 65535],
     ['REFERENCE_SERVICES_SCAN_DELAY_MS', 0, 3_600_000],
+    ['NATS_EMBEDDED_PORT', 1, 65535],
   ];
 
   it.each(RANGES)('%s accepts %i..%i and refuses the values just outside', (name, min, max) => {
@@ -331,6 +359,147 @@ describe('validated values', () => {
       'NODE_ENV=production needs AUTH_JWKS_URL or AUTH_JWT_PUBLIC_KEY: the generated local key is for local runs only',
     ]);
     expect(() => loadConfig({ ...PRODUCTION, NODE_ENV: 'development', APPROVAL_LINK_SECRET: '' })).not.toThrow();
+  });
+});
+
+describe('NATS', () => {
+  it('creates missing streams on local runs only, unless told otherwise', () => {
+    expect(loadConfig({ NODE_ENV: 'test' }).nats.createStreams).toBe(true);
+    expect(loadConfig(PRODUCTION).nats.createStreams).toBe(false);
+    expect(loadConfig({ ...PRODUCTION, NATS_CREATE_STREAMS: 'TRUE' }).nats.createStreams).toBe(true);
+    expect(loadConfig({ NATS_CREATE_STREAMS: ' false ' }).nats.createStreams).toBe(false);
+    expect(loadConfig({ NATS_CREATE_STREAMS: ' ' }).nats.createStreams).toBe(true);
+    expect(problemsOf({ NATS_CREATE_STREAMS: 'yes' })).toEqual([
+      'NATS_CREATE_STREAMS must be true or false (got "yes")',
+    ]);
+  });
+
+  it('takes nats:// and tls:// server lists without credentials', () => {
+    expect(loadConfig({ NATS_URL: 'nats://127.0.0.1:4222' }).nats.url).toBe('nats://127.0.0.1:4222');
+    expect(natsServersOf(loadConfig({ NATS_URL: 'tls://a:1,nats://b/' }))).toEqual(['tls://a:1', 'nats://b/']);
+    const list = 'NATS_URL must be a comma-separated list of nats://host:port or tls://host:port URLs';
+    for (const url of [
+      '127.0.0.1:4222',
+      'http://nats:4222',
+      'nats://',
+      'nats://a:1,',
+      'nats://a/x',
+      'nats://a?x',
+      'nats://a#x',
+      'nats://a:99999',
+    ]) {
+      expect(problemsOf({ NATS_URL: url }), url).toEqual([list]);
+    }
+    for (const url of ['nats://runner:secret@nats:4222', 'nats://b:1,tls://token@nats:4222']) {
+      expect(problemsOf({ NATS_URL: url })).toEqual([
+        'NATS_URL must not carry credentials (they would show in logs): use NATS_CREDENTIALS_FILE',
+      ]);
+    }
+  });
+
+  it('takes a credentials file for an existing deployment only, as an absolute path', () => {
+    expect(
+      loadConfig({ NATS_URL: 'nats://n:4222', NATS_CREDENTIALS_FILE: 'conf/runner.creds' }).nats.credentialsFile,
+    ).toBe(resolve('conf/runner.creds'));
+    expect(problemsOf({ NATS_CREDENTIALS_FILE: '/etc/runner.creds' })).toEqual([
+      'NATS_CREDENTIALS_FILE needs NATS_URL: the embedded nats-server takes no credentials',
+    ]);
+  });
+
+  it('wants stream names JetStream accepts, and two different ones', () => {
+    expect(loadConfig({ NATS_AGGREGATE_STREAM: 'a-b_C9' }).nats.aggregateStream.name).toBe('a-b_C9');
+    expect(() => loadConfig({ NATS_WORKFLOW_STREAM: 'W'.repeat(255) })).not.toThrow();
+    for (const name of ['AGG.EVENTS', 'AGG EVENTS', 'AGG*', 'AGG>', 'a/b', 'W'.repeat(256)]) {
+      expect(problemsOf({ NATS_AGGREGATE_STREAM: name })).toEqual([
+        `NATS_AGGREGATE_STREAM must be 1 to 255 letters, digits, '-' or '_' (got "${name}")`,
+      ]);
+      expect(problemsOf({ NATS_WORKFLOW_STREAM: name })).toEqual([
+        `NATS_WORKFLOW_STREAM must be 1 to 255 letters, digits, '-' or '_' (got "${name}")`,
+      ]);
+    }
+    expect(problemsOf({ NATS_WORKFLOW_STREAM: 'AGGREGATE_EVENTS' })).toEqual([
+      'NATS_AGGREGATE_STREAM and NATS_WORKFLOW_STREAM must differ (both "AGGREGATE_EVENTS")',
+    ]);
+  });
+
+  it('wants subject filters, aggregate ones of the form {prefix}.>', () => {
+    expect(
+      loadConfig({ NATS_AGGREGATE_SUBJECTS: '*.aggregate.>', NATS_WORKFLOW_SUBJECTS: 'facts' }).nats.aggregateStream
+        .subjects,
+    ).toEqual(['*.aggregate.>']);
+    expect(loadConfig({ NATS_WORKFLOW_SUBJECTS: 'facts, results.*' }).nats.workflowStream.subjects).toEqual([
+      'facts',
+      'results.*',
+    ]);
+    const cases: [string, string][] = [
+      ['a..b', 'has an empty token'],
+      ['.a', 'has an empty token'],
+      ['a.', 'has an empty token'],
+      ['a.b c', 'contains whitespace'],
+      ['a\tb', 'contains whitespace'],
+      ['a.>.b', "has '>' before its last token"],
+      ['a.b*', "has '*' or '>' inside a token"],
+      ['a.>b', "has '*' or '>' inside a token"],
+    ];
+    for (const [subject, problem] of cases) {
+      expect(problemsOf({ NATS_WORKFLOW_SUBJECTS: subject })).toEqual([
+        `NATS_WORKFLOW_SUBJECTS must list NATS subject filters: "${subject}" ${problem}`,
+      ]);
+      expect(problemsOf({ NATS_AGGREGATE_SUBJECTS: `aggregate.>,${subject}` })).toEqual([
+        `NATS_AGGREGATE_SUBJECTS must list NATS subject filters: "${subject}" ${problem}`,
+      ]);
+    }
+    for (const subject of ['>', 'aggregate', 'aggregate.*', 'aggregate.x']) {
+      expect(problemsOf({ NATS_AGGREGATE_SUBJECTS: subject }).filter((p) => p.includes('{prefix}.>'))).toEqual([
+        `NATS_AGGREGATE_SUBJECTS must list filters of the form {prefix}.> (events are published on {prefix}.{tenant}.{aggregateType}.{eventType}; got "${subject}")`,
+      ]);
+    }
+  });
+
+  it('refuses streams whose subjects overlap, as JetStream would', () => {
+    const overlap = (a: string, w: string) =>
+      `NATS_AGGREGATE_SUBJECTS and NATS_WORKFLOW_SUBJECTS must not overlap ("${a}" and "${w}")`;
+    const refused: [string, string][] = [
+      ['aggregate.>', 'aggregate.x'],
+      ['aggregate.>', 'aggregate.*.y'],
+      ['aggregate.>', '*.x'],
+      ['a.b.>', 'a.*.c'],
+      ['aggregate.>', '>'],
+      ['x.aggregate.>', '*.*.z'],
+    ];
+    for (const [a, w] of refused) {
+      expect(problemsOf({ NATS_AGGREGATE_SUBJECTS: a, NATS_WORKFLOW_SUBJECTS: w }), `${a} / ${w}`).toEqual([
+        overlap(a, w),
+      ]);
+    }
+    const accepted: [string, string][] = [
+      ['aggregate.>', 'workflow.>'],
+      ['aggregate.>', 'aggregate'],
+      ['a.b.>', 'a.c.>'],
+      ['a.b.>', 'a.*'],
+      ['x.aggregate.>', '*.*'],
+      ['a.b.>', '*.c.d'],
+    ];
+    for (const [a, w] of accepted) {
+      expect(() => loadConfig({ NATS_AGGREGATE_SUBJECTS: a, NATS_WORKFLOW_SUBJECTS: w }), `${a} / ${w}`).not.toThrow();
+    }
+    // Each pair once: the first workflow filter that overlaps.
+    expect(problemsOf({ NATS_AGGREGATE_SUBJECTS: 'a.>,b.>', NATS_WORKFLOW_SUBJECTS: 'c,a.x,a.y,b.z' })).toEqual([
+      overlap('a.>', 'a.x'),
+      overlap('b.>', 'b.z'),
+    ]);
+  });
+
+  it('reports every NATS problem at once', () => {
+    expect(
+      problemsOf({
+        NATS_URL: 'http://nats',
+        NATS_EMBEDDED_PORT: '0',
+        NATS_CREATE_STREAMS: 'on',
+        NATS_AGGREGATE_STREAM: 'A.B',
+        NATS_WORKFLOW_SUBJECTS: 'a b',
+      }),
+    ).toHaveLength(5);
   });
 });
 
