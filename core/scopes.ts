@@ -18,6 +18,8 @@ export const Scope = {
   RunnerSagasRead: 'Runner.Sagas:Read',
   /** Cancel saga instances and redeliver unmatched or late events. */
   RunnerSagasOperate: 'Runner.Sagas:Operate',
+  /** Operate the Runner itself: its workers view, and its workers' drain and reload. Not bound to a tenant's data. */
+  SystemAdmin: 'system:admin',
 } as const;
 export type Scope = (typeof Scope)[keyof typeof Scope];
 
