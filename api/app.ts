@@ -15,6 +15,7 @@ import { policySimulationRoutes } from './routes/policy-simulations.js';
 import { approvalPageRoutes } from './routes/approval-page.js';
 import { notifyConfigRoutes } from './routes/notify-config.js';
 import { packApprovalRoutes } from './routes/pack-approvals.js';
+import { runnerRoutes } from './routes/runner.js';
 import { sagaRoutes } from './routes/sagas.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { selfCheckRoutes } from './routes/self-checks.js';
@@ -123,5 +124,6 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   await app.register(notifyConfigRoutes, { deps: full });
   await app.register(approvalPageRoutes, { deps: full, packApprovals });
   await app.register(sagaRoutes, { deps: full });
+  await app.register(runnerRoutes, { deps: full });
   return app;
 }
