@@ -255,6 +255,15 @@ describe('an existing NATS deployment (NATS_URL)', () => {
     expect(await isListening(external.port)).toBe(true);
   });
 
+  it('that does not answer stops the start, naming NATS_URL', async () => {
+    const url = `nats://127.0.0.1:${await freePort()}`;
+    const startedAt = Date.now();
+    await expect(prepareSagaStreams(loadConfig({ NATS_URL: url }))).rejects.toThrow(
+      `Cannot connect to NATS_URL ${url}:`,
+    );
+    expect(Date.now() - startedAt).toBeLessThan(10_000);
+  });
+
   it('is reached with the NKey seed of NATS_CREDENTIALS_FILE, and a bad file is named', async () => {
     // A server that admits one NKey user only; the credentials file carries that user's seed.
     const user = nkeys.createUser();

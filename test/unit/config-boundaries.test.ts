@@ -390,7 +390,14 @@ describe('NATS', () => {
     ]) {
       expect(problemsOf({ NATS_URL: url }), url).toEqual([list]);
     }
-    for (const url of ['nats://runner:secret@nats:4222', 'nats://b:1,tls://token@nats:4222']) {
+    // One message for the whole list, however many of its servers are wrong.
+    expect(problemsOf({ NATS_URL: 'http://a,ftp://b' })).toEqual([list]);
+    for (const url of [
+      'nats://runner:secret@nats:4222',
+      'nats://b:1,tls://token@nats:4222',
+      'nats://:secret@nats:4222',
+      'nats://u:p@a,nats://v:q@b',
+    ]) {
       expect(problemsOf({ NATS_URL: url })).toEqual([
         'NATS_URL must not carry credentials (they would show in logs): use NATS_CREDENTIALS_FILE',
       ]);
@@ -454,6 +461,15 @@ describe('NATS', () => {
         `NATS_AGGREGATE_SUBJECTS must list filters of the form {prefix}.> (events are published on {prefix}.{tenant}.{aggregateType}.{eventType}; got "${subject}")`,
       ]);
     }
+  });
+
+  it('reports a malformed subject once, not also as an overlap', () => {
+    expect(problemsOf({ NATS_WORKFLOW_SUBJECTS: 'aggregate.a b' })).toEqual([
+      'NATS_WORKFLOW_SUBJECTS must list NATS subject filters: "aggregate.a b" contains whitespace',
+    ]);
+    expect(problemsOf({ NATS_AGGREGATE_SUBJECTS: 'workflow..x' })).toEqual([
+      'NATS_AGGREGATE_SUBJECTS must list NATS subject filters: "workflow..x" has an empty token',
+    ]);
   });
 
   it('refuses streams whose subjects overlap, as JetStream would', () => {
