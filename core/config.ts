@@ -555,13 +555,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
 
   const natsUrl = optional('NATS_URL');
   if (natsUrl) {
-    for (const server of natsUrl.split(',').map((item) => item.trim())) {
-      let url: URL | undefined;
-      try {
-        url = new URL(server);
-      } catch {
-        url = undefined;
-      }
+    // The URL parser drops the blanks around each server itself.
+    for (const server of natsUrl.split(',')) {
+      const url = URL.canParse(server) ? new URL(server) : undefined;
       if (
         !url ||
         !['nats:', 'tls:'].includes(url.protocol) ||
@@ -599,7 +595,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
     for (const subject of subjects) {
       const problem = natsSubjectProblem(subject);
       if (problem) problems.push(`${subjectsVariable} must list NATS subject filters: "${subject}" ${problem}`);
-      else if (prefixed && (subject === '>' || !subject.endsWith('.>'))) {
+      else if (prefixed && !subject.endsWith('.>')) {
         problems.push(
           `${subjectsVariable} must list filters of the form {prefix}.> (events are published on ` +
             `{prefix}.{tenant}.{aggregateType}.{eventType}; got "${subject}")`,

@@ -482,6 +482,7 @@ describe('NATS', () => {
       ['a.b.>', 'a.*.c'],
       ['aggregate.>', '>'],
       ['x.aggregate.>', '*.*.z'],
+      ['*.aggregate.>', 'eu.aggregate.facts'],
     ];
     for (const [a, w] of refused) {
       expect(problemsOf({ NATS_AGGREGATE_SUBJECTS: a, NATS_WORKFLOW_SUBJECTS: w }), `${a} / ${w}`).toEqual([
