@@ -9,6 +9,7 @@ export default {
     'workflows/*/completion.ts',
     'workflows/sagas/routing.ts',
     'activities/sagas/effects-manifest.ts',
+    'workers/saga-streams.ts',
     'notify/*.ts',
     '!notify/default-templates.ts',
     'core/config.ts',
