@@ -1,8 +1,8 @@
 /**
- * Ctrl-C on `npm start`, as a terminal delivers it: SIGINT to the whole process group — the `tsx` launcher and the
- * product process at once, and the launcher forwards it again when the product has not acknowledged it within
- * 30 ms — sometimes twice. Every time, the workers drain while Temporal and Postgres still run, then the API closes,
- * then the servers stop; the exit code is 0 and nothing of the tree is left.
+ * Ctrl-C on `npm start`, as a terminal delivers it: SIGINT to the whole process group — the product process (`npm
+ * start` runs it as one process, `node --import tsx`) — sometimes twice or three times, as a terminal or a launcher
+ * that relays signals (the `tsx` CLI) delivers it. Every time, the workers drain while Temporal and Postgres still
+ * run, then the API closes, then the servers stop; the exit code is 0 and nothing of the tree is left.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

@@ -22,15 +22,15 @@ export interface Stack {
 }
 
 /**
- * Starts the stack with `env` and waits for its ready banner: by default through the `tsx` launcher, the command of
- * `npm start` (npm itself and its `sh -c` are left out: on Ctrl-C they report death by SIGINT whatever the product's
- * exit code); with `launcher: 'node'` as one process (`node --import tsx`).
+ * Starts the stack with `env` and waits for its ready banner: by default as `npm start` runs it, one process
+ * (`node --import tsx`; npm itself and its `sh -c` are left out: on Ctrl-C they report death by SIGINT whatever the
+ * product's exit code); with `launcher: 'tsx'` behind the `tsx` launcher process, which relays signals to it.
  */
 export async function startStack(env: NodeJS.ProcessEnv, options: { launcher?: 'tsx' | 'node' } = {}): Promise<Stack> {
   const args =
-    options.launcher === 'node'
-      ? ['--import', 'tsx', 'scripts/start.ts']
-      : [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'scripts/start.ts'];
+    options.launcher === 'tsx'
+      ? [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'scripts/start.ts']
+      : ['--import', 'tsx', 'scripts/start.ts'];
   const { child, output: out, exited } = spawnGroup(args, env);
   const output = () => out();
   const deadline = Date.now() + 150_000;
