@@ -45,23 +45,17 @@ export interface Redelivery {
   at: string;
 }
 
-interface IngestedEventRow {
-  outcomes: SagaRouteOutcome[];
-  received_at: Date;
-}
-
 /** The outcomes recorded for an event id, or undefined when it was never recorded. */
 export async function findIngestedEvent(
-  pool: Pool,
+  db: Pool | PoolClient,
   tenantId: string,
   eventId: string,
-): Promise<{ outcomes: SagaRouteOutcome[]; receivedAt: string } | undefined> {
-  const { rows } = await pool.query<IngestedEventRow>(
-    'SELECT outcomes, received_at FROM runner.ingested_events WHERE tenant_id = $1 AND event_id = $2',
+): Promise<{ outcomes: SagaRouteOutcome[] } | undefined> {
+  const { rows } = await db.query<{ outcomes: SagaRouteOutcome[] }>(
+    'SELECT outcomes FROM runner.ingested_events WHERE tenant_id = $1 AND event_id = $2',
     [tenantId, eventId],
   );
-  const row = rows[0];
-  return row && { outcomes: row.outcomes, receivedAt: row.received_at.toISOString() };
+  return rows[0];
 }
 
 const logRow = (
@@ -117,11 +111,8 @@ export async function recordIngestedEvent(
       [event.tenantId, event.eventId, JSON.stringify(event), JSON.stringify(outcomes)],
     );
     if (inserted.rowCount === 0) {
-      const { rows } = await client.query<IngestedEventRow>(
-        'SELECT outcomes, received_at FROM runner.ingested_events WHERE tenant_id = $1 AND event_id = $2',
-        [event.tenantId, event.eventId],
-      );
-      return { recorded: false, outcomes: rows[0]?.outcomes ?? [] };
+      const earlier = await findIngestedEvent(client, event.tenantId, event.eventId);
+      return { recorded: false, outcomes: earlier?.outcomes ?? [] };
     }
     const waiting = outcomes.filter((o) => o.outcome !== 'accepted');
     for (const o of waiting) {
