@@ -7,6 +7,7 @@ import { SagaFailure, type EffectCommand } from '../../workflows/sagas/definitio
 import { startHttpReceiver, useHttpReceiver, type Answer } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
 import { runActivity } from '../support/temporal.js';
+import { rejectionOf } from '../support/assertions.js';
 
 const SECRET = 'provider-token-7f3a9c';
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
@@ -70,15 +71,8 @@ function setup(base = receiver.url) {
   return { ...log, activities, run };
 }
 
-/** The failure `promise` rejects with (it must). */
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ApplicationFailure);
-  return error as ApplicationFailure;
-}
+/** The ApplicationFailure `promise` rejects with (it must). */
+const failureOf = (promise: Promise<unknown>) => rejectionOf(promise, ApplicationFailure);
 
 describe('runEffect', () => {
   it('calls the provider with the payload, its headers and the command’s identity, and returns its answer', async () => {

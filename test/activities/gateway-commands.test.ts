@@ -7,6 +7,7 @@ import { SagaFailure, type EffectCommand, type GatewayCommand } from '../../work
 import { useHttpReceiver, type Answer } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
 import { runActivity } from '../support/temporal.js';
+import { rejectionOf } from '../support/assertions.js';
 
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
@@ -71,14 +72,8 @@ providers:
   };
 }
 
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ApplicationFailure);
-  return error as ApplicationFailure;
-}
+/** The ApplicationFailure `promise` rejects with (it must). */
+const failureOf = (promise: Promise<unknown>) => rejectionOf(promise, ApplicationFailure);
 
 describe('submitGatewayCommand', () => {
   it('posts the command with its identity headers and returns accepted with the Gateway’s answer', async () => {
