@@ -78,19 +78,18 @@ const logRow = (
   reason,
 ];
 
-async function appendLog(client: PoolClient, rows: unknown[][]): Promise<number> {
-  if (rows.length === 0) return 0;
+async function appendLog(client: PoolClient, rows: unknown[][]): Promise<void> {
+  if (rows.length === 0) return;
   const values = rows
     .map((_, r) => `(${Array.from({ length: 10 }, (_, c) => `$${r * 10 + c + 1}`).join(', ')})`)
     .join(', ');
-  const result = await client.query(
+  await client.query(
     `INSERT INTO runner.saga_event_log
        (tenant_id, saga_name, correlation_id, event_id, event_type, aggregate_id, sequence, outcome, via, reason)
      VALUES ${values}
      ON CONFLICT (tenant_id, saga_name, correlation_id, event_id, outcome) DO NOTHING`,
     rows.flat(),
   );
-  return result.rowCount ?? 0;
 }
 
 /**
