@@ -52,7 +52,6 @@ export const InstanceOutcome = Type.Object(
 
 /** Answer statuses of one event. */
 export const EVENT_RESULT_STATUSES = ['accepted', 'duplicate', 'unmatched', 'late', 'invalid'] as const;
-export type EventResultStatus = (typeof EVENT_RESULT_STATUSES)[number];
 
 /** The answer for one event of a request. */
 export const EventResult = Type.Object(
