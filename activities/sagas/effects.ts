@@ -123,6 +123,35 @@ export async function callUpstream(breaker: UpstreamBreaker, request: JsonPost):
   });
 }
 
+/**
+ * The headers that identify a saga's call to its receiver: the command id as `Idempotency-Key`, the tenant, and the
+ * correlation and trace context when there are any.
+ */
+export function commandHeaders(ids: {
+  commandId: string;
+  tenantId: string;
+  correlationId?: string | undefined;
+  traceparent?: string | undefined;
+}): Record<string, string> {
+  return {
+    'Idempotency-Key': ids.commandId,
+    'x-tenant-id': ids.tenantId,
+    ...(ids.correlationId && { 'x-correlation-id': ids.correlationId }),
+    ...(ids.traceparent && { traceparent: ids.traceparent }),
+  };
+}
+
+/** Why a call did not go out or failed: the open breaker of `upstream`, or the delivery error. */
+export function unavailableMessage(
+  answer: Extract<UpstreamAnswer, { outcome: 'unavailable' | 'open' }>,
+  what: string,
+  upstream: string,
+): string {
+  return answer.outcome === 'open'
+    ? `${what} not sent: the circuit breaker of ${upstream} is open`
+    : answer.error.message;
+}
+
 /** A JSON answer as a payload: an object as it is, anything else under `value`, an empty body as `{}`. */
 export function payloadOf(body: string): Record<string, unknown> {
   if (body.trim() === '') return {};
@@ -220,12 +249,9 @@ export function createEffectActivities(deps: EffectActivityDeps): EffectActiviti
       logger.warn(logFields, message);
       return result('rejected', { status: null, message });
     }
-    const headers: Record<string, string> = {
+    const headers = {
       ...provider.headers,
-      'Idempotency-Key': commandId,
-      'x-tenant-id': tenantId,
-      ...(correlationId && { 'x-correlation-id': correlationId }),
-      ...(command.metadata.traceparent && { traceparent: command.metadata.traceparent }),
+      ...commandHeaders({ commandId, tenantId, correlationId, traceparent: command.metadata.traceparent }),
     };
     const answer = await callUpstream(breakers.get(provider.upstream, provider.breaker), {
       url,
@@ -245,10 +271,7 @@ export function createEffectActivities(deps: EffectActivityDeps): EffectActiviti
         return result('rejected', { status: answer.error.status ?? null, message: refusalMessage(answer.error) });
       case 'unavailable':
       case 'open': {
-        const message =
-          answer.outcome === 'open'
-            ? `${what} not sent: the circuit breaker of ${provider.upstream} is open`
-            : answer.error.message;
+        const message = unavailableMessage(answer, what, provider.upstream);
         if (isLastAttempt(provider.retry, attempt)) {
           logger.warn({ ...logFields, retryable: false }, `${message}; giving up after ${attempt} attempts`);
           return result('failed', {

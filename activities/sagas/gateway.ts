@@ -10,7 +10,14 @@ import type { Logger } from '../../core/logger.js';
 import { SagaFailure, type GatewayCommand, type GatewayResult } from '../../workflows/sagas/definitions.js';
 import { deliveryFailure, parseDeliveryUrl } from '../shared/http.js';
 import { backoffDelayMs, isLastAttempt, type CallPolicy } from './effects-manifest.js';
-import { callUpstream, payloadOf, refusalMessage, type UpstreamBreakers } from './effects.js';
+import {
+  callUpstream,
+  commandHeaders,
+  payloadOf,
+  refusalMessage,
+  unavailableMessage,
+  type UpstreamBreakers,
+} from './effects.js';
 
 /** Path of the Gateway's command endpoint, under its base URL. */
 export const GATEWAY_COMMANDS_PATH = '/api/v1/commands';
@@ -52,12 +59,7 @@ export function createGatewayCommandSubmitter(deps: GatewayDeps) {
     const answer = await callUpstream(breaker, {
       url,
       body: JSON.stringify(command),
-      headers: {
-        'Idempotency-Key': command.commandId,
-        'x-tenant-id': command.tenantId,
-        'x-correlation-id': command.correlationId,
-        ...(input.traceparent && { traceparent: input.traceparent }),
-      },
+      headers: commandHeaders({ ...command, traceparent: input.traceparent }),
       timeoutMs: policy.timeoutMs,
       logger,
       logFields,
@@ -90,10 +92,7 @@ export function createGatewayCommandSubmitter(deps: GatewayDeps) {
       }
       case 'unavailable':
       case 'open': {
-        const message =
-          answer.outcome === 'open'
-            ? `${what} not sent: the circuit breaker of ${breaker.upstream} is open`
-            : answer.error.message;
+        const message = unavailableMessage(answer, what, breaker.upstream);
         const last = isLastAttempt(policy.retry, attempt);
         if (answer.outcome === 'open') {
           logger.warn({ ...logFields, retryInMs: answer.retryInMs }, message);
