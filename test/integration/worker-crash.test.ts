@@ -3,7 +3,6 @@
  * then the completion webhook), and another worker takes the work over within 30 s — the activity timeouts and
  * heartbeats of workflows/shared/activity-options.ts decide that wait. Real worker processes, really killed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -18,6 +17,7 @@ import { eventually } from '../support/http-sinks.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { simulationBody } from '../support/simulations.js';
 import { createDevServerEnv } from '../support/temporal.js';
+import { killAllWorkerProcesses, killWorkerProcess, startWorkerProcess } from '../support/worker-process.js';
 
 /** Recovery must take less than this after the crash. */
 const RECOVERY_BOUND_MS = 30_000;
@@ -27,7 +27,6 @@ let temporal: TemporalFacade;
 let db: TestDatabase;
 let engine: RunningPolicyEngine;
 let dataDir: string;
-const workers = new Set<ChildProcess>();
 
 /**
  * An HTTP peer whose first request of each round never gets an answer (the worker serving it will die); later
@@ -61,49 +60,13 @@ async function startPeer(answer: (req: IncomingMessage, body: string, res: Serve
   };
 }
 
-/** Starts `npm run worker` for the policy-simulation queue as its own process group; resolves once it polls. */
-async function startWorker(env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(join('node_modules', '.bin', 'tsx'), ['workers/main.ts'], {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  workers.add(child);
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('"msg":"workers created"')) resolve();
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before it ran:\n${output}`)));
-  });
-  return child;
-}
-
-/** SIGKILLs the worker's whole process group, as a crashing machine would. */
-async function crash(child: ChildProcess): Promise<number> {
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  process.kill(-child.pid!, 'SIGKILL');
-  await exited;
-  workers.delete(child);
-  return Date.now();
-}
-
 beforeAll(async () => {
   [env, db, engine] = await Promise.all([createDevServerEnv(), createTestDatabase(), startPolicyEngine()]);
   temporal = createTemporalFacade({ address: env.address, namespace: 'default' });
   dataDir = await mkdtemp(join(tmpdir(), 'stellaops-worker-crash-'));
 });
 afterAll(async () => {
-  for (const child of workers) {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  await killAllWorkerProcesses();
   await temporal?.close();
   await engine?.close();
   await db?.drop();
@@ -138,7 +101,7 @@ describe('a worker killed in the middle of an activity', () => {
       POLICY_WEBHOOK_TIMEOUT_SECONDS: '300',
     };
     try {
-      const first = await startWorker(workerEnv);
+      const first = await startWorkerProcess(workerEnv);
       const { doc } = await startSimulation(temporal, {
         tenantId: 'acme',
         body: simulationBody(),
@@ -149,14 +112,14 @@ describe('a worker killed in the middle of an activity', () => {
       const handle = temporal.client.workflow.getHandle<typeof policySimulationWorkflow>(doc.workflowId);
 
       await eventually(() => (enginePeer.arrivals.length > 0 ? true : undefined));
-      const second = await startWorker(workerEnv); // ready before the crash: what is measured is Temporal's wait
-      const evaluationCrash = await crash(first);
+      const second = await startWorkerProcess(workerEnv); // ready before the crash: what is measured is Temporal's wait
+      const evaluationCrash = await killWorkerProcess(first);
       await eventually(() => (enginePeer.arrivals.length > 1 ? true : undefined), RECOVERY_BOUND_MS + 10_000);
       const evaluationRecovery = enginePeer.arrivals[1]! - evaluationCrash;
 
       await eventually(() => (receiver.arrivals.length > 0 ? true : undefined));
-      const third = await startWorker(workerEnv);
-      const webhookCrash = await crash(second);
+      const third = await startWorkerProcess(workerEnv);
+      const webhookCrash = await killWorkerProcess(second);
       await eventually(() => (receiver.arrivals.length > 1 ? true : undefined), RECOVERY_BOUND_MS + 10_000);
       const webhookRecovery = receiver.arrivals[1]! - webhookCrash;
 
@@ -168,7 +131,7 @@ describe('a worker killed in the middle of an activity', () => {
       );
       expect(evaluationRecovery).toBeLessThan(RECOVERY_BOUND_MS);
       expect(webhookRecovery).toBeLessThan(RECOVERY_BOUND_MS);
-      await crash(third);
+      await killWorkerProcess(third);
     } finally {
       await enginePeer.close();
       await receiver.close();
