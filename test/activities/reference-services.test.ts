@@ -464,7 +464,11 @@ describe('reference Gateway events: delivery to the ingress', () => {
   });
 });
 
-describe('reference providers', () => {
+/**
+ * The reference services with their fault controls for the enclosing `describe`: started once, closed after it, and
+ * every injected fault cleared after each test so that none leaks into the next.
+ */
+function referenceServicesWithFaults(): () => RunningReferenceServices {
   let services: RunningReferenceServices;
   beforeAll(async () => {
     services = await startReferenceServices({ faults: true });
@@ -475,10 +479,15 @@ describe('reference providers', () => {
   afterEach(async () => {
     await call(services, 'DELETE', '/control/faults');
   });
+  return () => services;
+}
+
+describe('reference providers', () => {
+  const services = referenceServicesWithFaults();
 
   let keys = 0;
   const provider = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    call(services, 'POST', `/providers/${path}`, body, { 'idempotency-key': `key-${++keys}`, ...headers });
+    call(services(), 'POST', `/providers/${path}`, body, { 'idempotency-key': `key-${++keys}`, ...headers });
 
   it('resolves the images an advisory impacts from the bundled sample SBOMs', async () => {
     const answer = await provider('impact-index/resolve', { advisoryId: ADVISORY });
@@ -639,18 +648,18 @@ describe('reference providers', () => {
     const reused = await provider('mirror/exports', { bundleId: 'b-y' }, refusal);
     expect(reused.body.error).toBe('IdempotencyKeyReused');
 
-    const calls = (await call(services, 'GET', '/providers/calls')).body;
+    const calls = (await call(services(), 'GET', '/providers/calls')).body;
     expect(calls['local:mirror-bundle-export:b-1:reserve-quota']).toBe(2);
     expect(calls['refusal-key']).toBe(3);
-    expect(services.counters.providerCalls()).toEqual(calls);
-    const applied = (await call(services, 'GET', '/providers/applied')).body;
+    expect(services().counters.providerCalls()).toEqual(calls);
+    const applied = (await call(services(), 'GET', '/providers/applied')).body;
     expect(applied['local:mirror-bundle-export:b-1:reserve-quota']).toBe(1);
     expect(applied['refusal-key']).toBe(1);
-    expect(services.counters.providerApplied()).toEqual(applied);
+    expect(services().counters.providerApplied()).toEqual(applied);
   });
 
   it('needs an Idempotency-Key and a body that fits the effect', async () => {
-    const without = await call(services, 'POST', '/providers/mirror/quota/reserve', { bundleId: 'b' });
+    const without = await call(services(), 'POST', '/providers/mirror/quota/reserve', { bundleId: 'b' });
     expect(without.status).toBe(400);
     expect(without.body.errors).toEqual([expect.objectContaining({ path: 'headers.idempotency-key' })]);
     expect((await provider('mirror/quota/reserve', {})).status).toBe(400);
@@ -660,20 +669,11 @@ describe('reference providers', () => {
 });
 
 describe('reference providers: fault injection', () => {
-  let services: RunningReferenceServices;
-  beforeAll(async () => {
-    services = await startReferenceServices({ faults: true });
-  });
-  afterAll(async () => {
-    await services?.close();
-  });
-  afterEach(async () => {
-    await call(services, 'DELETE', '/control/faults');
-  });
+  const services = referenceServicesWithFaults();
 
   const reserve = (key: string) =>
-    call(services, 'POST', '/providers/mirror/quota/reserve', { bundleId: `b-${key}` }, { 'idempotency-key': key });
-  const inject = (fault: Record<string, unknown>) => call(services, 'PUT', '/control/faults', fault);
+    call(services(), 'POST', '/providers/mirror/quota/reserve', { bundleId: `b-${key}` }, { 'idempotency-key': key });
+  const inject = (fault: Record<string, unknown>) => call(services(), 'PUT', '/control/faults', fault);
 
   it('makes an effect refuse with 422, or be unavailable with 503 and Retry-After: 1, then recover', async () => {
     expect(await inject({ effect: 'mirror.reserve-quota', mode: 'reject', times: 1 })).toMatchObject({
@@ -690,18 +690,18 @@ describe('reference providers: fault injection', () => {
       expect(answer.headers.get('retry-after')).toBe('1');
     }
     expect((await reserve('f-2')).status).toBe(200);
-    expect((await call(services, 'GET', '/control/faults')).body).toEqual({ faults: [] });
+    expect((await call(services(), 'GET', '/control/faults')).body).toEqual({ faults: [] });
     // Faulted calls arrived, so they count.
-    expect(services.counters.providerCalls()).toMatchObject({ 'f-1': 2, 'f-2': 3 });
+    expect(services().counters.providerCalls()).toMatchObject({ 'f-1': 2, 'f-2': 3 });
     // …but only the call that got through was acted on.
-    expect(services.counters.providerApplied()).toMatchObject({ 'f-1': 1, 'f-2': 1 });
+    expect(services().counters.providerApplied()).toMatchObject({ 'f-1': 1, 'f-2': 1 });
   });
 
   it('limits a fault to one Idempotency-Key and one effect, and lasts until it is removed', async () => {
     await inject({ effect: 'mirror.reserve-quota', key: 'f-target', mode: 'unavailable' });
     expect((await reserve('f-other')).status).toBe(200);
     const resolve = await call(
-      services,
+      services(),
       'POST',
       '/providers/impact-index/resolve',
       { advisoryId: ADVISORY },
@@ -710,13 +710,13 @@ describe('reference providers: fault injection', () => {
     );
     expect(resolve.status).toBe(200);
     for (let i = 0; i < 3; i++) expect((await reserve('f-target')).status).toBe(503);
-    expect((await call(services, 'DELETE', '/control/faults')).body).toEqual({ faults: [] });
+    expect((await call(services(), 'DELETE', '/control/faults')).body).toEqual({ faults: [] });
     expect((await reserve('f-target')).status).toBe(200);
   });
 
   it('hangs a call until the fault is gone from a new call, and until close for the hung one', async () => {
     await inject({ effect: 'mirror.reserve-quota', mode: 'hang', times: 1 });
-    const hung = fetch(`${services.url}/providers/mirror/quota/reserve`, {
+    const hung = fetch(`${services().url}/providers/mirror/quota/reserve`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'idempotency-key': 'f-hang' },
       body: JSON.stringify({ bundleId: 'b-hang' }),
