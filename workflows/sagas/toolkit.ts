@@ -22,6 +22,7 @@
  */
 import {
   allHandlersFinished,
+  type ActivityOptions,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -170,18 +171,17 @@ export async function runSaga<S>(code: SagaCode<S>, input: SagaInput): Promise<S
   const { claimUnmatchedEvents, recordSagaProgress } = proxyActivities<SagaBookkeepingActivities>(databaseWrite);
   // Outbound calls retry without a limit of their own: the effects manifest's retry policy decides when an effect has
   // failed for good (the activity then answers a `failed` result), and refusals come back at once.
-  const outbound = proxyActivities<SagaOutboundActivities>({
+  const outboundOptions = {
     ...outboundCall,
     taskQueue: effectsQueue,
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
     priority: { fairnessKey: tenantId },
-  });
+  } satisfies ActivityOptions;
+  const outbound = proxyActivities<SagaOutboundActivities>(outboundOptions);
   // A compensation that keeps failing (not configured, refused by the Gateway) is recorded after its retries.
   const compensating = proxyActivities<SagaOutboundActivities>({
-    ...outboundCall,
-    taskQueue: effectsQueue,
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
-    priority: { fairnessKey: tenantId },
+    ...outboundOptions,
+    retry: { ...outboundOptions.retry, maximumAttempts: 10 },
   });
 
   const view = (): SagaView => ({
@@ -359,47 +359,52 @@ export async function runSaga<S>(code: SagaCode<S>, input: SagaInput): Promise<S
     ...(startEvent.metadata?.traceparent ? { traceparent: startEvent.metadata.traceparent } : {}),
   });
 
-  const effect: Saga<S>['effect'] = async (step, effectName, payload, options) => {
+  const effectCommand = (commandId: string, effectName: string, payload: Record<string, unknown>) => ({
+    tenantId,
+    commandId,
+    effectName,
+    payload,
+    metadata: metadata(),
+  });
+  const gatewayCommand = (commandId: string, spec: SagaCommand) => {
+    const meta = metadata();
+    return {
+      command: { ...spec, tenantId, commandId, correlationId, causationId: meta.causationId },
+      ...(meta.traceparent ? { traceparent: meta.traceparent } : {}),
+    };
+  };
+
+  /** Runs `call` once per `step` (its result memoized) and stacks the compensation a successful result asks for. */
+  const runStep = async <R>(
+    step: string,
+    call: () => Promise<R>,
+    succeeded: (result: R) => boolean,
+    compensate: ((result: R) => CompensationCall | undefined) | undefined,
+  ): Promise<R> => {
     const memoKey = `step:${step}`;
     claim(memoKey);
-    let result = memo[memoKey] as EffectResult | undefined;
-    if (!result) {
-      result = await outbound.runEffect({
-        tenantId,
-        commandId: commandIdOf(input, step),
-        effectName,
-        payload,
-        metadata: metadata(),
-      });
-      memo[memoKey] = result;
-    }
-    const undo = result.resultType === 'succeeded' ? options?.compensate?.(result) : undefined;
+    if (!(memoKey in memo)) memo[memoKey] = await call();
+    const result = memo[memoKey] as R;
+    const undo = succeeded(result) ? compensate?.(result) : undefined;
     if (undo) compensable.push({ step, call: undo });
     return result;
   };
 
-  const command: Saga<S>['command'] = async (step, spec, options) => {
-    const memoKey = `step:${step}`;
-    claim(memoKey);
-    let result = memo[memoKey] as GatewayResult | undefined;
-    if (!result) {
-      const meta = metadata();
-      result = await outbound.submitGatewayCommand({
-        command: {
-          ...spec,
-          tenantId,
-          commandId: commandIdOf(input, step),
-          correlationId,
-          causationId: meta.causationId,
-        },
-        ...(meta.traceparent ? { traceparent: meta.traceparent } : {}),
-      });
-      memo[memoKey] = result;
-    }
-    const undo = result.outcome === 'accepted' ? options?.compensate?.(result) : undefined;
-    if (undo) compensable.push({ step, call: undo });
-    return result;
-  };
+  const effect: Saga<S>['effect'] = (step, effectName, payload, options) =>
+    runStep(
+      step,
+      () => outbound.runEffect(effectCommand(commandIdOf(input, step), effectName, payload)),
+      (result) => result.resultType === 'succeeded',
+      options?.compensate,
+    );
+
+  const command: Saga<S>['command'] = (step, spec, options) =>
+    runStep(
+      step,
+      () => outbound.submitGatewayCommand(gatewayCommand(commandIdOf(input, step), spec)),
+      (result) => result.outcome === 'accepted',
+      options?.compensate,
+    );
 
   const compensate = async (cause: 'cancelled' | 'failed') => {
     const due = [...compensable].reverse();
@@ -411,22 +416,12 @@ export async function runSaga<S>(code: SagaCode<S>, input: SagaInput): Promise<S
     }
     for (const { step, call } of due) {
       const commandId = commandIdOf(input, `compensate:${step}`);
-      const meta = metadata();
       let record: CompensationRecord;
       try {
         const answer =
           call.kind === 'effect'
-            ? await compensating.runEffect({
-                tenantId,
-                commandId,
-                effectName: call.effectName,
-                payload: call.payload,
-                metadata: meta,
-              })
-            : await compensating.submitGatewayCommand({
-                command: { ...call.command, tenantId, commandId, correlationId, causationId: meta.causationId },
-                ...(meta.traceparent ? { traceparent: meta.traceparent } : {}),
-              });
+            ? await compensating.runEffect(effectCommand(commandId, call.effectName, call.payload))
+            : await compensating.submitGatewayCommand(gatewayCommand(commandId, call.command));
         const outcome = compensationSucceeded(answer, call.rejectionMeansUndone ?? false);
         record = outcome.ok
           ? { step, status: 'compensated', at: new Date().toISOString() }
