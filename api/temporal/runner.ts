@@ -27,6 +27,17 @@ export function taskKindsOf(queue: TaskQueueName): TaskKind[] {
   return (WORKFLOW_TASK_QUEUES as readonly string[]).includes(queue) ? ['workflow', 'activity'] : ['activity'];
 }
 
+/**
+ * `Promise.all` that rejects only once every call has settled: an answer never leaves a call retrying behind it,
+ * against a connection that may be closed by then.
+ */
+async function allSettled<T>(calls: readonly Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(calls);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+}
+
 /** The Runner's Temporal calls, bound to the deployment's task-queue prefix. */
 export interface RunnerTemporal {
   /**
@@ -53,10 +64,10 @@ export function createRunnerTemporal(temporal: TemporalFacade, settings: { taskQ
     async workers({ liveWithinSeconds }) {
       // One clock for every age, taken before the calls: an access during them is at worst slightly in the future.
       const observedAtMs = Date.now();
-      const queues = await Promise.all(
+      const queues = await allSettled(
         TASK_QUEUES.map(async (name): Promise<QueueWorkers> => {
           const taskQueue = `${settings.taskQueuePrefix}${name}`;
-          const kinds = await Promise.all(
+          const kinds = await allSettled(
             taskKindsOf(name).map(async (kind): Promise<QueueKindPollers> => {
               const pollers = (await describe(taskQueue, kind)).map((p): QueuePoller => {
                 const lastAccessMs = optionalTsToMs(p.lastAccessTime) ?? 0;
