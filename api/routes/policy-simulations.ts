@@ -14,7 +14,8 @@ import {
 import { buildCompletionPayload } from '../../workflows/policy-simulation/completion.js';
 import { isTerminalStatus } from '../../workflows/policy-simulation/state.js';
 import type { AppDeps } from '../deps.js';
-import { badRequest, commonErrorResponses, errorRef } from '../errors.js';
+import { commonErrorResponses, errorRef } from '../errors.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
 import { bearerAuth, principalOf } from '../plugins/auth.js';
 import { isPostgresDateTime } from '../plugins/strict-input.js';
 import { IdempotencyKeyHeader } from '../schemas/common.js';
@@ -33,24 +34,17 @@ const statusRef = Type.Ref('PolicyRunStatus');
 /** How often a stream re-reads its run even without a notification (a safety net, not the main path). */
 const STREAM_POLL_MS = 5_000;
 
-function encodeCursor(next: { queuedAt: string; runId: string }): string {
-  return Buffer.from(JSON.stringify([next.queuedAt, next.runId])).toString('base64url');
-}
 /** The position a cursor names; anything this API did not encode (a date Postgres cannot read, say) is a 400. */
-function decodeCursor(cursor: string): { queuedAt: string; runId: string } {
-  try {
-    const [queuedAt, runId] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (
-      typeof queuedAt === 'string' &&
+function decodeRunCursor(cursor: string): { queuedAt: string; runId: string } {
+  return decodeCursor(cursor, (value) => {
+    const [queuedAt, runId] = Array.isArray(value) ? (value as unknown[]) : [];
+    return typeof queuedAt === 'string' &&
       typeof runId === 'string' &&
       isPostgresDateTime(queuedAt) &&
       !runId.includes('\u0000')
-    )
-      return { queuedAt, runId };
-  } catch {
-    // fall through
-  }
-  throw badRequest('cursor is not a cursor returned by this API');
+      ? { queuedAt, runId }
+      : undefined;
+  });
 }
 
 export const policySimulationRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (app, { deps }) => {
@@ -116,9 +110,12 @@ export const policySimulationRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }
         ...(q.policyId ? { policyId: q.policyId } : {}),
         ...(q.since ? { since: q.since } : {}),
         ...(q.until ? { until: q.until } : {}),
-        ...(q.cursor ? { cursor: decodeCursor(q.cursor) } : {}),
+        ...(q.cursor ? { cursor: decodeRunCursor(q.cursor) } : {}),
       });
-      return { items: page.items, ...(page.next ? { nextCursor: encodeCursor(page.next) } : {}) };
+      return {
+        items: page.items,
+        ...(page.next ? { nextCursor: encodeCursor([page.next.queuedAt, page.next.runId]) } : {}),
+      };
     },
   );
 

@@ -21,15 +21,8 @@ import {
 import { sagaWorkflowId } from '../../workflows/sagas/definitions.js';
 import { sagaByName } from '../../workflows/sagas/registry.js';
 import type { AppDeps } from '../deps.js';
-import {
-  badRequest,
-  commonErrorResponses,
-  errorRef,
-  forbidden,
-  notFound,
-  validationFailed,
-  type FieldError,
-} from '../errors.js';
+import { commonErrorResponses, errorRef, forbidden, notFound, validationFailed, type FieldError } from '../errors.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
 import { bearerAuth, principalOf } from '../plugins/auth.js';
 import { isPostgresDateTime } from '../plugins/strict-input.js';
 import {
@@ -63,33 +56,24 @@ const SAGAS_PATH = '/api/v1/sagas';
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-const parse = (cursor: string): unknown => {
-  try {
-    return JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
-  }
-};
-const notACursor = () => badRequest('cursor is not a cursor returned by this API');
 const plainText = (value: unknown): value is string => typeof value === 'string' && !value.includes('\u0000');
 
 /** The position a saga-list cursor names; anything this API did not encode is a 400. */
 function decodeSagaCursor(cursor: string): SagaInstanceCursor {
-  const value = parse(cursor);
-  if (Array.isArray(value) && value.length === 3) {
+  return decodeCursor(cursor, (value) => {
+    if (!Array.isArray(value) || value.length !== 3) return undefined;
     const [startedAt, sagaName, correlationId] = value as unknown[];
-    if (plainText(startedAt) && isPostgresDateTime(startedAt) && plainText(sagaName) && plainText(correlationId))
-      return { startedAt, sagaName, correlationId };
-  }
-  throw notACursor();
+    return plainText(startedAt) && isPostgresDateTime(startedAt) && plainText(sagaName) && plainText(correlationId)
+      ? { startedAt, sagaName, correlationId }
+      : undefined;
+  });
 }
 
 /** The id an unmatched-list cursor names. */
 function decodeUnmatchedCursor(cursor: string): string {
-  const value = parse(cursor);
-  if (typeof value === 'string' && /^[1-9][0-9]{0,17}$/.test(value)) return value;
-  throw notACursor();
+  return decodeCursor(cursor, (value) =>
+    typeof value === 'string' && /^[1-9][0-9]{0,17}$/.test(value) ? value : undefined,
+  );
 }
 
 const instanceDoc = (i: SagaInstance) => {
@@ -224,7 +208,7 @@ export const sagaRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (a
       return {
         items: page.items.map(instanceDoc),
         ...(page.next
-          ? { nextCursor: encode([page.next.startedAt, page.next.sagaName, page.next.correlationId]) }
+          ? { nextCursor: encodeCursor([page.next.startedAt, page.next.sagaName, page.next.correlationId]) }
           : {}),
       };
     },
@@ -322,7 +306,7 @@ export const sagaRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (a
         ...(q.saga ? { sagaName: q.saga } : {}),
         ...(q.cursor ? { afterId: decodeUnmatchedCursor(q.cursor) } : {}),
       });
-      return { items: page.items.map(unmatchedDoc), ...(page.next ? { nextCursor: encode(page.next) } : {}) };
+      return { items: page.items.map(unmatchedDoc), ...(page.next ? { nextCursor: encodeCursor(page.next) } : {}) };
     },
   );
 
