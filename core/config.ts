@@ -11,6 +11,7 @@ import {
   HEADER_VALUE,
   UrlPolicyViolation,
 } from '../activities/shared/outbound-policy.js';
+import { ID_PATTERN } from '../workflows/shared/schemas.js';
 
 /** The task queues of the product: one per capability (sagas to come), plus `effects`. */
 export const TASK_QUEUES = ['policy-simulation', 'pack-approval', 'saga', 'effects'] as const;
@@ -47,7 +48,17 @@ export interface AppConfig {
     poolMax: number;
   };
   api: { host: string; port: number };
-  worker: { queues: TaskQueueName[] };
+  worker: {
+    /** `WORKER_MODE`: the Runner's saga/effect/combined modes, mapped onto task queues and the bridge. */
+    mode: WorkerMode;
+    /** The task queues this process polls: the mode's, narrowed by `WORKER_QUEUES`. */
+    queues: TaskQueueName[];
+    /** The operations port (`/health`, `/ready`, `/metrics`, `/info`, `/admin/*`); 0 picks a free port. */
+    opsHost: string;
+    opsPort: number;
+    /** Seconds in-flight work gets to finish on SIGTERM or drain before it is cancelled. */
+    shutdownGraceSeconds: number;
+  };
   auth: {
     issuer: string;
     audience: string;
@@ -128,6 +139,10 @@ export interface AppConfig {
     aggregateStream: NatsStreamConfig;
     /** The stream effect results and saga facts are published to. */
     workflowStream: NatsStreamConfig;
+    /** The JetStream → sagas bridge (durable pull consumer on the aggregate stream). */
+    bridge: NatsBridgeConfig;
+    /** Whether activities publish effect results, saga facts and approval decisions to the workflow stream. */
+    egress: boolean;
   };
   simulations: {
     /** The completion webhook (`POLICY_WEBHOOK_*`, or the scheduler JSON file). */
@@ -137,6 +152,35 @@ export interface AppConfig {
     /** Overall evaluation timeout of a run, in seconds. */
     evaluationTimeoutSeconds: number;
   };
+}
+
+/** The modes of a worker process (the Runner's): what it polls and whether it runs the JetStream bridge. */
+export const WORKER_MODES = ['saga', 'effect', 'combined'] as const;
+export type WorkerMode = (typeof WORKER_MODES)[number];
+
+/** The task queues of each mode: `saga` hosts every workflow queue, `effect` the effect activities only. */
+export const WORKER_MODE_QUEUES: Record<WorkerMode, readonly TaskQueueName[]> = {
+  saga: WORKFLOW_TASK_QUEUES,
+  effect: ['effects'],
+  combined: TASK_QUEUES,
+};
+
+/** Settings of the JetStream → sagas bridge. */
+export interface NatsBridgeConfig {
+  /** Whether this process runs the bridge (`NATS_BRIDGE`; only in the saga and combined modes). */
+  enabled: boolean;
+  /** Durable consumer name, shared by every replica of one shard. */
+  durable: string;
+  /** Tenants this shard consumes (subject filters per tenant); empty: every tenant. */
+  tenants: string[];
+  /** Messages delivered and not yet acknowledged, across the replicas of the durable consumer. */
+  maxAckPending: number;
+  /** Seconds before an unacknowledged message is delivered again (working acks extend it while a call is slow). */
+  ackWaitSeconds: number;
+  /** Deliveries of one message before it is quarantined and terminated. */
+  maxDeliver: number;
+  /** Messages one replica pulls per request. */
+  batchSize: number;
 }
 
 /** A JetStream stream the product publishes to or consumes from. */
@@ -401,6 +445,10 @@ function webhookConfigOf(env: NodeJS.ProcessEnv, readFile: ReadTextFile, problem
 }
 
 const PORT_MAX = 65535;
+/** Port of the worker's operations endpoints unless `WORKER_OPS_PORT` says otherwise. */
+export const DEFAULT_WORKER_OPS_PORT = 9464;
+/** Durable consumer of the bridge unless `NATS_BRIDGE_DURABLE` says otherwise. */
+export const DEFAULT_BRIDGE_DURABLE = 'saga-bridge';
 
 /** Readers of environment variables that record every invalid value in `problems` (blank counts as unset). */
 function readers(env: NodeJS.ProcessEnv, problems: string[]) {
@@ -468,17 +516,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
     problems.push(`NODE_ENV must be development, test or production (got "${nodeEnv}")`);
   }
 
+  const rawMode = str('WORKER_MODE', 'combined');
+  const mode: WorkerMode = (WORKER_MODES as readonly string[]).includes(rawMode) ? (rawMode as WorkerMode) : 'combined';
+  if (mode !== rawMode) problems.push(`WORKER_MODE must be one of ${WORKER_MODES.join(', ')} (got "${rawMode}")`);
+  const modeQueues = WORKER_MODE_QUEUES[mode];
   const rawQueues = str('WORKER_QUEUES', 'all');
-  let queues: TaskQueueName[] = [...TASK_QUEUES];
+  let queues: TaskQueueName[] = [...modeQueues];
   if (rawQueues !== 'all') {
     const requested = rawQueues
       .split(',')
       .map((q) => q.trim())
       .filter(Boolean);
     const unknown = requested.filter((q) => !(TASK_QUEUES as readonly string[]).includes(q));
+    const outside = requested.filter((q) => !unknown.includes(q) && !modeQueues.includes(q as TaskQueueName));
     if (unknown.length > 0 || requested.length === 0) {
       problems.push(
         `WORKER_QUEUES must be "all" or a comma-separated list of ${TASK_QUEUES.join(', ')} (got "${rawQueues}")`,
+      );
+    } else if (outside.length > 0) {
+      problems.push(
+        `WORKER_QUEUES lists ${outside.join(', ')}, which WORKER_MODE=${mode} does not serve ` +
+          `(its queues: ${modeQueues.join(', ')})`,
       );
     } else {
       queues = [...new Set(requested)] as TaskQueueName[];
@@ -636,6 +694,40 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
   const createStreams =
     optional('NATS_CREATE_STREAMS') === undefined ? nodeEnv !== 'production' : flag('NATS_CREATE_STREAMS');
 
+  // The bridge routes into saga workflows, so only a process of a mode that hosts them runs it.
+  const bridgeWanted = optional('NATS_BRIDGE') === undefined ? true : flag('NATS_BRIDGE');
+  if (optional('NATS_BRIDGE') !== undefined && bridgeWanted && mode === 'effect') {
+    problems.push('NATS_BRIDGE=true needs WORKER_MODE saga or combined (an effect worker hosts no sagas)');
+  }
+  const bridgeDurable = str('NATS_BRIDGE_DURABLE', DEFAULT_BRIDGE_DURABLE);
+  if (!/^[A-Za-z0-9_-]{1,255}$/.test(bridgeDurable)) {
+    problems.push(`NATS_BRIDGE_DURABLE must be 1 to 255 letters, digits, '-' or '_' (got "${bridgeDurable}")`);
+  }
+  const bridgeTenants = list('NATS_BRIDGE_TENANTS') ?? [];
+  for (const tenant of bridgeTenants) {
+    if (!new RegExp(ID_PATTERN).test(tenant)) problems.push(`NATS_BRIDGE_TENANTS must list tenant ids (got "${tenant}")`);
+  }
+  if (bridgeTenants.length > 0 && bridgeDurable === DEFAULT_BRIDGE_DURABLE) {
+    // Two shards on one durable consumer would overwrite each other's filter.
+    problems.push('NATS_BRIDGE_TENANTS needs its own NATS_BRIDGE_DURABLE per shard');
+  }
+  const bridge: NatsBridgeConfig = {
+    enabled: bridgeWanted && mode !== 'effect',
+    durable: bridgeDurable,
+    tenants: bridgeTenants,
+    maxAckPending: int('NATS_BRIDGE_MAX_ACK_PENDING', 1000, 1, 100_000),
+    ackWaitSeconds: int('NATS_BRIDGE_ACK_WAIT_SECONDS', 30, 1, 3600),
+    maxDeliver: int('NATS_BRIDGE_MAX_DELIVER', 5, 1, 1000),
+    batchSize: int('NATS_BRIDGE_BATCH', 100, 1, 1000),
+  };
+  const egress = optional('NATS_EGRESS') === undefined ? true : flag('NATS_EGRESS');
+  if (egress && !workflowStream.subjects.some((subject) => subject.endsWith('.>'))) {
+    problems.push(
+      'NATS_WORKFLOW_SUBJECTS must include a filter of the form {prefix}.> for the egress to publish under ' +
+        '(or set NATS_EGRESS=false)',
+    );
+  }
+
   const dataDir = resolve(str('DATA_DIR', '.data'));
   const apiPort = int('API_PORT', 3000, 0, PORT_MAX);
 
@@ -657,7 +749,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
       poolMax: int('PG_POOL_MAX', 10, 1, 1000),
     },
     api: { host: str('API_HOST', '127.0.0.1'), port: apiPort },
-    worker: { queues },
+    worker: {
+      mode,
+      queues,
+      opsHost: str('WORKER_OPS_HOST', '127.0.0.1'),
+      opsPort: int('WORKER_OPS_PORT', DEFAULT_WORKER_OPS_PORT, 0, PORT_MAX),
+      shutdownGraceSeconds: int('WORKER_SHUTDOWN_GRACE_SECONDS', 20, 1, 3600),
+    },
     auth: {
       issuer: str('AUTH_JWT_ISSUER', 'stellaops-local'),
       audience: str('AUTH_JWT_AUDIENCE', 'stellaops-workflows'),
@@ -711,6 +809,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
       createStreams,
       aggregateStream,
       workflowStream,
+      bridge,
+      egress,
     },
     simulations: {
       webhook: webhookConfigOf(env, readFile, problems),

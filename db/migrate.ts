@@ -45,6 +45,7 @@ export const APPLICATION_PRIVILEGES: Readonly<Record<string, readonly TablePrivi
   'runner.saga_instances': ['SELECT', 'INSERT', 'UPDATE'],
   'runner.saga_event_log': ['SELECT', 'INSERT'],
   'runner.saga_compensations': ['SELECT', 'INSERT', 'UPDATE'],
+  'runner.quarantined_events': ['SELECT', 'INSERT', 'UPDATE'],
 };
 
 /** One migration file. */

@@ -214,8 +214,27 @@ function prefixesOf(aggregateSubjects: readonly string[]): string[] {
 }
 
 /**
- * The subject an aggregate event is published on: `{prefix}.{tenant}.{aggregateType}.{eventType}`. The event type is
- * last, so it may contain dots (`Advisory.Published`); the tenant and the aggregate type must be single tokens.
+ * The subject token of a tenant id: tenant ids may contain dots, which separate subject tokens, so each dot is written
+ * `%2E`. Tenant ids never contain `%`, so the encoding is unambiguous and {@link tenantOfSubjectToken} reverses it.
+ * @throws Error when the id cannot be a token even so (blank, whitespace, wildcards or `%`).
+ */
+export function tenantSubjectToken(tenantId: string): string {
+  const token = tenantId.replaceAll('.', '%2E');
+  if (!isPlainToken(token) || tenantId.includes('%')) {
+    throw new Error(`tenantId "${tenantId}" cannot be a subject token (no blanks, wildcards or '%')`);
+  }
+  return token;
+}
+
+/** The tenant id a subject token stands for (see {@link tenantSubjectToken}). */
+export function tenantOfSubjectToken(token: string): string {
+  return token.replaceAll('%2E', '.');
+}
+
+/**
+ * The subject an aggregate event is published on: `{prefix}.{tenant}.{aggregateType}.{eventType}`, the tenant written
+ * with {@link tenantSubjectToken}. The event type is last, so it may contain dots (`Advisory.Published`); the
+ * aggregate type must be a single token.
  * @throws Error when the prefix is not literal or a part cannot be a subject token.
  */
 export function aggregateEventSubject(
@@ -223,16 +242,31 @@ export function aggregateEventSubject(
   event: Pick<AggregateEvent, 'tenantId' | 'aggregateType' | 'eventType'>,
 ): string {
   if (!prefix.split('.').every(isPlainToken)) throw new Error(`"${prefix}" is not a literal subject prefix`);
-  for (const [field, value] of [
-    ['tenantId', event.tenantId],
-    ['aggregateType', event.aggregateType],
-  ] as const) {
-    if (!isPlainToken(value)) throw new Error(`${field} "${value}" cannot be a subject token (no dots or wildcards)`);
+  const tenant = tenantSubjectToken(event.tenantId);
+  if (!isPlainToken(event.aggregateType)) {
+    throw new Error(`aggregateType "${event.aggregateType}" cannot be a subject token (no dots or wildcards)`);
   }
   if (!event.eventType.split('.').every(isPlainToken)) {
     throw new Error(`eventType "${event.eventType}" cannot be the end of a subject`);
   }
-  return `${prefix}.${event.tenantId}.${event.aggregateType}.${event.eventType}`;
+  return `${prefix}.${tenant}.${event.aggregateType}.${event.eventType}`;
+}
+
+/**
+ * Where an aggregate subject's tenant token is: the subject under one of the `{prefix}.>` filters, split into the
+ * tenant id (decoded), the aggregate type and the event type; undefined when no configured prefix matches.
+ */
+export function parseAggregateSubject(
+  aggregateSubjects: readonly string[],
+  subject: string,
+): { tenantId: string; aggregateType: string; eventType: string } | undefined {
+  for (const prefix of prefixesOf(aggregateSubjects)) {
+    if (!subject.startsWith(`${prefix}.`)) continue;
+    const [tenant, aggregateType, ...eventType] = subject.slice(prefix.length + 1).split('.');
+    if (!tenant || !aggregateType || eventType.length === 0) return undefined;
+    return { tenantId: tenantOfSubjectToken(tenant), aggregateType, eventType: eventType.join('.') };
+  }
+  return undefined;
 }
 
 /**
@@ -245,8 +279,7 @@ export function sagaTriggerSubjects(
   aggregateSubjects: readonly string[],
   options: { sagas?: readonly SagaDefinition[]; tenant?: string } = {},
 ): string[] {
-  const tenant = options.tenant ?? '*';
-  if (tenant !== '*' && !isPlainToken(tenant)) throw new Error(`tenant "${tenant}" cannot be a subject token`);
+  const tenant = options.tenant === undefined ? '*' : tenantSubjectToken(options.tenant);
   const subjects = new Set<string>();
   for (const saga of options.sagas ?? SAGAS) {
     for (const trigger of saga.triggers) {

@@ -50,7 +50,13 @@ describe('configuration defaults', () => {
       temporal: { address: undefined, namespace: 'default', devPort: 7233, uiPort: 8233, devIp: '127.0.0.1' },
       database: { url: undefined, embeddedPort: 5433, poolMax: 10 },
       api: { host: '127.0.0.1', port: 3000 },
-      worker: { queues: ['policy-simulation', 'pack-approval', 'saga', 'effects'] },
+      worker: {
+        mode: 'combined',
+        queues: ['policy-simulation', 'pack-approval', 'saga', 'effects'],
+        opsHost: '127.0.0.1',
+        opsPort: 9464,
+        shutdownGraceSeconds: 20,
+      },
       auth: {
         issuer: 'stellaops-local',
         audience: 'stellaops-workflows',
@@ -94,6 +100,16 @@ describe('configuration defaults', () => {
         createStreams: true,
         aggregateStream: { name: 'AGGREGATE_EVENTS', subjects: ['aggregate.>'] },
         workflowStream: { name: 'WORKFLOW_EVENTS', subjects: ['workflow.>'] },
+        bridge: {
+          enabled: true,
+          durable: 'saga-bridge',
+          tenants: [],
+          maxAckPending: 1000,
+          ackWaitSeconds: 30,
+          maxDeliver: 5,
+          batchSize: 100,
+        },
+        egress: true,
       },
       simulations: {
         webhook: { enabled: false, timeoutSeconds: 10, maxAttempts: 5 },
