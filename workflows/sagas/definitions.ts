@@ -180,8 +180,11 @@ export interface SagaDefinition {
 /** An event as the saga receives it: the aggregate event and how it got there. */
 export interface SagaEventDelivery {
   event: AggregateEvent;
-  /** `unmatched`: recorded before the instance existed and delivered when it started; `redelivered`: by an operator. */
-  via: 'ingress' | 'unmatched' | 'redelivered';
+  /**
+   * `ingress`: over HTTP; `jetstream`: by the bridge from the aggregate stream; `unmatched`: recorded before the
+   * instance existed and delivered when it started; `redelivered`: by an operator.
+   */
+  via: 'ingress' | 'jetstream' | 'unmatched' | 'redelivered';
 }
 
 /** A compensation that ran, or failed after its retries. */
