@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Webhook } from 'standardwebhooks';
+import { parse as parseYaml } from 'yaml';
 import {
   checkOutboundUrl,
   HEADER_NAME,
@@ -58,6 +59,11 @@ export interface AppConfig {
     opsPort: number;
     /** Seconds in-flight work gets to finish on SIGTERM or drain before it is cancelled. */
     shutdownGraceSeconds: number;
+    /**
+     * Loopback port of the Temporal SDK's Prometheus exporter (`WORKER_SDK_METRICS_PORT`), which `/metrics` reads and
+     * serves; undefined or 0: a free port chosen at start.
+     */
+    sdkMetricsPort?: number;
   };
   auth: {
     issuer: string;
@@ -173,6 +179,11 @@ export interface NatsBridgeConfig {
   durable: string;
   /** Tenants this shard consumes (subject filters per tenant); empty: every tenant. */
   tenants: string[];
+  /**
+   * The shard's tenant placement file (`NATS_BRIDGE_TENANTS_FILE`), read at start into `tenants` and again on
+   * `POST /admin/reload`; undefined: `tenants` come from `NATS_BRIDGE_TENANTS` and stay as started.
+   */
+  tenantsFile?: string;
   /** Messages delivered and not yet acknowledged, across the replicas of the durable consumer. */
   maxAckPending: number;
   /** Seconds before an unacknowledged message is delivered again (working acks extend it while a call is slow). */
@@ -450,6 +461,33 @@ export const DEFAULT_WORKER_OPS_PORT = 9464;
 /** Durable consumer of the bridge unless `NATS_BRIDGE_DURABLE` says otherwise. */
 export const DEFAULT_BRIDGE_DURABLE = 'saga-bridge';
 
+/**
+ * The tenants of a bridge shard's placement file: JSON or YAML `{ "tenants": ["acme", "globex"] }`, at least one
+ * tenant id (an empty list would silently widen the shard to every tenant).
+ * @throws ConfigError naming the file and each problem.
+ */
+export function loadTenantPlacement(path: string, readFile: ReadTextFile = readFileSync): string[] {
+  let document: unknown;
+  try {
+    // YAML is a superset of JSON: one parser reads both.
+    document = parseYaml(readFile(path, 'utf8'));
+  } catch (error) {
+    throw new ConfigError([`${path}: ${(error as Error).message}`], 'Invalid tenant placement');
+  }
+  const tenants = (document as { tenants?: unknown } | null)?.tenants;
+  if (!Array.isArray(tenants) || tenants.length === 0) {
+    throw new ConfigError([`${path}: tenants must be a non-empty list of tenant ids`], 'Invalid tenant placement');
+  }
+  const pattern = new RegExp(ID_PATTERN);
+  const problems = tenants.flatMap((tenant, i) =>
+    typeof tenant === 'string' && pattern.test(tenant)
+      ? []
+      : [`${path}: tenants[${i}] must be a tenant id (got ${JSON.stringify(tenant)})`],
+  );
+  if (problems.length > 0) throw new ConfigError(problems, 'Invalid tenant placement');
+  return [...new Set(tenants as string[])];
+}
+
 /** Readers of environment variables that record every invalid value in `problems` (blank counts as unset). */
 function readers(env: NodeJS.ProcessEnv, problems: string[]) {
   const optional = (name: string): string | undefined => env[name]?.trim() || undefined;
@@ -703,9 +741,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
   if (!/^[A-Za-z0-9_-]{1,255}$/.test(bridgeDurable)) {
     problems.push(`NATS_BRIDGE_DURABLE must be 1 to 255 letters, digits, '-' or '_' (got "${bridgeDurable}")`);
   }
-  const bridgeTenants = list('NATS_BRIDGE_TENANTS') ?? [];
+  const tenantsFile = optional('NATS_BRIDGE_TENANTS_FILE') && resolve(optional('NATS_BRIDGE_TENANTS_FILE')!);
+  if (tenantsFile && optional('NATS_BRIDGE_TENANTS')) {
+    problems.push('NATS_BRIDGE_TENANTS and NATS_BRIDGE_TENANTS_FILE exclude each other: set one');
+  }
+  let bridgeTenants = list('NATS_BRIDGE_TENANTS') ?? [];
+  if (tenantsFile) {
+    try {
+      bridgeTenants = loadTenantPlacement(tenantsFile, readFile);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+    }
+  }
   for (const tenant of bridgeTenants) {
-    if (!new RegExp(ID_PATTERN).test(tenant)) problems.push(`NATS_BRIDGE_TENANTS must list tenant ids (got "${tenant}")`);
+    if (!new RegExp(ID_PATTERN).test(tenant))
+      problems.push(`NATS_BRIDGE_TENANTS must list tenant ids (got "${tenant}")`);
   }
   if (bridgeTenants.length > 0 && bridgeDurable === DEFAULT_BRIDGE_DURABLE) {
     // Two shards on one durable consumer would overwrite each other's filter.
@@ -715,13 +766,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
     enabled: bridgeWanted && mode !== 'effect',
     durable: bridgeDurable,
     tenants: bridgeTenants,
+    ...(tenantsFile && { tenantsFile }),
     maxAckPending: int('NATS_BRIDGE_MAX_ACK_PENDING', 1000, 1, 100_000),
     ackWaitSeconds: int('NATS_BRIDGE_ACK_WAIT_SECONDS', 30, 1, 3600),
     maxDeliver: int('NATS_BRIDGE_MAX_DELIVER', 5, 1, 1000),
     batchSize: int('NATS_BRIDGE_BATCH', 100, 1, 1000),
   };
   const egress = optional('NATS_EGRESS') === undefined ? true : flag('NATS_EGRESS');
-  if (egress && !workflowStream.subjects.some((subject) => subject.endsWith('.>'))) {
+  // A malformed filter is reported once, above, not also here.
+  const workflowSubjectsValid = workflowStream.subjects.every((subject) => !natsSubjectProblem(subject));
+  if (egress && workflowSubjectsValid && !workflowStream.subjects.some((subject) => subject.endsWith('.>'))) {
     problems.push(
       'NATS_WORKFLOW_SUBJECTS must include a filter of the form {prefix}.> for the egress to publish under ' +
         '(or set NATS_EGRESS=false)',
@@ -755,6 +809,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
       opsHost: str('WORKER_OPS_HOST', '127.0.0.1'),
       opsPort: int('WORKER_OPS_PORT', DEFAULT_WORKER_OPS_PORT, 0, PORT_MAX),
       shutdownGraceSeconds: int('WORKER_SHUTDOWN_GRACE_SECONDS', 20, 1, 3600),
+      ...(optional('WORKER_SDK_METRICS_PORT') !== undefined && {
+        sdkMetricsPort: int('WORKER_SDK_METRICS_PORT', 0, 0, PORT_MAX),
+      }),
     },
     auth: {
       issuer: str('AUTH_JWT_ISSUER', 'stellaops-local'),

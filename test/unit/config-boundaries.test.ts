@@ -38,6 +38,9 @@ const PRODUCTION = {
   APPROVAL_LINK_SECRET: 'a-long-link-secret',
 };
 
+// Workflow-stream filters without a {prefix}.> are only usable when nothing publishes under them.
+const NO_EGRESS = { NATS_EGRESS: 'false' };
+
 const PEM = '-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----';
 
 describe('configuration defaults', () => {
@@ -139,7 +142,11 @@ describe('configuration defaults', () => {
       PG_POOL_MAX: '25',
       API_HOST: '0.0.0.0',
       API_PORT: '8080',
+      WORKER_MODE: 'combined',
       WORKER_QUEUES: 'saga,effects',
+      WORKER_OPS_HOST: '0.0.0.0',
+      WORKER_OPS_PORT: '19464',
+      WORKER_SHUTDOWN_GRACE_SECONDS: '45',
       AUTH_JWT_ISSUER: 'https://issuer.example.com',
       AUTH_JWT_AUDIENCE: 'workflows',
       AUTH_JWT_MAX_LIFETIME_SECONDS: '3600',
@@ -176,6 +183,14 @@ describe('configuration defaults', () => {
       NATS_AGGREGATE_SUBJECTS: 'eu.aggregate.>, us.aggregate.>',
       NATS_WORKFLOW_STREAM: 'RUNNER_FACTS',
       NATS_WORKFLOW_SUBJECTS: 'runner.effects.>,runner.facts.*',
+      NATS_BRIDGE: 'true',
+      NATS_BRIDGE_DURABLE: 'runner-eu',
+      NATS_BRIDGE_TENANTS: 'acme,eu.globex',
+      NATS_BRIDGE_MAX_ACK_PENDING: '200',
+      NATS_BRIDGE_ACK_WAIT_SECONDS: '10',
+      NATS_BRIDGE_MAX_DELIVER: '8',
+      NATS_BRIDGE_BATCH: '20',
+      NATS_EGRESS: 'true',
     });
     expect(config).toEqual({
       env: 'production',
@@ -190,7 +205,13 @@ describe('configuration defaults', () => {
       },
       database: { url: 'postgresql://app@db.internal/stellaops', embeddedPort: 15433, poolMax: 25 },
       api: { host: '0.0.0.0', port: 8080 },
-      worker: { queues: ['saga', 'effects'] },
+      worker: {
+        mode: 'combined',
+        queues: ['saga', 'effects'],
+        opsHost: '0.0.0.0',
+        opsPort: 19464,
+        shutdownGraceSeconds: 45,
+      },
       auth: {
         issuer: 'https://issuer.example.com',
         audience: 'workflows',
@@ -234,6 +255,16 @@ describe('configuration defaults', () => {
         createStreams: true,
         aggregateStream: { name: 'PLATFORM_AGGREGATES', subjects: ['eu.aggregate.>', 'us.aggregate.>'] },
         workflowStream: { name: 'RUNNER_FACTS', subjects: ['runner.effects.>', 'runner.facts.*'] },
+        bridge: {
+          enabled: true,
+          durable: 'runner-eu',
+          tenants: ['acme', 'eu.globex'],
+          maxAckPending: 200,
+          ackWaitSeconds: 10,
+          maxDeliver: 8,
+          batchSize: 20,
+        },
+        egress: true,
       },
       simulations: {
         webhook: { enabled: false, timeoutSeconds: 10, maxAttempts: 5 },
@@ -447,13 +478,12 @@ describe('NATS', () => {
 
   it('wants subject filters, aggregate ones of the form {prefix}.>', () => {
     expect(
-      loadConfig({ NATS_AGGREGATE_SUBJECTS: '*.aggregate.>', NATS_WORKFLOW_SUBJECTS: 'facts' }).nats.aggregateStream
-        .subjects,
+      loadConfig({ ...NO_EGRESS, NATS_AGGREGATE_SUBJECTS: '*.aggregate.>', NATS_WORKFLOW_SUBJECTS: 'facts' }).nats
+        .aggregateStream.subjects,
     ).toEqual(['*.aggregate.>']);
-    expect(loadConfig({ NATS_WORKFLOW_SUBJECTS: 'facts, results.*' }).nats.workflowStream.subjects).toEqual([
-      'facts',
-      'results.*',
-    ]);
+    expect(
+      loadConfig({ ...NO_EGRESS, NATS_WORKFLOW_SUBJECTS: 'facts, results.*' }).nats.workflowStream.subjects,
+    ).toEqual(['facts', 'results.*']);
     const cases: [string, string][] = [
       ['a..b', 'has an empty token'],
       ['.a', 'has an empty token'],
@@ -501,9 +531,10 @@ describe('NATS', () => {
       ['*.aggregate.>', 'eu.aggregate.facts'],
     ];
     for (const [a, w] of refused) {
-      expect(problemsOf({ NATS_AGGREGATE_SUBJECTS: a, NATS_WORKFLOW_SUBJECTS: w }), `${a} / ${w}`).toEqual([
-        overlap(a, w),
-      ]);
+      expect(
+        problemsOf({ ...NO_EGRESS, NATS_AGGREGATE_SUBJECTS: a, NATS_WORKFLOW_SUBJECTS: w }),
+        `${a} / ${w}`,
+      ).toEqual([overlap(a, w)]);
     }
     const accepted: [string, string][] = [
       ['aggregate.>', 'workflow.>'],
@@ -514,13 +545,15 @@ describe('NATS', () => {
       ['a.b.>', '*.c.d'],
     ];
     for (const [a, w] of accepted) {
-      expect(() => loadConfig({ NATS_AGGREGATE_SUBJECTS: a, NATS_WORKFLOW_SUBJECTS: w }), `${a} / ${w}`).not.toThrow();
+      expect(
+        () => loadConfig({ ...NO_EGRESS, NATS_AGGREGATE_SUBJECTS: a, NATS_WORKFLOW_SUBJECTS: w }),
+        `${a} / ${w}`,
+      ).not.toThrow();
     }
     // Each pair once: the first workflow filter that overlaps.
-    expect(problemsOf({ NATS_AGGREGATE_SUBJECTS: 'a.>,b.>', NATS_WORKFLOW_SUBJECTS: 'c,a.x,a.y,b.z' })).toEqual([
-      overlap('a.>', 'a.x'),
-      overlap('b.>', 'b.z'),
-    ]);
+    expect(
+      problemsOf({ ...NO_EGRESS, NATS_AGGREGATE_SUBJECTS: 'a.>,b.>', NATS_WORKFLOW_SUBJECTS: 'c,a.x,a.y,b.z' }),
+    ).toEqual([overlap('a.>', 'a.x'), overlap('b.>', 'b.z')]);
   });
 
   it('reports every NATS problem at once', () => {
