@@ -1,6 +1,7 @@
 /**
- * The one routing code path of aggregate events into sagas, shared by every transport: the HTTP ingress calls it,
- * and so will the JetStream bridge (nothing here knows HTTP).
+ * The one routing code path of aggregate events into sagas, shared by every transport: the HTTP ingress and the
+ * JetStream bridge (`workers/saga-bridge.ts`) call it, each naming itself as the events' `via` (nothing here knows
+ * HTTP or NATS).
  *
  * Per event: a repeat of (tenant, eventId) answers what the first delivery did; otherwise the event is routed to every
  * saga that triggers on it (`routeEvent`), delivered (start triggers by signalWithStart, others by signal only), and
@@ -22,7 +23,7 @@ import {
   type SagaRouteOutcome,
   type UnmatchedEvent,
 } from '../../db/queries/sagas.js';
-import { AggregateEvent } from '../../workflows/sagas/definitions.js';
+import { AggregateEvent, type SagaEventDelivery } from '../../workflows/sagas/definitions.js';
 import { sagaByName, SAGAS } from '../../workflows/sagas/registry.js';
 import { routeEvent, triggerOf, type SagaRoute } from '../../workflows/sagas/routing.js';
 import { conflict, notFound } from '../errors.js';
@@ -77,6 +78,18 @@ export interface RedeliveryOutcome {
   repeated: boolean;
 }
 
+/**
+ * How events reach the ingress — over HTTP, by the JetStream bridge, or redelivered by an operator: the saga sees
+ * which for each event (`SagaEventDelivery.via`).
+ */
+export type IngressTransport = Exclude<SagaEventDelivery['via'], 'unmatched'>;
+
+/** Options of {@link SagaIngress.ingestEvents}. */
+export interface IngestOptions {
+  /** How the events came: `ingress` (HTTP, the default), `jetstream` (the bridge) or `redelivered`. */
+  via?: IngressTransport;
+}
+
 /** What the sagas' event ingestion does, whatever the transport. */
 export interface SagaIngress {
   /**
@@ -84,7 +97,7 @@ export interface SagaIngress {
    * side by side. Throws (Temporal or Postgres unavailable) only once every other event was handled, so a retry of
    * the whole batch answers the recorded ones `duplicate`.
    */
-  ingestEvents(events: readonly AggregateEvent[]): Promise<IngestResult[]>;
+  ingestEvents(events: readonly AggregateEvent[], options?: IngestOptions): Promise<IngestResult[]>;
   /**
    * Routes a recorded unmatched or late event again: to its running instance, or — a late start event — to a new
    * instance (next generation). Marks the row `redelivered`, logs and audits it. A second call answers the row.
@@ -132,7 +145,11 @@ function statusOf(outcomes: readonly SagaRouteOutcome[]): {
 export function createSagaIngress(deps: { pool: Pool; logger: Logger; temporal: SagaTemporal }): SagaIngress {
   const { pool, logger, temporal } = deps;
 
-  const ingestOne = async (event: AggregateEvent, { routes, problems }: Routing): Promise<IngestResult> => {
+  const ingestOne = async (
+    event: AggregateEvent,
+    { routes, problems }: Routing,
+    via: IngressTransport,
+  ): Promise<IngestResult> => {
     const earlier = await findIngestedEvent(pool, event.tenantId, event.eventId);
     if (earlier) return { status: 'duplicate', eventId: event.eventId, instances: earlier.outcomes };
     if (problems.length > 0) {
@@ -145,7 +162,7 @@ export function createSagaIngress(deps: { pool: Pool; logger: Logger; temporal: 
     }
     const outcomes: SagaRouteOutcome[] = [];
     for (const route of routes) {
-      const delivery = await temporal.deliver(route, event, 'ingress');
+      const delivery = await temporal.deliver(route, event, via);
       outcomes.push({
         sagaName: route.sagaName,
         correlationId: route.correlationId,
@@ -175,6 +192,7 @@ export function createSagaIngress(deps: { pool: Pool; logger: Logger; temporal: 
         eventId: event.eventId,
         eventType: event.eventType,
         status: result.status,
+        via,
         instances: outcomes.map((o) => `${o.workflowId}:${o.outcome}`),
       },
       'aggregate event ingested',
@@ -183,7 +201,8 @@ export function createSagaIngress(deps: { pool: Pool; logger: Logger; temporal: 
   };
 
   return {
-    async ingestEvents(events) {
+    async ingestEvents(events, options = {}) {
+      const via = options.via ?? 'ingress';
       // Events of one instance (and repeats of one event id) are ingested in request order, so a start event and
       // the events after it in one batch reach the instance in that order; the others run side by side.
       const tails = new Map<string, Promise<unknown>>();
@@ -192,7 +211,7 @@ export function createSagaIngress(deps: { pool: Pool; logger: Logger; temporal: 
         const routing = routeEvent(event, SAGAS);
         const keys = [`event:${event.eventId}`, ...routing.routes.map((route) => route.workflowId)];
         const before = keys.flatMap((key) => tails.get(key) ?? []);
-        const run = Promise.allSettled(before).then(() => slots.run(() => ingestOne(event, routing)));
+        const run = Promise.allSettled(before).then(() => slots.run(() => ingestOne(event, routing, via)));
         for (const key of keys) tails.set(key, run);
         return run;
       });

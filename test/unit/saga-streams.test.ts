@@ -3,7 +3,14 @@
 import { describe, expect, it } from 'vitest';
 import type { SagaDefinition } from '../../workflows/sagas/definitions.js';
 import { SAGAS } from '../../workflows/sagas/registry.js';
-import { aggregateEventSubject, sagaTriggerSubjects, subjectCovers } from '../../workers/saga-streams.js';
+import {
+  aggregateEventSubject,
+  parseAggregateSubject,
+  sagaTriggerSubjects,
+  subjectCovers,
+  tenantOfSubjectToken,
+  tenantSubjectToken,
+} from '../../workers/saga-streams.js';
 
 const saga = (name: string, triggers: [aggregateType: string, eventType: string][]): SagaDefinition => ({
   ...SAGAS[0]!,
@@ -65,11 +72,17 @@ describe('trigger subjects of the sagas', () => {
         'cannot be part of a subject',
       );
     }
-    for (const tenant of ['a.b', '>', 'a b', '']) {
+    for (const tenant of ['>', '*', 'a b', '', 'a%b', 'a.>']) {
       expect(() => sagaTriggerSubjects(['aggregate.>'], { tenant })).toThrow(
-        `tenant "${tenant}" cannot be a subject token`,
+        `tenantId "${tenant}" cannot be a subject token`,
       );
     }
+  });
+
+  it('filters a shard of a tenant with dots on its encoded token', () => {
+    expect(sagaTriggerSubjects(['aggregate.>'], { tenant: 'eu.acme' })).toContain(
+      'aggregate.eu%2Eacme.Scan.Scan.Completed',
+    );
   });
 });
 
@@ -84,15 +97,82 @@ describe('the subject of an aggregate event', () => {
     const event = { tenantId: 'acme', aggregateType: 'Advisory', eventType: 'Advisory.Published' };
     expect(() => aggregateEventSubject('aggregate.*', event)).toThrow('"aggregate.*" is not a literal subject prefix');
     expect(() => aggregateEventSubject('', event)).toThrow('"" is not a literal subject prefix');
-    expect(() => aggregateEventSubject('aggregate', { ...event, tenantId: 'eu.acme' })).toThrow(
-      'tenantId "eu.acme" cannot be a subject token (no dots or wildcards)',
-    );
+    for (const tenantId of ['eu%2Eacme', 'a*', '', ' ']) {
+      expect(() => aggregateEventSubject('aggregate', { ...event, tenantId })).toThrow(
+        `tenantId "${tenantId}" cannot be a subject token (no blanks, wildcards or '%')`,
+      );
+    }
     expect(() => aggregateEventSubject('aggregate', { ...event, aggregateType: '*' })).toThrow(
       'aggregateType "*" cannot be a subject token',
     );
     expect(() => aggregateEventSubject('aggregate', { ...event, eventType: 'Advisory.>' })).toThrow(
       'eventType "Advisory.>" cannot be the end of a subject',
     );
+  });
+});
+
+describe('tenant ids as subject tokens', () => {
+  it.each([
+    ['acme', 'acme'],
+    ['eu.acme', 'eu%2Eacme'],
+    ['a.b.c', 'a%2Eb%2Ec'],
+    ['t-1:x', 't-1:x'],
+  ])('writes %s as %s and reads it back', (tenantId, token) => {
+    expect(tenantSubjectToken(tenantId)).toBe(token);
+    expect(tenantOfSubjectToken(token)).toBe(tenantId);
+  });
+
+  it.each(['', ' ', 'a b', 'a\tb', '*', '>', 'a.*', 'a%b', '%2E'])('refuses %j', (tenantId) => {
+    expect(() => tenantSubjectToken(tenantId)).toThrow(`tenantId "${tenantId}" cannot be a subject token`);
+  });
+
+  it('places a tenant with dots in one token of the event subject', () => {
+    const subject = aggregateEventSubject('aggregate', {
+      tenantId: 'eu.acme',
+      aggregateType: 'Scan',
+      eventType: 'Scan.Completed',
+    });
+    expect(subject).toBe('aggregate.eu%2Eacme.Scan.Scan.Completed');
+    expect(subject.split('.')).toHaveLength(5);
+  });
+});
+
+describe('reading an aggregate subject', () => {
+  it('splits it into the decoded tenant, the aggregate type and the event type (dots included)', () => {
+    expect(parseAggregateSubject(['aggregate.>'], 'aggregate.eu%2Eacme.Scan.Scan.Completed')).toEqual({
+      tenantId: 'eu.acme',
+      aggregateType: 'Scan',
+      eventType: 'Scan.Completed',
+    });
+    expect(parseAggregateSubject(['aggregate.>'], 'aggregate.acme.MirrorBundle.Done')).toEqual({
+      tenantId: 'acme',
+      aggregateType: 'MirrorBundle',
+      eventType: 'Done',
+    });
+  });
+
+  it('finds the prefix among several, a prefix of several tokens too, and skips filters that are not {prefix}.>', () => {
+    expect(parseAggregateSubject(['other.*', 'x.>', 'eu.aggregate.>'], 'eu.aggregate.acme.Scan.Done')).toEqual({
+      tenantId: 'acme',
+      aggregateType: 'Scan',
+      eventType: 'Done',
+    });
+    expect(parseAggregateSubject(['aggregate.*'], 'aggregate.acme.Scan.Done')).toBeUndefined();
+  });
+
+  it('reads back every subject aggregateEventSubject writes', () => {
+    const event = { tenantId: 'a.b', aggregateType: 'Advisory', eventType: 'Advisory.Published' };
+    expect(parseAggregateSubject(['agg.>'], aggregateEventSubject('agg', event))).toEqual(event);
+  });
+
+  it('answers undefined for another prefix or a subject short of a tenant, aggregate and event type', () => {
+    expect(parseAggregateSubject(['aggregate.>'], 'workflow.acme.Scan.Done')).toBeUndefined();
+    expect(parseAggregateSubject(['aggregate.>'], 'aggregatex.acme.Scan.Done')).toBeUndefined();
+    expect(parseAggregateSubject(['aggregate.>'], 'aggregate.acme.Scan')).toBeUndefined();
+    expect(parseAggregateSubject(['aggregate.>'], 'aggregate.acme')).toBeUndefined();
+    expect(parseAggregateSubject(['aggregate.>'], 'aggregate..Scan.Done')).toBeUndefined();
+    expect(parseAggregateSubject(['aggregate.>'], 'aggregate.acme..Done')).toBeUndefined();
+    expect(parseAggregateSubject([], 'aggregate.acme.Scan.Done')).toBeUndefined();
   });
 });
 
