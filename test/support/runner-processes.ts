@@ -1,0 +1,381 @@
+/**
+ * The Runner as real processes, for the fault drills of the JetStream bridge: worker processes
+ * (`node --import tsx workers/main.ts`, as `npm run worker` and the image run it) in the modes of the Runner —
+ * `saga` replicas running the bridge on one shared durable consumer, `effect` replicas running the effects — each
+ * with its own operations port, all pointed at one dev server, one test database and one embedded nats-server with
+ * the streams of sagas. The reference Gateway and providers run in the test process, so their counters see every
+ * arrival; the events the Gateway's commands cause are published to the aggregate stream, as an aggregate would.
+ *
+ * A replica is started and waited for until its `/ready` answers 200; it is stopped with SIGTERM (the orderly drain,
+ * awaited with its exit code) or SIGKILL (its whole process group at once, as a machine that dies). Every process
+ * started here is killed when the test file ends, and when the test process exits however it exits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager, type ConsumerInfo, type JetStreamClient } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { loadConfig, type AppConfig, type WorkerMode } from '../../core/config.js';
+import type { EventSink } from '../../reference-services/emitter.js';
+import { startReferenceServices, type RunningReferenceServices } from '../../reference-services/server.js';
+import { startEmbeddedNats, type EmbeddedNatsHandle } from '../../stack/nats.js';
+import type { AggregateEvent } from '../../workflows/sagas/definitions.js';
+import { aggregateEventSubject, prepareSagaStreams } from '../../workers/saga-streams.js';
+import { freePort } from './ports.js';
+import { createTestDatabase, type TestDatabase } from './postgres.js';
+import { createDevServerEnv } from './temporal.js';
+
+/** What one replica is. */
+export interface RunnerSpec {
+  /** A name for logs and messages (`saga-1`, `effect-2`). */
+  name: string;
+  mode: WorkerMode;
+  /** `NATS_BRIDGE`; the configuration's default (on in the saga and combined modes) when undefined. */
+  bridge?: boolean;
+}
+
+/** How a runner process ended. */
+export interface RunnerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** When it exited (epoch ms). */
+  at: number;
+}
+
+/** A started runner process. */
+export interface RunnerProcess {
+  spec: RunnerSpec;
+  pid: number;
+  /** Base URL of its operations port, e.g. `http://127.0.0.1:41234`. */
+  opsUrl: string;
+  /** When it was spawned and when its `/ready` first answered 200 (epoch ms). */
+  spawnedAt: number;
+  readyAt: number;
+  /** Settles when the process has exited. */
+  exited: Promise<RunnerExit>;
+  /** The last part of what it wrote to stdout and stderr, for the message of a failing test. */
+  output(): string;
+}
+
+/** What a process keeps of its own output: enough to show why it failed, bounded under a busy run. */
+const OUTPUT_TAIL_CHARS = 30_000;
+/** How long a replica may take to become ready: generous, since several bundle the workflows at once on 2 cores. */
+const READY_TIMEOUT_MS = 180_000;
+/** How long an orderly stop may take before the test fails: beyond the drain's own deadline. */
+const STOP_TIMEOUT_MS = 90_000;
+/** Attempts at a start whose operations port was taken between choosing it and binding it. */
+const PORT_ATTEMPTS = 3;
+
+/** What each mode polls in a drill. */
+const MODE_QUEUES: Record<WorkerMode, string> = { saga: 'saga', effect: 'effects', combined: 'saga,effects' };
+
+const running = new Set<ChildProcess>();
+
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+// A test that times out or a vitest fork that is torn down must not leave replicas consuming the next test's stream.
+process.once('exit', () => {
+  for (const child of running) killGroup(child);
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Whether `url` answers 200 now. */
+async function answersOk(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    await res.body?.cancel();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Spawns one replica on `opsPort` and resolves once its `/ready` answers 200; rejects when it exits first. */
+async function spawnRunner(spec: RunnerSpec, env: Record<string, string>, opsPort: number): Promise<RunnerProcess> {
+  const spawnedAt = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+    // Its own process group: a SIGKILL takes the process and whatever it started (the transform service) at once.
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      ...env,
+      WORKER_MODE: spec.mode,
+      // The sagas' queues only: the other workflow queues of the saga mode have no work here.
+      WORKER_QUEUES: MODE_QUEUES[spec.mode],
+      WORKER_OPS_HOST: '127.0.0.1',
+      WORKER_OPS_PORT: String(opsPort),
+      ...(spec.bridge !== undefined && { NATS_BRIDGE: String(spec.bridge) }),
+    },
+  });
+  running.add(child);
+  let output = '';
+  // Both pipes are read for the whole life of the process: a full pipe would block the worker's logging.
+  const append = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
+  };
+  child.stdout.on('data', append);
+  child.stderr.on('data', append);
+  const exited = new Promise<RunnerExit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      // What the process started outlives it otherwise; nothing of a stopped replica may keep running.
+      killGroup(child);
+      resolve({ code, signal, at: Date.now() });
+    });
+  });
+  const opsUrl = `http://127.0.0.1:${opsPort}`;
+  let gone: RunnerExit | undefined;
+  void exited.then((exit) => (gone = exit));
+  const deadline = spawnedAt + READY_TIMEOUT_MS;
+  while (!(await answersOk(`${opsUrl}/ready`))) {
+    if (gone) {
+      throw new Error(
+        `${spec.name} (${spec.mode}) exited (${gone.signal ?? gone.code}) before it was ready:\n${output}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      killGroup(child);
+      throw new Error(`${spec.name} (${spec.mode}) was not ready within ${READY_TIMEOUT_MS} ms:\n${output}`);
+    }
+    await sleep(100);
+  }
+  return { spec, pid: child.pid!, opsUrl, spawnedAt, readyAt: Date.now(), exited, output: () => output };
+}
+
+/**
+ * Starts a replica of `spec` with `env` over this process' environment (a free operations port of its own) and
+ * resolves once it is ready (`GET /ready` answers 200).
+ * @throws Error with the replica's output when it exits before, or is not ready within 3 minutes.
+ */
+export async function startRunnerProcess(spec: RunnerSpec, env: Record<string, string>): Promise<RunnerProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnRunner(spec, env, await freePort());
+    } catch (error) {
+      // Another test file may bind the chosen port first: that start is repeated on another port.
+      if (attempt >= PORT_ATTEMPTS || !String(error).includes('EADDRINUSE')) throw error;
+    }
+  }
+}
+
+/** An orderly stop: its exit and how long the drain took. */
+export interface RunnerStop extends RunnerExit {
+  /** Milliseconds from SIGTERM to the exit. */
+  tookMs: number;
+}
+
+/**
+ * Sends SIGTERM to the replica (the process itself, as an orchestrator does) and resolves with its exit once it has
+ * exited.
+ * @throws Error with its output when it has not exited within 90 s (it is then SIGKILLed).
+ */
+export async function terminateRunnerProcess(runner: RunnerProcess): Promise<RunnerStop> {
+  const at = Date.now();
+  try {
+    process.kill(runner.pid, 'SIGTERM');
+  } catch {
+    // already gone: its exit says how
+  }
+  const timeout = sleep(STOP_TIMEOUT_MS).then(() => undefined);
+  const exit = await Promise.race([runner.exited, timeout]);
+  if (!exit) {
+    killRunnerGroup(runner);
+    throw new Error(`${runner.spec.name} did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM:\n${runner.output()}`);
+  }
+  return { ...exit, tookMs: exit.at - at };
+}
+
+function killRunnerGroup(runner: RunnerProcess): void {
+  try {
+    process.kill(-runner.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** SIGKILLs the replica's whole process group and resolves once it has exited (epoch ms of the kill). */
+export async function killRunnerProcess(runner: RunnerProcess): Promise<number> {
+  const at = Date.now();
+  killRunnerGroup(runner);
+  await runner.exited;
+  return at;
+}
+
+/** SIGKILLs every runner process still running (afterAll: also when the test failed half-way). */
+export async function killAllRunnerProcesses(): Promise<void> {
+  await Promise.all(
+    [...running].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          killGroup(child);
+        }),
+    ),
+  );
+}
+
+/** A small seeded generator (mulberry32): a drill prints its seed, so a run's schedule can be repeated. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Options of {@link startRunnerDrillStack}. */
+export interface RunnerDrillOptions {
+  /** Delay before a requested rescan completes at the reference Gateway (ms). */
+  scanDelayMs?: number;
+  /** More environment of every replica (bridge settings of the drill). */
+  env?: Record<string, string>;
+}
+
+/** The shared parts of a drill and the replicas running on them. */
+export interface RunnerDrillStack {
+  env: TestWorkflowEnvironment;
+  db: TestDatabase;
+  nats: EmbeddedNatsHandle;
+  reference: RunningReferenceServices;
+  /** The configuration the replicas run with (stream and consumer names as they see them). */
+  config: AppConfig;
+  /** The environment every replica gets (besides its mode and operations port). */
+  runnerEnv: Record<string, string>;
+  /** Every event the reference Gateway emitted so far, in order. */
+  emitted: AggregateEvent[];
+  /** Events whose publication failed after every retry (a lost event: must stay empty). */
+  notPublished: { event: AggregateEvent; error: string }[];
+  /**
+   * Publishes `events` to the aggregate stream, in order, on `aggregate.{tenant}.{aggregateType}.{eventType}` with
+   * `Nats-Msg-Id` = eventId, as aggregates do; resolves once the stream has stored each one.
+   */
+  publish(events: readonly AggregateEvent[]): Promise<void>;
+  /** Resolves once every Gateway event emitted so far has been stored by the stream. */
+  published(): Promise<void>;
+  /** The bridge's durable consumer as the server sees it. */
+  consumer(): Promise<ConsumerInfo>;
+  /** Starts a replica on this stack (see {@link startRunnerProcess}). */
+  start(spec: RunnerSpec): Promise<RunnerProcess>;
+  close(): Promise<void>;
+}
+
+/** Attempts and pause of one publication: the server stays up in these drills, so a failure is a real one. */
+const PUBLISH_ATTEMPTS = 20;
+const PUBLISH_RETRY_MS = 250;
+
+async function publishEvent(js: JetStreamClient, prefix: string, event: AggregateEvent): Promise<void> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < PUBLISH_ATTEMPTS; attempt++) {
+    try {
+      await js.publish(aggregateEventSubject(prefix, event), JSON.stringify(event), { msgID: event.eventId });
+      return;
+    } catch (error) {
+      lastError = error;
+      await sleep(PUBLISH_RETRY_MS);
+    }
+  }
+  throw lastError;
+}
+
+/**
+ * Starts what the replicas share: a dev server of its own (the replicas serve the unprefixed task queues), a test
+ * database, an embedded nats-server on a free port with the streams of sagas, and the reference services on a free
+ * port, whose Gateway publishes the events its commands cause to the aggregate stream.
+ */
+export async function startRunnerDrillStack(options: RunnerDrillOptions = {}): Promise<RunnerDrillStack> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'stellaops-runner-drill-'));
+  const [env, db, natsPort, referencePort] = await Promise.all([
+    createDevServerEnv(),
+    createTestDatabase(),
+    freePort(),
+    freePort(),
+  ]);
+  const nats = await startEmbeddedNats({ storeDir: join(dataDir, 'nats'), port: natsPort });
+  const runnerEnv: Record<string, string> = {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    DATA_DIR: dataDir,
+    TEMPORAL_ADDRESS: env.address,
+    TEMPORAL_NAMESPACE: env.namespace ?? 'default',
+    DATABASE_URL: db.url,
+    // Four replicas and the test share the test run's Postgres with the other test files.
+    PG_POOL_MAX: '6',
+    NATS_URL: nats.url,
+    REFERENCE_SERVICES_PORT: String(referencePort),
+    GATEWAY_URL: `http://127.0.0.1:${referencePort}`,
+    // The bundled manifest, whatever the environment running the tests points at.
+    EFFECTS_MANIFEST: '',
+    ...options.env,
+  };
+  const config = loadConfig(runnerEnv);
+  await prepareSagaStreams(config);
+  const prefix = config.nats.aggregateStream.subjects.find((s) => s.endsWith('.>'))!.slice(0, -2);
+
+  const connection: NatsConnection = await connect({ servers: nats.url, name: 'runner-drill' });
+  const js = jetstream(connection);
+  const jsm = await jetstreamManager(connection);
+  const emitted: AggregateEvent[] = [];
+  const notPublished: { event: AggregateEvent; error: string }[] = [];
+  // One after the other, in emission order: the Gateway's events of one scan reach the stream in their sequence.
+  let publishing: Promise<void> = Promise.resolve();
+  const sink: EventSink = {
+    emit(event) {
+      emitted.push(event);
+      publishing = publishing.then(() =>
+        publishEvent(js, prefix, event).catch((error: unknown) => {
+          notPublished.push({ event, error: String(error) });
+        }),
+      );
+    },
+    async close() {
+      await publishing;
+    },
+  };
+  const reference = await startReferenceServices({
+    host: '127.0.0.1',
+    port: referencePort,
+    ...(options.scanDelayMs !== undefined && { scanDelayMs: options.scanDelayMs }),
+    events: sink,
+  });
+
+  return {
+    env,
+    db,
+    nats,
+    reference,
+    config,
+    runnerEnv,
+    emitted,
+    notPublished,
+    async publish(events) {
+      for (const event of events) await publishEvent(js, prefix, event);
+    },
+    published: () => sink.close(),
+    consumer: () => jsm.consumers.info(config.nats.aggregateStream.name, config.nats.bridge.durable),
+    start: (spec) => startRunnerProcess(spec, runnerEnv),
+    async close() {
+      await killAllRunnerProcesses();
+      await reference.close();
+      await sink.close();
+      await connection.close().catch(() => undefined);
+      await nats.stop();
+      await db.drop();
+      await env.teardown();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
