@@ -14,15 +14,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstream, jetstreamManager, type ConsumerInfo, type JetStreamClient } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, type ConsumerInfo, type JetStreamClient } from '@nats-io/jetstream';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { loadConfig, type AppConfig, type WorkerMode } from '../../core/config.js';
+import type { AppConfig, WorkerMode } from '../../core/config.js';
 import type { EventSink } from '../../reference-services/emitter.js';
 import { startReferenceServices, type RunningReferenceServices } from '../../reference-services/server.js';
-import { startEmbeddedNats, type EmbeddedNatsHandle } from '../../stack/nats.js';
 import type { AggregateEvent } from '../../workflows/sagas/definitions.js';
-import { aggregateEventSubject, prepareSagaStreams } from '../../workers/saga-streams.js';
+import { aggregateEventSubject } from '../../workers/saga-streams.js';
+import { startTestNats, type TestNats } from './nats.js';
 import { freePort } from './ports.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 import { createDevServerEnv } from './temporal.js';
@@ -249,7 +248,7 @@ export interface RunnerDrillOptions {
 export interface RunnerDrillStack {
   env: TestWorkflowEnvironment;
   db: TestDatabase;
-  nats: EmbeddedNatsHandle;
+  nats: TestNats;
   reference: RunningReferenceServices;
   /** The configuration the replicas run with (stream and consumer names as they see them). */
   config: AppConfig;
@@ -293,18 +292,17 @@ async function publishEvent(js: JetStreamClient, prefix: string, event: Aggregat
 
 /**
  * Starts what the replicas share: a dev server of its own (the replicas serve the unprefixed task queues), a test
- * database, an embedded nats-server on a free port with the streams of sagas, and the reference services on a free
- * port, whose Gateway publishes the events its commands cause to the aggregate stream.
+ * database, a test nats-server with the streams of sagas (`startTestNats`, configured with `env` as the replicas
+ * are), and the reference services on a free port, whose Gateway publishes the events its commands cause to the aggregate stream.
  */
 export async function startRunnerDrillStack(options: RunnerDrillOptions = {}): Promise<RunnerDrillStack> {
   const dataDir = await mkdtemp(join(tmpdir(), 'stellaops-runner-drill-'));
-  const [env, db, natsPort, referencePort] = await Promise.all([
+  const [env, db, nats, referencePort] = await Promise.all([
     createDevServerEnv(),
     createTestDatabase(),
-    freePort(),
+    startTestNats(options.env),
     freePort(),
   ]);
-  const nats = await startEmbeddedNats({ storeDir: join(dataDir, 'nats'), port: natsPort });
   const runnerEnv: Record<string, string> = {
     NODE_ENV: 'test',
     LOG_LEVEL: 'info',
@@ -314,20 +312,16 @@ export async function startRunnerDrillStack(options: RunnerDrillOptions = {}): P
     DATABASE_URL: db.url,
     // Four replicas and the test share the test run's Postgres with the other test files.
     PG_POOL_MAX: '6',
-    NATS_URL: nats.url,
+    NATS_URL: nats.server.url,
     REFERENCE_SERVICES_PORT: String(referencePort),
     GATEWAY_URL: `http://127.0.0.1:${referencePort}`,
     // The bundled manifest, whatever the environment running the tests points at.
     EFFECTS_MANIFEST: '',
     ...options.env,
   };
-  const config = loadConfig(runnerEnv);
-  await prepareSagaStreams(config);
+  const { config } = nats;
   const prefix = config.nats.aggregateStream.subjects.find((s) => s.endsWith('.>'))!.slice(0, -2);
-
-  const connection: NatsConnection = await connect({ servers: nats.url, name: 'runner-drill' });
-  const js = jetstream(connection);
-  const jsm = await jetstreamManager(connection);
+  const js = jetstream(nats.connection);
   const emitted: AggregateEvent[] = [];
   const notPublished: { event: AggregateEvent; error: string }[] = [];
   // One after the other, in emission order: the Gateway's events of one scan reach the stream in their sequence.
@@ -365,14 +359,13 @@ export async function startRunnerDrillStack(options: RunnerDrillOptions = {}): P
       for (const event of events) await publishEvent(js, prefix, event);
     },
     published: () => sink.close(),
-    consumer: () => jsm.consumers.info(config.nats.aggregateStream.name, config.nats.bridge.durable),
+    consumer: () => nats.jsm.consumers.info(config.nats.aggregateStream.name, config.nats.bridge.durable),
     start: (spec) => startRunnerProcess(spec, runnerEnv),
     async close() {
       await killAllRunnerProcesses();
       await reference.close();
       await sink.close();
-      await connection.close().catch(() => undefined);
-      await nats.stop();
+      await nats.cleanup();
       await db.drop();
       await env.teardown();
       await rm(dataDir, { recursive: true, force: true });
