@@ -5,6 +5,8 @@
  * configuration: `REFERENCE_SERVICES_*`, `API_PORT`, `DATA_DIR`, `AUTH_*`, `LOG_LEVEL`).
  */
 import { pathToFileURL } from 'node:url';
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { ErrorResponse, registerErrorHandlers } from '../api/errors.js';
 import { ConfigError, loadConfig, type AppConfig } from '../core/config.js';
@@ -14,19 +16,25 @@ import { Scope } from '../core/scopes.js';
 import { loadPolicyEngineData } from '../policy-engine/evaluate.js';
 import type { FindingsData } from '../policy-engine/model.js';
 import { installShutdown } from '../stack/shutdown.js';
+import { aggregatePublishPrefix, connectNats } from '../workers/saga-streams.js';
 import {
   createDiscardingSink,
   createIngressEmitter,
+  createJetStreamEmitter,
   type EventSink,
   type EventTokenProvider,
-  type IngressEmitter,
+  type OutboxEmitter,
 } from './emitter.js';
 import { registerGateway } from './gateway.js';
 import { createImpactIndex } from './impact-index.js';
 import { registerProviders } from './providers.js';
 
-/** Where the Gateway's events go: a sink of the caller's, or the ingress of the API at `apiUrl`. */
-export type EventTarget = EventSink | { apiUrl: string; tokenFor: EventTokenProvider };
+/**
+ * Where the Gateway's events go: a sink of the caller's, the aggregate stream over a NATS connection (`subjectPrefix`:
+ * the literal prefix of its subjects), or the ingress of the API at `apiUrl`.
+ */
+export type EventTarget =
+  EventSink | { nats: NatsConnection; subjectPrefix: string } | { apiUrl: string; tokenFor: EventTokenProvider };
 
 /** Options of {@link createReferenceServices}. */
 export interface ReferenceServicesOptions {
@@ -34,7 +42,7 @@ export interface ReferenceServicesOptions {
   logger?: Logger;
   /** Where emitted events go; without a target they are logged and dropped. */
   events?: EventTarget;
-  /** Retry delays of the ingress emitter (tests): first and longest, in milliseconds. */
+  /** Retry delays of the emitter (tests): first and longest, in milliseconds. */
   emitterRetry?: { initialMs: number; maxMs: number };
   /** Delay before a requested rescan completes (default 200 ms). */
   scanDelayMs?: number;
@@ -60,15 +68,30 @@ export interface ReferenceCounters {
   providerApplied(): Record<string, number>;
 }
 
-/** The server, its counters and the emitter it owns (when it was given an ingress target). */
+/** The server, its counters and the emitter it owns (when it was given an ingress or JetStream target). */
 interface Built {
   app: FastifyInstance;
   counters: ReferenceCounters;
-  emitter: IngressEmitter | undefined;
+  emitter: OutboxEmitter | undefined;
 }
 
 function isSink(target: EventTarget): target is EventSink {
   return typeof (target as EventSink).emit === 'function';
+}
+
+/** The emitter of an ingress or JetStream target; undefined for a sink of the caller's (or none). */
+function emitterOf(target: EventTarget | undefined, options: ReferenceServicesOptions, logger: Logger) {
+  if (!target || isSink(target)) return undefined;
+  const retry = {
+    logger,
+    ...(options.emitterRetry && {
+      retryInitialMs: options.emitterRetry.initialMs,
+      retryMaxMs: options.emitterRetry.maxMs,
+    }),
+  };
+  return 'nats' in target
+    ? createJetStreamEmitter({ ...retry, js: jetstream(target.nats), subjectPrefix: target.subjectPrefix })
+    : createIngressEmitter({ ...retry, ...target });
 }
 
 function build(options: ReferenceServicesOptions): Built {
@@ -86,17 +109,7 @@ function build(options: ReferenceServicesOptions): Built {
   registerErrorHandlers(app);
 
   const target = options.events;
-  const emitter =
-    target && !isSink(target)
-      ? createIngressEmitter({
-          ...target,
-          logger,
-          ...(options.emitterRetry && {
-            retryInitialMs: options.emitterRetry.initialMs,
-            retryMaxMs: options.emitterRetry.maxMs,
-          }),
-        })
-      : undefined;
+  const emitter = emitterOf(target, options, logger);
   const events: EventSink =
     emitter ?? (target && isSink(target) ? target : createDiscardingSink(logger, 'no event target configured'));
 
@@ -162,8 +175,8 @@ export interface RunningReferenceServices {
   url: string;
   app: FastifyInstance;
   counters: ReferenceCounters;
-  /** The ingress emitter, when the services post events to an API. */
-  emitter: IngressEmitter | undefined;
+  /** The emitter, when the services publish events to JetStream or post them to an API. */
+  emitter: OutboxEmitter | undefined;
   close(): Promise<void>;
 }
 
@@ -210,14 +223,25 @@ export function localEventTokens(config: AppConfig): EventTokenProvider {
   };
 }
 
-/** How the configured reference services reach the ingress, or why they cannot. */
+/** How the configured reference services reach the sagas, or why they cannot. */
 export type EventDelivery = { target: EventTarget; description: string } | { target: undefined; reason: string };
 
 /**
- * The ingress target of the reference services under `config`: the API on loopback, with tokens from the local key,
- * or `REFERENCE_SERVICES_TOKEN` when the API verifies tokens of an external issuer; nothing (and why) when neither.
+ * The event target of the reference services under `config`. With a NATS connection (`options.nats`, the process'
+ * own): the aggregate stream, under the first `{prefix}.>` of `NATS_AGGREGATE_SUBJECTS`, where the bridge consumes.
+ * Without one, over HTTP: the API on loopback, with tokens from the local key, or `REFERENCE_SERVICES_TOKEN` when the
+ * API verifies tokens of an external issuer; nothing (and why) when neither.
  */
-export function eventDeliveryOf(config: AppConfig): EventDelivery {
+export function eventDeliveryOf(config: AppConfig, options: { nats?: NatsConnection } = {}): EventDelivery {
+  if (options.nats) {
+    const subjectPrefix = aggregatePublishPrefix(config.nats.aggregateStream.subjects);
+    if (subjectPrefix !== undefined) {
+      return {
+        target: { nats: options.nats, subjectPrefix },
+        description: `events to JetStream stream ${config.nats.aggregateStream.name} (${subjectPrefix}.…)`,
+      };
+    }
+  }
   if (config.api.port === 0) {
     return {
       target: undefined,
@@ -243,12 +267,16 @@ export function eventDeliveryOf(config: AppConfig): EventDelivery {
   };
 }
 
-/** The options `npm start` and the standalone server run the reference services with. */
+/**
+ * The options `npm start` and the standalone server run the reference services with; `options.nats` (a connection the
+ * caller owns and closes after the services) makes JetStream their event target, as {@link eventDeliveryOf} says.
+ */
 export function referenceServicesOptionsOf(
   config: AppConfig,
   logger: Logger,
+  options: { nats?: NatsConnection } = {},
 ): ReferenceServicesOptions & { host: string; port: number } {
-  const delivery = eventDeliveryOf(config);
+  const delivery = eventDeliveryOf(config, options);
   if (delivery.target === undefined) logger.warn(`reference services: ${delivery.reason}`);
   return {
     host: '127.0.0.1',
@@ -269,11 +297,24 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     process.exit(2);
   }
   const logger = createLogger({ level: config.logLevel, name: 'stellaops-reference-services', sync: true });
-  const services = await startReferenceServices(referenceServicesOptionsOf(config, logger));
+  // Standalone, the services publish to an existing NATS deployment when NATS_URL names one (no embedded server here).
+  let nats: NatsConnection | undefined;
+  if (config.nats.url) {
+    try {
+      nats = await connectNats(config, { name: 'stellaops-reference-services' });
+    } catch (error) {
+      console.error((error as Error).message);
+      process.exit(2);
+    }
+  }
+  const services = await startReferenceServices(referenceServicesOptionsOf(config, logger, nats ? { nats } : {}));
   logger.info({ url: services.url }, 'reference services listening');
   installShutdown({
     logger,
     deadlineMs: 10_000,
-    steps: [{ name: 'reference services', done: 'reference services closed', run: () => services.close() }],
+    steps: [
+      { name: 'reference services', done: 'reference services closed', run: () => services.close() },
+      ...(nats ? [{ name: 'NATS connection', done: 'NATS connection closed', run: () => nats.close() }] : []),
+    ],
   });
 }

@@ -214,6 +214,14 @@ function prefixesOf(aggregateSubjects: readonly string[]): string[] {
 }
 
 /**
+ * The literal prefix events are published under: that of the first `{prefix}.>` of the aggregate stream's subjects
+ * without wildcards; undefined when there is none.
+ */
+export function aggregatePublishPrefix(aggregateSubjects: readonly string[]): string | undefined {
+  return prefixesOf(aggregateSubjects).find((prefix) => prefix.split('.').every(isPlainToken));
+}
+
+/**
  * The subject token of a tenant id: tenant ids may contain dots, which separate subject tokens, so each dot is written
  * `%2E`. Tenant ids never contain `%`, so the encoding is unambiguous and {@link tenantOfSubjectToken} reverses it.
  * @throws Error when the id cannot be a token even so (blank, whitespace, wildcards or `%`).

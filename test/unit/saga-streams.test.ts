@@ -5,6 +5,7 @@ import type { SagaDefinition } from '../../workflows/sagas/definitions.js';
 import { SAGAS } from '../../workflows/sagas/registry.js';
 import {
   aggregateEventSubject,
+  aggregatePublishPrefix,
   parseAggregateSubject,
   sagaTriggerSubjects,
   subjectCovers,
@@ -134,6 +135,18 @@ describe('tenant ids as subject tokens', () => {
     });
     expect(subject).toBe('aggregate.eu%2Eacme.Scan.Scan.Completed');
     expect(subject.split('.')).toHaveLength(5);
+  });
+});
+
+describe('the prefix events are published under', () => {
+  it('is the first {prefix}.> without wildcards', () => {
+    expect(aggregatePublishPrefix(['aggregate.>'])).toBe('aggregate');
+    expect(aggregatePublishPrefix(['x.y', '*.agg.>', 'eu.aggregate.>', 'other.>'])).toBe('eu.aggregate');
+  });
+
+  it('is undefined when no subject is a literal {prefix}.>', () => {
+    expect(aggregatePublishPrefix(['aggregate.*', '*.agg.>', '>'])).toBeUndefined();
+    expect(aggregatePublishPrefix([])).toBeUndefined();
   });
 });
 
