@@ -16,6 +16,7 @@ import { approvalPageRoutes } from './routes/approval-page.js';
 import { notifyConfigRoutes } from './routes/notify-config.js';
 import { packApprovalRoutes } from './routes/pack-approvals.js';
 import { runnerRoutes } from './routes/runner.js';
+import { sagaQuarantineRoutes } from './routes/saga-quarantine.js';
 import { sagaRoutes } from './routes/sagas.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { selfCheckRoutes } from './routes/self-checks.js';
@@ -124,6 +125,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   await app.register(notifyConfigRoutes, { deps: full });
   await app.register(approvalPageRoutes, { deps: full, packApprovals });
   await app.register(sagaRoutes, { deps: full });
+  await app.register(sagaQuarantineRoutes, { deps: full });
   await app.register(runnerRoutes, { deps: full });
   return app;
 }

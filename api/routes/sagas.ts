@@ -1,6 +1,7 @@
 /**
  * Sagas: the event ingress (`POST /api/v1/events`, scope `Runner.Events:Write`), saga instances from the projection
- * (`Runner.Sagas:Read`), cancel, and the unmatched and late events with their redelivery (`Runner.Sagas:Operate`).
+ * (`Runner.Sagas:Read`), cancel, reset, and the unmatched and late events with their redelivery
+ * (`Runner.Sagas:Operate`).
  * Every route is tenant-scoped by the token. Routing and delivery are the ingress service's
  * (`api/services/saga-ingress.ts`), shared with the other transports.
  */
@@ -36,6 +37,8 @@ import {
   ListUnmatchedQuery,
   MAX_EVENTS_PER_REQUEST,
   RedeliverResponse,
+  ResetSagaBody,
+  ResetSagaResponse,
   SagaDetail,
   SagaInstanceDoc,
   SagaList,
@@ -280,6 +283,53 @@ export const sagaRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (a
         details: { reason: request.body.reason, workflowId: ids.workflowId, status: view.status },
       });
       return view;
+    },
+  );
+
+  app.post(
+    `${SAGAS_PATH}/:saga/:correlationId/reset`,
+    {
+      config: { scopes: OPERATE_SCOPES },
+      schema: {
+        tags,
+        summary: 'Reset a saga instance to its first or last completed workflow task',
+        description:
+          'Explicit intent: `confirm` must be the instance’s workflowId (else 400, nothing done). The current run ' +
+          '(running or finished) is reset in Temporal: a new run replays the saga’s code from that point, with the ' +
+          'events received after it reapplied. Effects and commands it calls again carry the same command ids, so ' +
+          'providers and the Gateway answer them without acting twice. Answers the new run id; audited. Repeating ' +
+          'the same call (same to and reason) answers the run it started (`repeated`). 404 when unknown; 409 when ' +
+          'the run has no completed workflow task or Temporal refuses the reset.',
+        security,
+        params: SagaParams,
+        body: ResetSagaBody,
+        response: { 200: ResetSagaResponse, 404: errorRef, 409: errorRef, ...commonErrorResponses },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const { saga, correlationId } = request.params;
+      const { confirm, reason, to } = request.body;
+      if (!sagaByName(saga)) throw notFound(`Saga ${saga}/${correlationId} not found`);
+      const workflowId = sagaWorkflowId(principal.tenantId, saga, correlationId);
+      if (confirm !== workflowId) {
+        throw validationFailed([
+          { in: 'body', pointer: '/confirm', message: `must be the instance’s workflowId ${workflowId}` },
+        ]);
+      }
+      const ids = { tenantId: principal.tenantId, sagaName: saga, correlationId, workflowId };
+      const done = await temporal.reset(ids, { to, reason, requestedBy: principal.subject });
+      if (!done.repeated) {
+        await recordAudit(pool, {
+          tenantId: principal.tenantId,
+          eventType: 'saga.reset',
+          actor: principal.subject,
+          subject: `${saga}/${correlationId}`,
+          correlationId,
+          details: { reason, to, workflowId, baseRunId: done.baseRunId, runId: done.runId, eventId: done.eventId },
+        });
+      }
+      return { workflowId, to, ...done };
     },
   );
 

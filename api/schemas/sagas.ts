@@ -5,6 +5,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { AggregateEvent, SAGA_STATUSES } from '../../workflows/sagas/definitions.js';
+import { SAGA_RESET_POINTS } from '../temporal/sagas.js';
 import { Id, Nullable } from '../../workflows/shared/schemas.js';
 import { FieldErrorDoc } from '../errors.js';
 
@@ -14,7 +15,8 @@ export { AggregateEvent };
 export const MAX_EVENTS_PER_REQUEST = 500;
 
 const DateTime = Type.String({ format: 'date-time' });
-const SagaName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$', description: 'Saga name' });
+/** A saga's name, as routes and filters take it. */
+export const SagaName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$', description: 'Saga name' });
 const SagaStatus = Type.Union(SAGA_STATUSES.map((s) => Type.Literal(s)));
 
 /**
@@ -159,6 +161,29 @@ export const CancelSagaBody = Type.Object(
   { reason: Type.String({ minLength: 1, maxLength: 1000 }) },
   { additionalProperties: false },
 );
+
+/** Body of a reset: explicit intent, by the instance's workflow id. */
+export const ResetSagaBody = Type.Object(
+  {
+    confirm: Type.String({ minLength: 1, maxLength: 400, description: 'The instance’s workflowId, as confirmation' }),
+    reason: Type.String({ minLength: 1, maxLength: 1000, pattern: '\\S' }),
+    to: Type.Union(
+      SAGA_RESET_POINTS.map((p) => Type.Literal(p)),
+      { description: 'Back to the first or the last completed workflow task of the current run' },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** Answer of a reset. */
+export const ResetSagaResponse = Type.Object({
+  workflowId: Type.String(),
+  runId: Type.String({ description: 'The new run (the current run of the instance)' }),
+  baseRunId: Type.String({ description: 'The run it was reset from' }),
+  eventId: Type.Integer({ description: 'The WorkflowTaskCompleted event of the base run it continues after' }),
+  to: Type.Union(SAGA_RESET_POINTS.map((p) => Type.Literal(p))),
+  repeated: Type.Boolean({ description: 'The same reset was done before: nothing was done again' }),
+});
 
 /** The instance's own view (the cancel Update's answer). */
 export const SagaViewDoc = Type.Object({

@@ -1,4 +1,8 @@
-/** Delivering aggregate events to saga instances, starting instances again, reading and cancelling them in Temporal. */
+/**
+ * Delivering aggregate events to saga instances, starting instances again, reading, cancelling and resetting them in
+ * Temporal.
+ */
+import { createHash } from 'node:crypto';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowIdReusePolicy,
@@ -8,6 +12,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { temporal as proto } from '@temporalio/proto';
 import {
   cancelSagaUpdate,
   getSagaQuery,
@@ -45,6 +50,28 @@ export interface SagaInstanceIds {
   workflowId: string;
 }
 
+/** Where a reset takes an instance back to: its first or its last completed workflow task. */
+export const SAGA_RESET_POINTS = ['first-workflow-task', 'last-workflow-task'] as const;
+export type SagaResetPoint = (typeof SAGA_RESET_POINTS)[number];
+
+/** What an operator asks of a reset. */
+export interface SagaResetArgs {
+  to: SagaResetPoint;
+  reason: string;
+  requestedBy: string;
+}
+
+/** What a reset did. */
+export interface SagaReset {
+  /** The run the reset started (the current run), and the run it was reset from. */
+  runId: string;
+  baseRunId: string;
+  /** The `WorkflowTaskCompleted` event of the base run the new run continues after. */
+  eventId: number;
+  /** True when the current run is the one this same request started before: nothing was done again. */
+  repeated: boolean;
+}
+
 /** The saga capability's calls to Temporal, bound to its task queue. */
 export interface SagaTemporal {
   /**
@@ -67,6 +94,22 @@ export interface SagaTemporal {
   cancel(ids: SagaInstanceIds, args: CancelSagaArgs): Promise<SagaView>;
   /** The instance's own view (its query; needs a worker), or undefined when there is no such execution. */
   query(workflowId: string): Promise<SagaView | undefined>;
+  /**
+   * Resets the current run of an instance (running or finished) to its first or last completed workflow task: a new
+   * run replays the saga's code from there, with the signals received after that point reapplied. Effects and
+   * commands it calls again carry the same command ids, so their receivers answer without acting twice. The request
+   * id is derived from the instance, `to` and `reason`: a repeat of the same call answers the run it started.
+   * @throws 404 unknown instance, 409 when the run has no completed workflow task or Temporal refuses the reset.
+   */
+  reset(ids: SagaInstanceIds, args: SagaResetArgs): Promise<SagaReset>;
+}
+
+const { EventType, WorkflowTaskFailedCause } = proto.api.enums.v1;
+
+/** A UUID-shaped id derived from `parts`: the same reset request always sends the same request id. */
+function derivedRequestId(parts: readonly string[]): string {
+  const hex = createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
 /** How long the cancel Update may take: it answers once compensation has begun. */
@@ -219,6 +262,54 @@ export function createSagaTemporal(temporal: TemporalFacade, settings: { taskQue
         // The server answers "not found" for an Update to a closed execution too: tell the two apart.
         if (await describe(handle)) throw conflict(`Saga ${label} has already finished`);
         throw notFound(`Saga ${label} not found`);
+      }
+    },
+
+    async reset(ids, args) {
+      const label = `${ids.sagaName}/${ids.correlationId}`;
+      const description = await describe(client.workflow.getHandle(ids.workflowId));
+      if (!description) throw notFound(`Saga ${label} not found`);
+      const baseRunId = description.runId;
+      const requestId = derivedRequestId([ids.workflowId, args.to, args.reason]);
+      const history = await withDeadline(() => client.workflow.getHandle(ids.workflowId, baseRunId).fetchHistory());
+      const events = history.events ?? [];
+      // The run a reset started begins with its base's events up to the reset point, then the failed workflow task
+      // that names the reset (its reason carries the request id): the last such task created the current run.
+      const resets = events.filter(
+        (e) =>
+          e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED &&
+          e.workflowTaskFailedEventAttributes?.cause ===
+            WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW,
+      );
+      const lastReset = resets[resets.length - 1]?.workflowTaskFailedEventAttributes;
+      if (lastReset?.newRunId === baseRunId && lastReset.failure?.message?.includes(`request ${requestId}`)) {
+        return {
+          runId: baseRunId,
+          baseRunId: lastReset.baseRunId ?? '',
+          eventId: Number(resets[resets.length - 1]!.eventId),
+          repeated: true,
+        };
+      }
+      const completed = events.filter((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+      const point = args.to === 'first-workflow-task' ? completed[0] : completed[completed.length - 1];
+      if (!point?.eventId) throw conflict(`Saga ${label} has no completed workflow task to reset to`);
+      try {
+        const { runId } = await withDeadline(() =>
+          temporal.connection.workflowService.resetWorkflowExecution({
+            namespace: temporal.namespace,
+            workflowExecution: { workflowId: ids.workflowId, runId: baseRunId },
+            workflowTaskFinishEventId: point.eventId,
+            requestId,
+            reason: `${args.reason} (reset to ${args.to} by ${args.requestedBy}; request ${requestId})`,
+            resetReapplyType: proto.api.enums.v1.ResetReapplyType.RESET_REAPPLY_TYPE_SIGNAL,
+          }),
+        );
+        return { runId, baseRunId, eventId: Number(point.eventId), repeated: false };
+      } catch (error) {
+        // INVALID_ARGUMENT / FAILED_PRECONDITION: Temporal refuses this reset (e.g. the run changed meanwhile).
+        const code = (error as { code?: unknown }).code;
+        if (code === 3 || code === 9) throw conflict(`Saga ${label} cannot be reset: ${(error as Error).message}`);
+        throw error;
       }
     },
 

@@ -561,3 +561,26 @@ export async function markRedelivered(client: PoolClient, row: UnmatchedEvent, r
     ),
   ]);
 }
+
+/**
+ * Ids of the tenant's pending unmatched and late events recorded in [`from`, `to`), of one saga when `sagaName` is
+ * set, oldest first, at most `limit`; `total` counts every match (the bulk replay's dry run).
+ */
+export async function selectUnmatchedForReplay(
+  pool: Pool,
+  tenantId: string,
+  filter: { sagaName?: string; from: string; to: string },
+  limit: number,
+): Promise<{ ids: string[]; total: number }> {
+  const params: unknown[] = [tenantId, filter.from, filter.to];
+  if (filter.sagaName) params.push(filter.sagaName);
+  params.push(limit);
+  const { rows } = await pool.query<{ id: string; total: string }>(
+    `SELECT id::text AS id, count(*) OVER () AS total FROM runner.unmatched_events
+     WHERE tenant_id = $1 AND status = 'pending' AND recorded_at >= $2::timestamptz AND recorded_at < $3::timestamptz
+     ${filter.sagaName ? 'AND saga_name = $4' : ''}
+     ORDER BY recorded_at, id LIMIT $${params.length}`,
+    params,
+  );
+  return { ids: rows.map((r) => r.id), total: Number(rows[0]?.total ?? 0) };
+}
