@@ -8,7 +8,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { Scope } from '../../core/scopes.js';
-import { recordAudit } from '../../db/queries/audit.js';
+import { listAudit, recordAudit } from '../../db/queries/audit.js';
 import {
   getSagaInstance,
   listSagaCompensations,
@@ -319,7 +319,13 @@ export const sagaRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (a
       }
       const ids = { tenantId: principal.tenantId, sagaName: saga, correlationId, workflowId };
       const done = await temporal.reset(ids, { to, reason, requestedBy: principal.subject });
-      if (!done.repeated) {
+      // A repeat audits what an earlier call did not get to record (Postgres failed after Temporal had reset).
+      const audited =
+        done.repeated &&
+        (await listAudit(pool, principal.tenantId, { eventTypePrefix: 'saga.reset' })).some(
+          (a) => a.details?.['runId'] === done.runId,
+        );
+      if (!audited) {
         await recordAudit(pool, {
           tenantId: principal.tenantId,
           eventType: 'saga.reset',
