@@ -12,7 +12,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import { temporal as proto } from '@temporalio/proto';
+import protos from '@temporalio/proto';
 import {
   cancelSagaUpdate,
   getSagaQuery,
@@ -30,6 +30,9 @@ import type { SagaRoute } from '../../workflows/sagas/routing.js';
 import { CORRELATION_ID, SAGA_NAME, TENANT_ID } from '../../workflows/shared/search-attributes.js';
 import { conflict, notFound } from '../errors.js';
 import type { TemporalFacade } from './facade.js';
+
+// CommonJS: Node's ESM loader sees only its default export (a named import works under vitest alone).
+const proto = protos.temporal;
 
 /** What delivering an event to one instance did. */
 export type SagaDelivery = { outcome: 'accepted' } | { outcome: 'unmatched' | 'late'; reason: string };
