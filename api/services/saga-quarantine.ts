@@ -79,8 +79,9 @@ const stillInvalid = (message: string, errors: FieldErrorDoc[]) =>
 /** The event in `row`'s bytes, checked; throws the 422 naming what is still wrong. */
 function eventOf(row: QuarantinedEvent) {
   const text = textOf(row.payload);
-  if (text === undefined)
+  if (text === undefined) {
     throw stillInvalid('The stored message is not UTF-8 text', [{ path: 'payload', message: 'is not UTF-8' }]);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -88,8 +89,9 @@ function eventOf(row: QuarantinedEvent) {
     throw stillInvalid('The stored message is not JSON', [{ path: 'payload', message: (error as Error).message }]);
   }
   const check = checkAggregateEvent(value);
-  if ('errors' in check)
+  if ('errors' in check) {
     throw stillInvalid('The stored message still fails the event contract', payloadErrors(check.errors));
+  }
   if (check.event.tenantId !== row.tenantId) {
     throw stillInvalid(`The event belongs to another tenant than its subject ${row.subject}`, [
       { path: 'payload.tenantId', message: `must be the subject’s tenant ${row.tenantId}` },
