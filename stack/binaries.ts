@@ -1,19 +1,24 @@
 /**
  * Provisioning of the server binaries the product runs embedded: the Temporal CLI (dev server + Web UI), the
- * time-skipping test server and nats-server (JetStream).
+ * time-skipping test server and nats-server (JetStream); and of the production Temporal server with its SQL schema
+ * tool, which the production-topology test runs on Postgres as docker-compose.yml does.
  *
  * Resolution order, for each of them:
- * 1. an explicit path from the environment (`TEMPORAL_CLI_PATH`, `TEMPORAL_TEST_SERVER_PATH`, `NATS_SERVER_PATH`);
- * 2. a binary on `PATH` (`temporal`, `temporal-test-server`, `nats-server`);
+ * 1. an explicit path from the environment (`TEMPORAL_CLI_PATH`, `TEMPORAL_TEST_SERVER_PATH`, `NATS_SERVER_PATH`,
+ *    `TEMPORAL_SERVER_PATH`, `TEMPORAL_SQL_TOOL_PATH`);
+ * 2. a binary on `PATH` (`temporal`, `temporal-test-server`, `nats-server`, `temporal-server`, `temporal-sql-tool`);
  * 3. a cache outside the repository keyed by version;
- * 4. a local build (`go install` for the CLI and nats-server, Maven for the Java test server) into that cache;
- * 5. for the Temporal binaries, the SDK's own download, which works on machines with internet; for nats-server, an
- *    error saying how to provide one.
+ * 4. a local build (`go install` for the Go programs, Maven for the Java test server) into that cache: staged in a
+ *    directory of its own and renamed into place once complete, under a lock, so a second process waits for the
+ *    first build instead of starting its own or finding half a cache entry;
+ * 5. for the Temporal CLI and test server, the SDK's own download, which works on machines with internet; for the
+ *    others, an error saying how to provide one.
  */
 import { execFile, spawn } from 'node:child_process';
-import { access, chmod, constants, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { access, chmod, constants, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import type { EphemeralServerExecutable } from '@temporalio/testing';
 import { provisioningEnv } from '../core/config.js';
 
@@ -23,6 +28,10 @@ export const TEMPORAL_CLI_VERSION = '1.5.1';
 export const TEMPORAL_TEST_SERVER_VERSION = '1.38.0';
 /** nats-server release built with `go install` (JetStream included). */
 export const NATS_SERVER_VERSION = '2.15.2';
+/** Release of the production Temporal server (and its SQL schema tool): the one docker-compose.yml runs. */
+export const TEMPORAL_SERVER_VERSION = '1.29.1';
+/** The Go module of the Temporal server: its `cmd/server`, `cmd/tools/sql`, `schema/` and `config/`. */
+export const TEMPORAL_SERVER_MODULE = 'go.temporal.io/server';
 
 /** Where a binary came from, for logs and error messages. */
 export type BinarySource = 'env' | 'path' | 'cache' | 'built' | 'sdk-download';
@@ -82,15 +91,20 @@ async function findOnPath(name: string, env: NodeJS.ProcessEnv): Promise<string 
   return undefined;
 }
 
-function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }): Promise<void> {
+/** Runs `command` to its end; resolves with its standard output, rejects quoting its output on a non-zero exit. */
+function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      output += chunk.toString();
+    });
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code === 0) resolve();
+      if (code === 0) resolve(stdout);
       else reject(new Error(`${command} ${args.join(' ')} exited with ${code}:\n${output.slice(-4000)}`));
     });
   });
@@ -112,6 +126,11 @@ export function temporalCliCacheDir(env: NodeJS.ProcessEnv = provisioningEnv()):
 /** Directory of the cached nats-server for {@link NATS_SERVER_VERSION}. */
 export function natsServerCacheDir(env: NodeJS.ProcessEnv = provisioningEnv()): string {
   return join(cacheRoot(env), `nats-server-${NATS_SERVER_VERSION}`);
+}
+
+/** Directory of the cached Temporal server and SQL tool for {@link TEMPORAL_SERVER_VERSION}. */
+export function temporalServerCacheDir(env: NodeJS.ProcessEnv = provisioningEnv()): string {
+  return join(cacheRoot(env), `temporal-server-${TEMPORAL_SERVER_VERSION}`);
 }
 
 /** Directory of the cached Java test server for {@link TEMPORAL_TEST_SERVER_VERSION}. */
@@ -147,8 +166,97 @@ interface GoBinary {
   cacheDir: string;
   /** The `go install` argument: `module/path@vX.Y.Z`. */
   module: string;
+  /** More packages of the same module built with it into the same cache entry (`module/path@vX.Y.Z` each). */
+  alsoBuilds?: string[];
+  /**
+   * Names in the cache of what `go install` writes under another name (the last element of a package path:
+   * `cmd/server` installs `server`).
+   */
+  renames?: Record<string, string>;
   /** How long the build takes on a cold machine, for the progress message. */
   buildTime: string;
+}
+
+/** How long a process waits for another one's build of the same cache entry before giving up. */
+const BUILD_LOCK_TIMEOUT_MS = 30 * 60_000;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `work` holding `{cacheDir}.lock` (a file naming the holder's pid), so two processes that miss the same cache
+ * entry at once build it once: the second waits, then finds the first one's build. A lock whose holder has died is
+ * taken over.
+ */
+async function withBuildLock<T>(cacheDir: string, log: ResolveOptions['log'], work: () => Promise<T>): Promise<T> {
+  const lock = `${cacheDir}.lock`;
+  await mkdir(dirname(lock), { recursive: true });
+  const deadline = Date.now() + BUILD_LOCK_TIMEOUT_MS;
+  let announced = false;
+  for (;;) {
+    try {
+      const handle = await open(lock, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = Number.parseInt(await readFile(lock, 'utf8').catch(() => ''), 10);
+    // A lock file without a pid yet is being written by its holder; one whose holder is gone is stale.
+    if (Number.isInteger(holder) && holder > 0 && !isAlive(holder)) {
+      await rm(lock, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`${lock} is still held by process ${holder} after ${BUILD_LOCK_TIMEOUT_MS / 60_000} min`);
+    }
+    if (!announced) log?.(`Waiting for another process (${holder || 'starting'}) to finish building ${cacheDir}…`);
+    announced = true;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  try {
+    return await work();
+  } finally {
+    await rm(lock, { force: true });
+  }
+}
+
+/**
+ * `go install` of `binary` (and what it also builds) into a staging directory that is renamed to the cache entry
+ * once every executable is there: the cache never holds a partial build. Runs under the build lock; a build another
+ * process finished meanwhile is taken as it is.
+ */
+async function goInstall(binary: GoBinary, env: NodeJS.ProcessEnv, log: ResolveOptions['log']): Promise<boolean> {
+  const cached = join(binary.cacheDir, binary.name);
+  return withBuildLock(binary.cacheDir, log, async () => {
+    if (await isExecutable(cached)) return true;
+    log?.(`Building ${binary.what} with go install ${binary.module} (first run only, takes ${binary.buildTime})…`);
+    const staging = `${binary.cacheDir}.build-${process.pid}`;
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(staging, { recursive: true });
+    try {
+      await run('go', ['install', binary.module, ...(binary.alsoBuilds ?? [])], {
+        env: { ...env, GOBIN: staging, GOFLAGS: '-mod=mod' },
+      });
+      for (const [built, name] of Object.entries(binary.renames ?? {})) {
+        if (existsSync(join(staging, built))) await rename(join(staging, built), join(staging, name));
+      }
+      if (!(await isExecutable(join(staging, binary.name)))) return false;
+      // An entry without the binary (an interrupted build of an older layout) gives way to the complete one.
+      await rm(binary.cacheDir, { recursive: true, force: true });
+      await rename(staging, binary.cacheDir);
+      return true;
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  });
 }
 
 /**
@@ -170,13 +278,8 @@ async function findOrBuildGoBinary(
   const problems: string[] = [];
   if (options.build === false) return { problems };
   if (!(await commandExists('go', env))) return { problems: ['Go is not installed'] };
-  options.log?.(
-    `Building ${binary.what} with go install ${binary.module} (first run only, takes ${binary.buildTime})…`,
-  );
   try {
-    await mkdir(binary.cacheDir, { recursive: true });
-    await run('go', ['install', binary.module], { env: { ...env, GOBIN: binary.cacheDir, GOFLAGS: '-mod=mod' } });
-    if (await isExecutable(cached)) return { source: 'built', path: cached };
+    if (await goInstall(binary, env, options.log)) return { source: 'built', path: cached };
     problems.push('go install finished but produced no binary');
   } catch (error) {
     problems.push(`go install failed: ${(error as Error).message}`);
@@ -241,6 +344,129 @@ export async function resolveNatsServer(options: Omit<ResolveOptions, 'allowDown
     `No nats-server found (${found.problems.join('; ') || 'build disabled'}). Provide one with ` +
       `NATS_SERVER_PATH=/path/to/nats-server, put 'nats-server' on PATH, install Go so that 'go install ${module}' ` +
       `can run, or point NATS_URL at an existing NATS server.`,
+  );
+}
+
+/** The production Temporal server's build: both programs of the module, into one cache entry. */
+function temporalServerBuild(env: NodeJS.ProcessEnv, variable: string, name: string): GoBinary {
+  const version = `v${TEMPORAL_SERVER_VERSION}`;
+  return {
+    what: `the Temporal server ${version} and its SQL tool`,
+    variable,
+    name,
+    cacheDir: temporalServerCacheDir(env),
+    module: `${TEMPORAL_SERVER_MODULE}/cmd/server@${version}`,
+    alsoBuilds: [`${TEMPORAL_SERVER_MODULE}/cmd/tools/sql@${version}`],
+    // The names the server's own images give them.
+    renames: { server: 'temporal-server', sql: 'temporal-sql-tool' },
+    buildTime: 'about 3 min',
+  };
+}
+
+function temporalServerUnavailable(what: string, variable: string, name: string, problems: string[]): Error {
+  return new BinaryUnavailableError(
+    `No ${what} found (${problems.join('; ') || 'build disabled'}). Provide one with ${variable}=/path/to/${name}, ` +
+      `put '${name}' on PATH, or install Go so that 'go install ${TEMPORAL_SERVER_MODULE}/cmd/server@v` +
+      `${TEMPORAL_SERVER_VERSION} ${TEMPORAL_SERVER_MODULE}/cmd/tools/sql@v${TEMPORAL_SERVER_VERSION}' can run.`,
+  );
+}
+
+/**
+ * Resolves the production Temporal server {@link TEMPORAL_SERVER_VERSION} (`TEMPORAL_SERVER_PATH`, then
+ * `temporal-server` on PATH, then the cache), building it and the SQL tool with `go install` when needed (about
+ * 3 min on a cold machine). There is no download fallback.
+ * @throws BinaryUnavailableError naming `TEMPORAL_SERVER_PATH` when nothing works.
+ */
+export async function resolveTemporalServer(options: Omit<ResolveOptions, 'allowDownload'> = {}): Promise<LocalBinary> {
+  const env = options.env ?? provisioningEnv();
+  const found = await findOrBuildGoBinary(
+    temporalServerBuild(env, 'TEMPORAL_SERVER_PATH', 'temporal-server'),
+    env,
+    options,
+  );
+  if ('path' in found) return found;
+  throw temporalServerUnavailable('Temporal server', 'TEMPORAL_SERVER_PATH', 'temporal-server', found.problems);
+}
+
+/**
+ * Resolves the Temporal SQL schema tool of the same release (`TEMPORAL_SQL_TOOL_PATH`, then `temporal-sql-tool` on
+ * PATH, then the cache), built together with the server.
+ * @throws BinaryUnavailableError naming `TEMPORAL_SQL_TOOL_PATH` when nothing works.
+ */
+export async function resolveTemporalSqlTool(
+  options: Omit<ResolveOptions, 'allowDownload'> = {},
+): Promise<LocalBinary> {
+  const env = options.env ?? provisioningEnv();
+  const found = await findOrBuildGoBinary(
+    temporalServerBuild(env, 'TEMPORAL_SQL_TOOL_PATH', 'temporal-sql-tool'),
+    env,
+    options,
+  );
+  if ('path' in found) return found;
+  throw temporalServerUnavailable('Temporal SQL tool', 'TEMPORAL_SQL_TOOL_PATH', 'temporal-sql-tool', found.problems);
+}
+
+/** Where the server module's schema and configuration files are. */
+export interface TemporalServerModule {
+  /** The module's directory (read-only in the module cache). */
+  dir: string;
+  /** `schema/postgresql/v12/temporal/versioned`: the persistence store's schema versions. */
+  postgresSchemaDir: string;
+  /** `schema/postgresql/v12/visibility/versioned`: the SQL visibility store's schema versions. */
+  postgresVisibilitySchemaDir: string;
+  /** `config/development-postgres12.yaml`: the configuration template for Postgres. */
+  postgresConfigTemplate: string;
+}
+
+function moduleLayout(dir: string): TemporalServerModule {
+  const v12 = join(dir, 'schema', 'postgresql', 'v12');
+  return {
+    dir,
+    postgresSchemaDir: join(v12, 'temporal', 'versioned'),
+    postgresVisibilitySchemaDir: join(v12, 'visibility', 'versioned'),
+    postgresConfigTemplate: join(dir, 'config', 'development-postgres12.yaml'),
+  };
+}
+
+/**
+ * Finds the source of the Temporal server module {@link TEMPORAL_SERVER_VERSION} (its SQL schemas and configuration
+ * templates): `TEMPORAL_SERVER_MODULE_DIR`, else Go's module cache (`go env GOMODCACHE`), else `go mod download`.
+ * @throws BinaryUnavailableError saying how to provide it.
+ */
+export async function resolveTemporalServerModule(
+  options: Omit<ResolveOptions, 'allowDownload'> = {},
+): Promise<TemporalServerModule> {
+  const env = options.env ?? provisioningEnv();
+  const complete = (dir: string) => existsSync(moduleLayout(dir).postgresConfigTemplate);
+  if (env.TEMPORAL_SERVER_MODULE_DIR) {
+    if (complete(env.TEMPORAL_SERVER_MODULE_DIR)) return moduleLayout(env.TEMPORAL_SERVER_MODULE_DIR);
+    throw new BinaryUnavailableError(
+      `TEMPORAL_SERVER_MODULE_DIR=${env.TEMPORAL_SERVER_MODULE_DIR} has no config/development-postgres12.yaml: ` +
+        `point it at the source of ${TEMPORAL_SERVER_MODULE}@v${TEMPORAL_SERVER_VERSION}.`,
+    );
+  }
+  const problems: string[] = [];
+  const spec = `${TEMPORAL_SERVER_MODULE}@v${TEMPORAL_SERVER_VERSION}`;
+  if (await commandExists('go', env)) {
+    try {
+      const modCache = (await run('go', ['env', 'GOMODCACHE'], { env })).trim();
+      const dir = join(modCache, `${TEMPORAL_SERVER_MODULE}@v${TEMPORAL_SERVER_VERSION}`);
+      if (modCache && complete(dir)) return moduleLayout(dir);
+      if (options.build !== false) {
+        options.log?.(`Downloading ${spec} into the Go module cache (first run only)…`);
+        const { Dir } = JSON.parse(await run('go', ['mod', 'download', '-json', spec], { env })) as { Dir?: string };
+        if (Dir && complete(Dir)) return moduleLayout(Dir);
+        problems.push(`go mod download gave no usable directory (${Dir ?? 'none'})`);
+      }
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  } else {
+    problems.push('Go is not installed');
+  }
+  throw new BinaryUnavailableError(
+    `The source of ${spec} (SQL schemas, configuration template) is not available (${problems.join('; ') || 'download disabled'}). ` +
+      `Set TEMPORAL_SERVER_MODULE_DIR to a checkout of it, or install Go so that 'go mod download ${spec}' can run.`,
   );
 }
 

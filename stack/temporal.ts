@@ -116,10 +116,11 @@ function devServerArgs(options: DevServerOptions): string[] {
 }
 
 /**
- * The CLI logs JSON lines (`{"level":"WARN","msg":…}`); anything else is passed on as it is. While it stops, its
- * internal workers log dial and poll errors against the frontend it has already closed: debug, not warnings.
+ * The CLI and the Temporal server log JSON lines (`{"level":"WARN","msg":…}`); anything else is passed on as it is.
+ * While it stops, its internal workers log dial and poll errors against the frontend it has already closed: debug,
+ * not warnings.
  */
-function logServerLine(logger: Logger | undefined, line: string, stopping: boolean): void {
+export function logServerLine(logger: Logger | undefined, line: string, stopping: boolean): void {
   if (!logger || line.trim() === '') return;
   let entry: { level?: unknown; msg?: unknown } | undefined;
   try {

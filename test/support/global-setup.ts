@@ -1,5 +1,6 @@
 /**
- * Runs once per `npm test`: provisions the Temporal binaries and nats-server (building them into the cache when needed) and
+ * Runs once per `npm test`: provisions the Temporal binaries (the production server and its SQL tool included) and
+ * nats-server (building them into the cache when needed) and
  * starts one embedded Postgres in a temporary directory. Test files get them through environment variables,
  * which the forked test workers inherit, and create their own database each.
  */
@@ -7,23 +8,37 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { embeddedDatabaseUrl } from '../../core/config.js';
-import { resolveChromium, resolveNatsServer, resolveTemporalCli, resolveTestServer } from '../../stack/binaries.js';
+import {
+  resolveChromium,
+  resolveNatsServer,
+  resolveTemporalCli,
+  resolveTemporalServer,
+  resolveTemporalServerModule,
+  resolveTemporalSqlTool,
+  resolveTestServer,
+} from '../../stack/binaries.js';
 import { startEmbeddedPostgres } from '../../stack/postgres.js';
 import { freePort } from './ports.js';
 
 export default async function setup(): Promise<() => Promise<void>> {
   const log = (message: string) => console.log(`[setup] ${message}`);
-  const [cli, testServer, nats] = await Promise.all([
+  const [cli, testServer, nats, server, sqlTool, serverModule] = await Promise.all([
     resolveTemporalCli({ log }),
     resolveTestServer({ log }),
     resolveNatsServer({ log }),
+    resolveTemporalServer({ log }),
+    resolveTemporalSqlTool({ log }),
+    resolveTemporalServerModule({ log }),
   ]);
   if (cli.path) process.env.TEMPORAL_CLI_PATH = cli.path;
   if (testServer.path) process.env.TEMPORAL_TEST_SERVER_PATH = testServer.path;
   process.env.NATS_SERVER_PATH = nats.path;
+  process.env.TEMPORAL_SERVER_PATH = server.path;
+  process.env.TEMPORAL_SQL_TOOL_PATH = sqlTool.path;
+  process.env.TEMPORAL_SERVER_MODULE_DIR = serverModule.dir;
   log(
     `Temporal CLI: ${cli.path ?? 'SDK download'}; time-skipping server: ${testServer.path ?? 'SDK download'}; ` +
-      `nats-server: ${nats.path}`,
+      `nats-server: ${nats.path}; Temporal server: ${server.path}`,
   );
   process.env.CHROMIUM_PATH = await resolveChromium({ log });
 

@@ -134,7 +134,8 @@ describe('nats-server resolution', () => {
     expect(resolved).toEqual({ source: 'built', path: join(cacheDir, 'nats-server') });
     expect((await readFile(calls, 'utf8')).trim().split('\n')).toEqual([
       `-version GOBIN= GOFLAGS=`,
-      `install github.com/nats-io/nats-server/v2@v2.15.2 GOBIN=${cacheDir} GOFLAGS=-mod=mod`,
+      // Staged beside the cache entry, which only appears complete.
+      `install github.com/nats-io/nats-server/v2@v2.15.2 GOBIN=${cacheDir}.build-${process.pid} GOFLAGS=-mod=mod`,
     ]);
     expect(messages).toEqual([
       'Building nats-server v2.15.2 with go install github.com/nats-io/nats-server/v2@v2.15.2 (first run only, takes about 30 s)…',

@@ -2,14 +2,23 @@
  * The production-like stack (docker-compose.yml, Dockerfile, docker/). No Docker engine runs the tests, so the
  * files are read the way Compose reads them — YAML with merge keys, then `${VAR}` interpolation — and checked
  * for what makes the stack start in order and reach itself: names, ports, addresses, databases, start
- * conditions, and an environment the application's own configuration accepts.
+ * conditions, and an environment the application's own configuration accepts. That the configuration also works,
+ * on the production Temporal server, is test/integration/production-topology.test.ts, which runs the same
+ * services' environments.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { applicationRoleOf, loadConfig, migrationDatabaseUrlOf, TASK_QUEUES } from '../../core/config.js';
+import {
+  applicationRoleOf,
+  loadConfig,
+  migrationDatabaseUrlOf,
+  natsServersOf,
+  TASK_QUEUES,
+  WORKER_MODES,
+} from '../../core/config.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/shared/search-attributes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -22,9 +31,18 @@ const POSTGRES_ROLES = 'postgres-roles';
 const TEMPORAL = 'temporal';
 const SEARCH_ATTRIBUTES = 'temporal-search-attributes';
 const TEMPORAL_UI = 'temporal-ui';
-const APP_SERVICES = ['migrate', 'worker', 'api'] as const;
-const REQUIRED_SERVICES = [POSTGRES, POSTGRES_ROLES, TEMPORAL, SEARCH_ATTRIBUTES, TEMPORAL_UI, ...APP_SERVICES];
+const NATS = 'nats';
+/** The one-shot that creates the JetStream streams of sagas before any app process starts. */
+const NATS_STREAMS = 'nats-streams';
+/** One worker service per mode that a deployment runs (`combined` is for single-process runs). */
+const WORKERS = ['worker-saga', 'worker-effect'] as const;
+/** The services that run the product: one-shots, workers and the API. */
+const APP_SERVICES = ['migrate', NATS_STREAMS, ...WORKERS, 'api'] as const;
+/** The long-running app services. */
+const RUNNING_SERVICES = [...WORKERS, 'api'] as const;
+const REQUIRED_SERVICES = [POSTGRES, POSTGRES_ROLES, TEMPORAL, SEARCH_ATTRIBUTES, TEMPORAL_UI, NATS, ...APP_SERVICES];
 const TEMPORAL_ADDRESS = 'temporal:7233';
+const NATS_URL = 'nats://nats:4222';
 
 /** Every environment variable core/config.ts reads (checked against its source below). */
 const CONFIG_VARIABLES = [
@@ -43,6 +61,14 @@ const CONFIG_VARIABLES = [
   'API_HOST',
   'API_PORT',
   'WORKER_QUEUES',
+  'WORKER_MODE',
+  'WORKER_OPS_HOST',
+  'WORKER_OPS_PORT',
+  'NATS_URL',
+  'NATS_BRIDGE',
+  'NATS_CREATE_STREAMS',
+  'GATEWAY_URL',
+  'EFFECTS_MANIFEST',
   'AUTH_JWT_ISSUER',
   'AUTH_JWT_AUDIENCE',
   'AUTH_JWT_PUBLIC_KEY',
@@ -81,6 +107,8 @@ const HOST_ENV: Record<string, string> = {
   STELLAOPS_DB_PASSWORD: 'owner-secret',
   STELLAOPS_APP_DB_PASSWORD: 'app-secret',
   TEMPORAL_DB_PASSWORD: 'temporal-secret',
+  GATEWAY_URL: 'https://gateway.example.com',
+  EFFECTS_MANIFEST_FILE: './samples/sagas/effects-manifest.yaml',
 };
 
 type Env = Record<string, string | undefined>;
@@ -336,7 +364,7 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('runs the three app services from one image built from the Dockerfile', () => {
+  it('runs every app service from one image built from the Dockerfile', () => {
     const images = new Set(APP_SERVICES.map((name) => service(name).image));
     expect(images.size).toBe(1);
     for (const name of APP_SERVICES) expect(service(name).build, `${name} has no build`).toBeDefined();
@@ -389,7 +417,7 @@ describe('docker-compose.yml', () => {
     expect(passwordOf(migrate.DATABASE_MIGRATION_URL)).toBe(HOST_ENV.STELLAOPS_DB_PASSWORD);
     expect(environmentOf(service(POSTGRES)).STELLAOPS_DB_PASSWORD).toBe(HOST_ENV.STELLAOPS_DB_PASSWORD);
     expect(scripts).toContain('STELLAOPS_DB_PASSWORD');
-    for (const name of ['worker', 'api']) {
+    for (const name of APP_SERVICES.filter((n) => n !== 'migrate')) {
       expect(environmentOf(service(name)).DATABASE_MIGRATION_URL, `${name} has the owner's credentials`).toBe(
         undefined,
       );
@@ -462,14 +490,16 @@ describe('docker-compose.yml', () => {
     expect(TEMPORAL_ADDRESS.split(':')[0]).toBe(TEMPORAL);
   });
 
-  it('starts the worker and the API only after migrations and search attributes succeeded', () => {
-    for (const name of ['worker', 'api']) {
+  it('starts the workers and the API only after migrations, search attributes and streams succeeded', () => {
+    for (const name of RUNNING_SERVICES) {
       const deps = dependenciesOf(service(name));
       expect(deps.migrate, `${name} → migrate`).toBe('service_completed_successfully');
       expect(deps[SEARCH_ATTRIBUTES], `${name} → ${SEARCH_ATTRIBUTES}`).toBe('service_completed_successfully');
       expect(deps[TEMPORAL], `${name} → temporal`).toBe('service_healthy');
+      expect(deps[NATS_STREAMS], `${name} → ${NATS_STREAMS}`).toBe('service_completed_successfully');
     }
     expect(dependenciesOf(service('migrate'))[POSTGRES]).toBe('service_healthy');
+    expect(dependenciesOf(service(NATS_STREAMS))[NATS]).toBe('service_healthy');
     expect(dependenciesOf(service(TEMPORAL_UI))).toHaveProperty(TEMPORAL);
   });
 
@@ -513,9 +543,11 @@ describe('docker-compose.yml', () => {
         `${key.name}=${CLI_SEARCH_ATTRIBUTE_TYPE[key.type]}`,
       );
     }
+    const jobEnv = environmentOf(job);
     for (const name of APP_SERVICES) {
-      expect(argv(job.command)[0], `namespace of ${name}`).toBe(environmentOf(service(name)).TEMPORAL_NAMESPACE);
+      expect(jobEnv.TEMPORAL_NAMESPACE, `namespace of ${name}`).toBe(environmentOf(service(name)).TEMPORAL_NAMESPACE);
     }
+    expect(jobEnv.TEMPORAL_ADDRESS).toBe(TEMPORAL_ADDRESS);
     // The script it runs is mounted from the repository and uses the CLI's create command.
     const mount = bindMounts(job).find((m) => command.includes(m.target));
     expect(mount, 'the registration script is not mounted').toBeDefined();
@@ -529,6 +561,19 @@ describe('docker-compose.yml', () => {
       lines.some((line) => line.includes('temporal operator search-attribute list')),
       'an existing attribute must not fail the job',
     ).toBe(true);
+  });
+
+  it('creates the namespace with its retention in the registration job, not in auto-setup', () => {
+    const job = service(SEARCH_ATTRIBUTES);
+    const mount = bindMounts(job).find((m) => argv(job.entrypoint).includes(m.target));
+    const script = read(mount!.source).replace(/\\\n\s*/g, ' ');
+    expect(script).toMatch(
+      /temporal operator namespace create .*--namespace "\$namespace" .*--retention "\$retention"/,
+    );
+    expect(script).toContain('TEMPORAL_NAMESPACE_RETENTION');
+    expect(environmentOf(job).TEMPORAL_NAMESPACE_RETENTION).toMatch(/^\d+h$/);
+    // auto-setup would race the job to create it.
+    expect(environmentOf(service(TEMPORAL)).SKIP_DEFAULT_NAMESPACE_CREATION).toBe('true');
   });
 
   it('requires an auth key for every production service, so a missing key fails loudly', () => {
@@ -560,13 +605,91 @@ describe('docker-compose.yml', () => {
       expect(config.auth.useLocalKey, name).toBe(false);
       expect(new URL(config.database.url!).hostname, name).toBe(POSTGRES);
     }
-    expect(environmentOf(service('worker')).WORKER_QUEUES).toBe('all');
-    expect(loadConfig(environmentOf(service('worker'))).worker.queues).toEqual([...TASK_QUEUES]);
     expect(loadConfig(environmentOf(service('api'))).api).toEqual({ host: '0.0.0.0', port: 3000 });
   });
 
-  it('runs migrations, the worker and the API from entrypoints that exist', () => {
-    const expected = { migrate: 'scripts/migrate.ts', worker: 'workers/main.ts', api: 'api/server.ts' };
+  it('runs one worker service per mode, together serving every task queue, the bridge only in saga mode', () => {
+    const configs = WORKERS.map((name) => ({ name, config: loadConfig(environmentOf(service(name))) }));
+    const modes = configs.map(({ config }) => config.worker.mode);
+    expect(new Set(modes).size, 'two worker services of one mode').toBe(modes.length);
+    expect(modes).toEqual(expect.arrayContaining(WORKER_MODES.filter((mode) => mode !== 'combined')));
+    expect(new Set(configs.flatMap(({ config }) => config.worker.queues))).toEqual(new Set(TASK_QUEUES));
+    for (const { name, config } of configs) {
+      expect(config.nats.bridge.enabled, `${name}: bridge`).toBe(config.worker.mode === 'saga');
+      expect(appCommand(name), name).toContain('workers/main.ts');
+    }
+    expect(configs.find(({ config }) => config.worker.mode === 'saga')?.name).toBe('worker-saga');
+  });
+
+  it('checks each worker on its operations port, which listens beyond loopback, at /ready', () => {
+    expect(read('workers/ops-server.ts')).toContain("'/ready'");
+    for (const name of WORKERS) {
+      const s = service(name);
+      const config = loadConfig(environmentOf(s));
+      expect(config.worker.opsHost, `${name}: the health check runs in the container, not on its loopback only`).toBe(
+        '0.0.0.0',
+      );
+      const check = argv(s.healthcheck?.test).join(' ');
+      expect(check, name).toContain(`http://127.0.0.1:${config.worker.opsPort}/ready`);
+      expect(argv(s.healthcheck?.test)[0], `${name}: exec form, no shell in the check`).toBe('CMD');
+      expect(hasHealthcheck(s), name).toBe(true);
+    }
+  });
+
+  it('points every app service at the nats service, JetStream on, its store on a named volume', () => {
+    for (const name of APP_SERVICES) {
+      const config = loadConfig(environmentOf(service(name)));
+      expect(config.nats.url, name).toBe(NATS_URL);
+      expect(natsServersOf(config).map((server) => new URL(server).hostname)).toEqual([NATS]);
+    }
+    const nats = service(NATS);
+    expect(nats.image).toMatch(/^nats:\d+\.\d+\.\d+-alpine$/);
+    const command = argv(nats.command);
+    expect(command).toContain('--jetstream');
+    const store = command[command.indexOf('--store_dir') + 1];
+    const volume = (nats.volumes ?? []).find((v): v is string => typeof v === 'string' && v.endsWith(`:${store}`));
+    expect(volume, 'the JetStream store is not on a volume').toBeDefined();
+    expect(Object.keys(compose.volumes ?? {})).toContain(volume!.split(':')[0]);
+    // The health check asks the monitoring port the command opens, and only passes with JetStream up.
+    const monitoring = command[command.indexOf('--http_port') + 1];
+    expect(argv(nats.healthcheck?.test).join(' ')).toContain(
+      `http://127.0.0.1:${monitoring}/healthz?js-enabled-only=true`,
+    );
+    expect(new URL(NATS_URL).port).toBe('4222');
+  });
+
+  it('creates the streams once, in the one-shot, and starts everything else with stream creation off', () => {
+    const job = service(NATS_STREAMS);
+    expect(appCommand(NATS_STREAMS)).toContain('scripts/saga-streams.ts');
+    expect(read('scripts/saga-streams.ts')).toContain('prepareSagaStreams(');
+    expect(['always', 'unless-stopped']).not.toContain(job.restart);
+    expect(loadConfig(environmentOf(job)).nats.createStreams).toBe(true);
+    for (const name of APP_SERVICES.filter((n) => n !== NATS_STREAMS)) {
+      expect(loadConfig(environmentOf(service(name))).nats.createStreams, name).toBe(false);
+    }
+  });
+
+  it('gives the workers the Gateway and an effects manifest mounted from the host', () => {
+    for (const name of WORKERS) {
+      const s = service(name);
+      const config = loadConfig(environmentOf(s));
+      expect(config.sagas.gatewayUrl, name).toBe(HOST_ENV.GATEWAY_URL);
+      const mount = bindMounts(s).find((m) => m.target === config.sagas.effectsManifestPath);
+      expect(mount, `${name}: EFFECTS_MANIFEST is not a mounted file`).toBeDefined();
+      expect(mount!.source).toBe(HOST_ENV.EFFECTS_MANIFEST_FILE);
+    }
+    const env = { ...HOST_ENV, EFFECTS_MANIFEST_FILE: undefined };
+    expect(() => interpolateDeep(raw, env)).toThrow(/EFFECTS_MANIFEST_FILE/);
+  });
+
+  it('runs migrations, the streams job, the workers and the API from entrypoints that exist', () => {
+    const expected = {
+      migrate: 'scripts/migrate.ts',
+      [NATS_STREAMS]: 'scripts/saga-streams.ts',
+      'worker-saga': 'workers/main.ts',
+      'worker-effect': 'workers/main.ts',
+      api: 'api/server.ts',
+    };
     for (const [name, entry] of Object.entries(expected)) {
       expect(appCommand(name), name).toContain(entry);
       expect(existsSync(join(ROOT, entry)), entry).toBe(true);
@@ -576,18 +699,27 @@ describe('docker-compose.yml', () => {
 
   it('turns off the image health check where no HTTP server runs', () => {
     if (!imageHasHealthcheck()) return;
-    for (const name of ['migrate', 'worker']) expect(service(name).healthcheck?.disable, name).toBe(true);
+    for (const name of ['migrate', NATS_STREAMS]) expect(service(name).healthcheck?.disable, name).toBe(true);
     expect(hasHealthcheck(service('api'))).toBe(true);
   });
 
-  it('lets the worker and the API finish their graceful shutdown before Docker kills them', () => {
-    const drain = (path: string): number => {
-      const match = /installShutdown\(\{[^}]*?deadlineMs:\s*([\d_]+)/.exec(read(path));
-      expect(match, `${path} has no shutdown deadline`).not.toBeNull();
-      return Number(match![1]!.replaceAll('_', '')) / 1000;
+  it('lets the workers and the API finish their graceful shutdown before Docker kills them', () => {
+    /**
+     * The process's shutdown deadline in seconds: a literal `deadlineMs`, or one derived from the worker's grace
+     * setting (`(config.worker.shutdownGraceSeconds + N) * 1000`), evaluated with the service's configuration.
+     */
+    const drain = (path: string, name: string): number => {
+      const source = read(path);
+      const literal = /installShutdown\(\{[^}]*?deadlineMs:\s*([\d_]+)/.exec(source);
+      if (literal) return Number(literal[1]!.replaceAll('_', '')) / 1000;
+      const derived = /deadlineMs:\s*\(config\.worker\.shutdownGraceSeconds\s*\+\s*(\d+)\)\s*\*\s*1000/.exec(source);
+      expect(derived, `${path} has no shutdown deadline`).not.toBeNull();
+      return loadConfig(environmentOf(service(name))).worker.shutdownGraceSeconds + Number(derived![1]);
     };
-    expect(seconds(service('worker').stop_grace_period)).toBeGreaterThan(drain('workers/main.ts'));
-    expect(seconds(service('api').stop_grace_period)).toBeGreaterThan(drain('api/server.ts'));
+    for (const name of WORKERS) {
+      expect(seconds(service(name).stop_grace_period), name).toBeGreaterThan(drain('workers/main.ts', name));
+    }
+    expect(seconds(service('api').stop_grace_period)).toBeGreaterThan(drain('api/server.ts', 'api'));
   });
 });
 
