@@ -6,6 +6,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { benchMetricsLatency } from './metrics-latency.js';
 import { benchPackApprovals } from './pack-approvals.js';
 import { benchSagaIngress } from './saga-ingress.js';
+import { benchSagaJetStream } from './saga-jetstream.js';
 import { benchSagaThroughput } from './saga-throughput.js';
 import { benchSimulationThroughput } from './simulation-throughput.js';
 
@@ -35,4 +36,8 @@ if (which === 'all' || which === 'sagas' || which === 'saga-throughput') {
 if (which === 'all' || which === 'sagas' || which === 'saga-ingress') {
   console.log('saga ingress latency at a steady rate with the workers busy, vs /health of the same app:');
   console.log(format(await benchSagaIngress()));
+}
+if (which === 'all' || which === 'sagas' || which === 'saga-jetstream') {
+  console.log('sagas over JetStream vs the ingress: throughput, consumer lag at a steady rate, backlog drain:');
+  console.log(format(await benchSagaJetStream()));
 }

@@ -47,14 +47,22 @@ async function activitiesOf(stack: SagaBenchStack, event: AggregateEvent): Promi
 
 const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
 
-/** Two interleaved rounds of each side (so drift on a shared machine hits both alike); the mean rate of each. */
-async function compare(saga: () => Promise<unknown>, baseline: () => Promise<unknown>) {
-  await closedLoop(Math.min(RUNS, 20), CONCURRENCY, baseline); // warm-up of both paths
-  await closedLoop(Math.min(RUNS, 20), CONCURRENCY, saga);
-  const base1 = await closedLoop(RUNS, CONCURRENCY, baseline);
-  const saga1 = await closedLoop(RUNS, CONCURRENCY, saga);
-  const base2 = await closedLoop(RUNS, CONCURRENCY, baseline);
-  const saga2 = await closedLoop(RUNS, CONCURRENCY, saga);
+/**
+ * Two interleaved closed-loop rounds of each side (so drift on a shared machine hits both alike), after a warm-up of
+ * both; the mean rate of each.
+ */
+export async function compareRates(
+  saga: () => Promise<unknown>,
+  baseline: () => Promise<unknown>,
+  runs = RUNS,
+  concurrency = CONCURRENCY,
+) {
+  await closedLoop(Math.min(runs, 20), concurrency, baseline);
+  await closedLoop(Math.min(runs, 20), concurrency, saga);
+  const base1 = await closedLoop(runs, concurrency, baseline);
+  const saga1 = await closedLoop(runs, concurrency, saga);
+  const base2 = await closedLoop(runs, concurrency, baseline);
+  const saga2 = await closedLoop(runs, concurrency, saga);
   return { saga: (saga1 + saga2) / 2, baseline: (base1 + base2) / 2 };
 }
 
@@ -73,8 +81,8 @@ export async function benchSagaThroughput(): Promise<Record<string, number>> {
   try {
     const mirrorActivities = await activitiesOf(stack, mirrorEvent());
     const rescanActivities = await activitiesOf(stack, advisoryEvent());
-    const mirror = await compare(completed(mirrorEvent), selfCheck(sum(mirrorActivities)));
-    const rescan = await compare(completed(advisoryEvent), selfCheck(sum(rescanActivities)));
+    const mirror = await compareRates(completed(mirrorEvent), selfCheck(sum(mirrorActivities)));
+    const rescan = await compareRates(completed(advisoryEvent), selfCheck(sum(rescanActivities)));
     return {
       runs_per_round: RUNS,
       concurrency: CONCURRENCY,

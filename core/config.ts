@@ -917,7 +917,7 @@ export interface BenchConfig {
   metrics: { requests: number; largeRows: number };
   throughput: { runs: number; concurrency: number };
   packApprovals: { ingestRate: number; ingestSeconds: number; throughputRequests: number; acks: number };
-  sagas: { runs: number; concurrency: number; ingressRate: number; ingressSeconds: number };
+  sagas: { runs: number; concurrency: number; ingressRate: number; ingressSeconds: number; backlog: number };
 }
 
 /**
@@ -947,6 +947,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
       concurrency: int('BENCH_SAGA_CONCURRENCY', 20, 1, 1_000),
       ingressRate: int('BENCH_SAGA_INGRESS_RATE', 10, 1, 10_000),
       ingressSeconds: int('BENCH_SAGA_INGRESS_SECONDS', 20, 1, 3_600),
+      backlog: int('BENCH_SAGA_BACKLOG', 10_000, 1, 1_000_000),
     },
   };
   if (problems.length > 0) throw new ConfigError(problems);

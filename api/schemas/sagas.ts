@@ -146,7 +146,7 @@ const TimelineEntry = Type.Object({
     ['applied', 'duplicate', 'unmatched', 'late', 'redelivered'].map((o) => Type.Literal(o)),
     { description: 'What the event did to the instance' },
   ),
-  via: Type.Union(['ingress', 'unmatched', 'redelivered'].map((v) => Type.Literal(v))),
+  via: Type.Union(['ingress', 'jetstream', 'unmatched', 'redelivered'].map((v) => Type.Literal(v))),
   reason: Nullable(Type.String()),
   recordedAt: DateTime,
 });

@@ -171,7 +171,7 @@ export function createSagaIngress(deps: { pool: Pool; logger: Logger; temporal: 
         reason: 'reason' in delivery ? delivery.reason : null,
       });
     }
-    const recorded = await recordIngestedEvent(pool, event, outcomes);
+    const recorded = await recordIngestedEvent(pool, event, outcomes, via);
     if (!recorded.recorded) return { status: 'duplicate', eventId: event.eventId, instances: recorded.outcomes };
 
     // An instance that started between the delivery and the record has already claimed its unmatched events and

@@ -30,3 +30,8 @@ CREATE TABLE runner.quarantined_events (
 CREATE INDEX quarantined_events_list_idx ON runner.quarantined_events (tenant_id, id DESC);
 CREATE INDEX quarantined_events_open_idx ON runner.quarantined_events (tenant_id, first_seen_at)
   WHERE status = 'quarantined';
+
+-- Events the bridge delivers name it as their transport in the event log.
+ALTER TABLE runner.saga_event_log DROP CONSTRAINT saga_event_log_via_check;
+ALTER TABLE runner.saga_event_log ADD CONSTRAINT saga_event_log_via_check
+  CHECK (via IN ('ingress', 'jetstream', 'unmatched', 'redelivered'));

@@ -102,6 +102,7 @@ export async function recordIngestedEvent(
   pool: Pool,
   event: AggregateEvent,
   outcomes: readonly SagaRouteOutcome[],
+  via: SagaEventDelivery['via'] = 'ingress',
 ): Promise<{ recorded: boolean; outcomes: SagaRouteOutcome[] }> {
   return withTransaction(pool, async (client) => {
     const inserted = await client.query(
@@ -135,7 +136,7 @@ export async function recordIngestedEvent(
     }
     await appendLog(
       client,
-      waiting.map((o) => logRow(event, o.sagaName, o.correlationId, o.outcome as SagaLogOutcome, 'ingress', o.reason)),
+      waiting.map((o) => logRow(event, o.sagaName, o.correlationId, o.outcome as SagaLogOutcome, via, o.reason)),
     );
     return { recorded: true, outcomes: [...outcomes] };
   });

@@ -782,18 +782,19 @@ describe('standalone engine and benchmark settings', () => {
         BENCH_SAGA_CONCURRENCY: '9',
         BENCH_SAGA_INGRESS_RATE: '12',
         BENCH_SAGA_INGRESS_SECONDS: '13',
+        BENCH_SAGA_BACKLOG: '14',
       }),
     ).toEqual({
       metrics: { requests: 10, largeRows: 5000 },
       throughput: { runs: 11, concurrency: 3 },
       packApprovals: { ingestRate: 4, ingestSeconds: 5, throughputRequests: 6, acks: 7 },
-      sagas: { runs: 8, concurrency: 9, ingressRate: 12, ingressSeconds: 13 },
+      sagas: { runs: 8, concurrency: 9, ingressRate: 12, ingressSeconds: 13, backlog: 14 },
     });
     expect(loadBenchConfig({})).toEqual({
       metrics: { requests: 400, largeRows: 1_000_000 },
       throughput: { runs: 200, concurrency: 20 },
       packApprovals: { ingestRate: 50, ingestSeconds: 10, throughputRequests: 2000, acks: 30 },
-      sagas: { runs: 50, concurrency: 20, ingressRate: 10, ingressSeconds: 20 },
+      sagas: { runs: 50, concurrency: 20, ingressRate: 10, ingressSeconds: 20, backlog: 10_000 },
     });
   });
 });
