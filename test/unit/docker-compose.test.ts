@@ -10,7 +10,6 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import {
   applicationRoleOf,
   loadConfig,
@@ -20,6 +19,19 @@ import {
   WORKER_MODES,
 } from '../../core/config.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/shared/search-attributes.js';
+import {
+  argv,
+  bindMounts,
+  dependenciesOf,
+  environmentOf,
+  interpolateDeep,
+  publishedPorts,
+  readComposeFile,
+  references,
+  serviceOf,
+  type ComposeFile,
+  type Service,
+} from '../support/compose.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
@@ -111,140 +123,6 @@ const HOST_ENV: Record<string, string> = {
   EFFECTS_MANIFEST_FILE: './samples/sagas/effects-manifest.yaml',
 };
 
-type Env = Record<string, string | undefined>;
-type Environment = Record<string, string | number | boolean | null> | string[];
-type DependsOn = string[] | Record<string, { condition?: string }>;
-type Port = string | number | { target: number; published?: string | number };
-type Volume = string | { type?: string; source?: string; target: string };
-
-interface Service {
-  image?: string;
-  build?: unknown;
-  command?: string | string[];
-  entrypoint?: string | string[];
-  environment?: Environment;
-  ports?: Port[];
-  depends_on?: DependsOn;
-  healthcheck?: { test?: string | string[]; disable?: boolean };
-  restart?: string;
-  volumes?: Volume[];
-  stop_grace_period?: string;
-}
-
-interface ComposeFile {
-  services?: Record<string, Service>;
-  volumes?: Record<string, unknown>;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Compose semantics the assertions rely on.
-
-/** A `${VAR...}` reference that cannot be resolved. */
-class InterpolationError extends Error {
-  override name = 'InterpolationError';
-}
-
-const REFERENCE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g;
-
-/** Compose interpolation of one value: `$$`, `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR:?error}` and kin. */
-function interpolate(text: string, env: Env): string {
-  return text.replace(
-    REFERENCE,
-    (match: string, braced: string | undefined, op: string | undefined, arg: string | undefined, bare?: string) => {
-      if (match === '$$') return '$';
-      const name = (braced ?? bare)!;
-      const value = env[name];
-      const set = value !== undefined;
-      const nonEmpty = set && value !== '';
-      switch (op) {
-        case undefined:
-          return value ?? '';
-        case ':-':
-          return nonEmpty ? value : (arg ?? '');
-        case '-':
-          return set ? value : (arg ?? '');
-        case ':?':
-        case '?':
-          if (op === ':?' ? !nonEmpty : !set) throw new InterpolationError(`${name}: ${arg || 'required'}`);
-          return value!;
-        case ':+':
-          return nonEmpty ? (arg ?? '') : '';
-        default:
-          return set ? (arg ?? '') : '';
-      }
-    },
-  );
-}
-
-function interpolateDeep(value: unknown, env: Env): unknown {
-  if (typeof value === 'string') return interpolate(value, env);
-  if (Array.isArray(value)) return value.map((item: unknown) => interpolateDeep(item, env));
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, interpolateDeep(item, env)]));
-  }
-  return value;
-}
-
-/** Every `${...}` reference of a parsed file: variable name and operator. */
-function references(value: unknown, found: { name: string; op: string | undefined }[] = []) {
-  if (typeof value === 'string') {
-    for (const match of value.matchAll(REFERENCE)) {
-      if (match[0] !== '$$') found.push({ name: (match[1] ?? match[4])!, op: match[2] });
-    }
-  } else if (value && typeof value === 'object') {
-    for (const item of Object.values(value)) references(item, found);
-  }
-  return found;
-}
-
-function environmentOf(service: Service): Record<string, string> {
-  const env = service.environment;
-  if (!env) return {};
-  if (Array.isArray(env)) {
-    return Object.fromEntries(
-      env.map((entry) => {
-        const i = entry.indexOf('=');
-        return i < 0 ? [entry, ''] : [entry.slice(0, i), entry.slice(i + 1)];
-      }),
-    );
-  }
-  return Object.fromEntries(Object.entries(env).map(([key, value]) => [key, value === null ? '' : String(value)]));
-}
-
-/** `depends_on` as service name → condition (the short list form means `service_started`). */
-function dependenciesOf(service: Service): Record<string, string> {
-  const deps = service.depends_on;
-  if (!deps) return {};
-  if (Array.isArray(deps)) return Object.fromEntries(deps.map((name) => [name, 'service_started']));
-  return Object.fromEntries(Object.entries(deps).map(([name, dep]) => [name, dep.condition ?? 'service_started']));
-}
-
-/** Published ports as host → container pairs. */
-function publishedPorts(service: Service): { published: number; target: number }[] {
-  return (service.ports ?? []).flatMap((port) => {
-    if (typeof port === 'object') {
-      return port.published === undefined ? [] : [{ published: Number(port.published), target: port.target }];
-    }
-    const parts = String(port).split('/')[0]!.split(':');
-    if (parts.length < 2) return [];
-    return [{ published: Number(parts.at(-2)), target: Number(parts.at(-1)) }];
-  });
-}
-
-/** Bind mounts as host path (relative to the project) → container path. */
-function bindMounts(service: Service): { source: string; target: string }[] {
-  return (service.volumes ?? []).flatMap((volume) => {
-    const [source, target] =
-      typeof volume === 'string' ? volume.split(':') : [volume.type === 'bind' ? volume.source : '', volume.target];
-    return source && target && /^\.{0,2}\//.test(source) ? [{ source, target }] : [];
-  });
-}
-
-function argv(value: string | string[] | undefined): string[] {
-  if (value === undefined) return [];
-  return Array.isArray(value) ? value : value.split(/\s+/).filter(Boolean);
-}
-
 function imageTag(image: string): string | undefined {
   const name = image.split('@')[0]!;
   const lastSlash = name.lastIndexOf('/');
@@ -293,15 +171,11 @@ function execArgs(args: string): string[] {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-const composeText = read('docker-compose.yml');
-const raw = (parse(composeText, { merge: true }) ?? {}) as ComposeFile;
-const compose = interpolateDeep(raw, HOST_ENV) as ComposeFile;
+const { text: composeText, raw, compose } = readComposeFile(HOST_ENV);
 const dockerfile = existsSync(join(ROOT, 'Dockerfile')) ? dockerfileInstructions(read('Dockerfile')) : [];
 
 function service(name: string, file: ComposeFile = compose): Service {
-  const found = file.services?.[name];
-  if (!found) throw new Error(`docker-compose.yml has no "${name}" service`);
-  return found;
+  return serviceOf(file, name);
 }
 
 /** The Dockerfile's final stage (the image the app services run). */
