@@ -4,8 +4,10 @@ import { createPackApprovalActivities, type PackApprovalDeps } from './pack-appr
 import { createPolicySimulationActivities } from './policy-simulation/index.js';
 import type { TaskQueueName, WebhookConfig } from '../core/config.js';
 import { createRetentionActivities } from './pack-approval/retention.js';
+import type { RunnerMetrics } from '../workers/runner-metrics.js';
 import { createEffectActivities } from './sagas/effects.js';
-import type { EffectsManifest } from './sagas/effects-manifest.js';
+import type { EffectsManifestSource } from './sagas/effects-manifest.js';
+import type { WorkflowEventPublisher } from './sagas/egress.js';
 import { createSagaActivities } from './sagas/index.js';
 import { createSelfCheckActivities } from './self-check/index.js';
 
@@ -17,8 +19,18 @@ export interface ActivityDeps {
   policyWebhook: WebhookConfig;
   /** Channels and settings of pack approvals; without them the pack-approval activities are not registered. */
   packApprovals?: Omit<PackApprovalDeps, 'pool' | 'logger'>;
-  /** The effects manifest and the Gateway; without them the `effects` queue hosts only the self-check. */
-  effects?: { manifest: EffectsManifest; gatewayUrl: string };
+  /**
+   * The effects manifest (a source a reload replaces) and the Gateway; without them the `effects` queue hosts only
+   * the self-check.
+   */
+  effects?: { manifest: EffectsManifestSource; gatewayUrl: string };
+  /**
+   * Publishes effect results, Gateway-command outcomes, saga facts and approval decisions to the workflow stream;
+   * without it (`NATS_EGRESS=false`) nothing is published.
+   */
+  egress?: WorkflowEventPublisher | undefined;
+  /** The Runner's metrics (effect results and durations, breaker states, saga timer lateness). */
+  metrics?: RunnerMetrics | undefined;
 }
 
 /**
@@ -37,7 +49,12 @@ export function createActivities(deps: ActivityDeps) {
       webhook: deps.policyWebhook,
     }),
     ...(deps.packApprovals
-      ? createPackApprovalActivities({ ...deps.packApprovals, pool: deps.pool, logger: deps.logger })
+      ? createPackApprovalActivities({
+          ...deps.packApprovals,
+          pool: deps.pool,
+          logger: deps.logger,
+          egress: deps.egress,
+        })
       : {}),
   };
 }
@@ -54,7 +71,7 @@ export type ActivitiesByQueue = Record<TaskQueueName, object>;
  * outbound calls of sagas (effects and Gateway commands), so a slow provider never holds up a saga's bookkeeping.
  */
 export function createActivitiesByQueue(deps: ActivityDeps): ActivitiesByQueue {
-  const { pool, logger } = deps;
+  const { pool, logger, egress, metrics } = deps;
   const selfCheck = createSelfCheckActivities();
   return {
     'policy-simulation': {
@@ -69,9 +86,12 @@ export function createActivitiesByQueue(deps: ActivityDeps): ActivitiesByQueue {
     'pack-approval': {
       ...selfCheck,
       ...createRetentionActivities({ pool, logger }),
-      ...(deps.packApprovals ? createPackApprovalActivities({ ...deps.packApprovals, pool, logger }) : {}),
+      ...(deps.packApprovals ? createPackApprovalActivities({ ...deps.packApprovals, pool, logger, egress }) : {}),
     },
-    saga: { ...selfCheck, ...createSagaActivities({ pool, logger }) },
-    effects: { ...selfCheck, ...(deps.effects ? createEffectActivities({ ...deps.effects, logger }) : {}) },
+    saga: { ...selfCheck, ...createSagaActivities({ pool, logger, egress, metrics }) },
+    effects: {
+      ...selfCheck,
+      ...(deps.effects ? createEffectActivities({ ...deps.effects, logger, egress, metrics }) : {}),
+    },
   };
 }

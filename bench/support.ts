@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivitiesByQueue, type ActivityDeps } from '../activities/index.js';
-import { loadEffectsManifest } from '../activities/sagas/effects-manifest.js';
+import { createEffectsManifestSource, loadEffectsManifest } from '../activities/sagas/effects-manifest.js';
 import { createSagaIngress, type SagaIngress } from '../api/services/saga-ingress.js';
 import { createTemporalFacade, type TemporalFacade } from '../api/temporal/facade.js';
 import { createSagaTemporal } from '../api/temporal/sagas.js';
@@ -169,7 +169,10 @@ export async function startSagaBenchStack(options: { scanDelayMs?: number } = {}
       logger,
       policyEngineUrl: 'http://127.0.0.1:9',
       policyWebhook: loadWebhookConfig({}),
-      effects: { manifest: loadEffectsManifest({ referenceServicesUrl: reference.url }), gatewayUrl: reference.url },
+      effects: {
+        manifest: createEffectsManifestSource(loadEffectsManifest({ referenceServicesUrl: reference.url })),
+        gatewayUrl: reference.url,
+      },
     }),
     effectsConcurrency: loadConfig({}).sagas.effectsConcurrency,
     workflowBundle: await bundleWorkflows(),

@@ -1,6 +1,7 @@
 /**
  * Activities of pack approvals: persist transitions, plan notifications from routing rules, deliver each one
- * (email or signed webhook, idempotent per approval/round/channel/recipient), resume the Task Runner.
+ * (email or signed webhook, idempotent per approval/round/channel/recipient), resume the Task Runner. A recorded
+ * decision is also published to the workflow stream (`…approval.{decision}`), beside the HTTP resume callback.
  */
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -30,6 +31,7 @@ import type { EmailSender, SignedWebhookSender } from './channels.js';
 import { DEFAULT_TEMPLATES, defaultTemplateIdFor } from '../../notify/default-templates.js';
 import { routeEvent, type NotifyRule } from '../../notify/routing.js';
 import type { TaskRunnerClient } from './task-runner.js';
+import type { WorkflowEventPublisher } from '../sagas/egress.js';
 import {
   buildTemplateModel,
   redactSecrets,
@@ -51,6 +53,8 @@ export interface PackApprovalDeps {
   defaultLocale: string;
   /** Email recipients of tenants that have no routing rules. */
   defaultRecipients: string[];
+  /** Publishes decisions to the workflow stream; nothing is published without it (`NATS_EGRESS=false`). */
+  egress?: WorkflowEventPublisher | undefined;
 }
 
 /** The event a view stands for, as routing and templates see it (never with the resume secret). */
@@ -129,15 +133,36 @@ function deliveryBase(view: ApprovalView, intent: NotificationIntent, round: num
 /** Creates the activities; all I/O goes through `deps`. */
 export function createPackApprovalActivities(deps: PackApprovalDeps) {
   return refuseDataErrors({
-    /** Persists the view at `seq` with an optional transition (and its audit record); idempotent. */
+    /**
+     * Persists the view at `seq` with an optional transition (and its audit record); idempotent. The transition of a
+     * decision is then published as a fact, acked before the activity completes: a retry (after a failed publish, or
+     * a lost completion) writes nothing new and publishes the same message id, which the stream drops.
+     */
     recordApproval: async (input: {
       view: ApprovalView;
       seq: number;
       transition?: TransitionRecord;
       actor: string;
       eventId?: string;
-    }): Promise<{ appended: boolean }> =>
-      recordApprovalState(deps.pool, { ...input, workflowId: workflowIdOf(input.view) }),
+    }): Promise<{ appended: boolean }> => {
+      const { view, transition } = input;
+      const workflowId = workflowIdOf(view);
+      const recorded = await recordApprovalState(deps.pool, { ...input, workflowId });
+      if (deps.egress && view.decision && (transition?.to === 'approved' || transition?.to === 'rejected')) {
+        await deps.egress.publishApprovalDecision({
+          tenantId: view.tenantId,
+          runId: view.runId,
+          approvalId: view.approvalId,
+          workflowId,
+          decision: view.decision.decision,
+          decidedBy: view.decision.decidedBy,
+          decidedAt: view.decision.decidedAt,
+          ...(view.decision.comment !== undefined && { comment: view.decision.comment }),
+          correlationId: view.correlationId,
+        });
+      }
+      return recorded;
+    },
 
     /** Evaluates the tenant's routing rules (or the default recipients) for `reason`. */
     planApprovalNotifications: async (input: {

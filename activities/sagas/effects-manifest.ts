@@ -406,7 +406,8 @@ function checkPolicy(policy: CallPolicy, field: string, problems: string[]): voi
   }
 }
 
-const sameBreaker = (a: BreakerSettings, b: BreakerSettings) =>
+/** Whether two breaker settings are the same (one breaker guards one upstream, so its callers must agree). */
+export const sameBreaker = (a: BreakerSettings, b: BreakerSettings) =>
   a.threshold === b.threshold && a.halfOpenAfterMs === b.halfOpenAfterMs;
 
 /** Reads the text of a manifest as JSON (`.json`) or YAML. @throws Error with the parser's message. */
@@ -553,4 +554,60 @@ export function backoffDelayMs(retry: RetrySettings, attempt: number): number {
 /** Whether `attempt` is the last the retry policy allows (never, with 0 maximum attempts). */
 export function isLastAttempt(retry: RetrySettings, attempt: number): boolean {
   return retry.maximumAttempts > 0 && attempt >= retry.maximumAttempts;
+}
+
+/**
+ * Checks that the Gateway and any provider on its upstream agree on the breaker: both call one origin, and one
+ * breaker guards one upstream.
+ * @throws EffectsManifestError naming each provider whose breaker differs from `gateway.breaker`.
+ */
+export function assertGatewayBreakerShared(manifest: EffectsManifest, gatewayUrl: string): void {
+  const gatewayOrigin = new URL(gatewayUrl).origin;
+  const problems = [...manifest.providers.values()]
+    .filter(
+      (provider) => provider.upstream === gatewayOrigin && !sameBreaker(provider.breaker, manifest.gateway.breaker),
+    )
+    .map(
+      (provider) =>
+        `gateway.breaker must equal the breaker of ${provider.name}: both call ${gatewayOrigin}, and one breaker guards one upstream`,
+    );
+  if (problems.length > 0) throw new EffectsManifestError(manifest.source, problems);
+}
+
+/**
+ * The manifest the effect and Gateway-command activities read on every call, so a reload (`/admin/reload`) takes
+ * effect without restarting the worker: calls in flight finish with the manifest they started with, the next ones
+ * use the new one, and the breaker of an upstream whose settings changed is rebuilt (closed) on its next call.
+ */
+export interface EffectsManifestSource {
+  /** The manifest in use. */
+  current(): EffectsManifest;
+  /**
+   * Puts `next` in use. With a Gateway URL given to the source, `next` is checked first (see
+   * {@link assertGatewayBreakerShared}) and a manifest that fails the check is not put in use.
+   * @throws EffectsManifestError when `next` fails the check; the current manifest stays.
+   */
+  replace(next: EffectsManifest): void;
+}
+
+/**
+ * Creates a source holding `initial`.
+ * @throws EffectsManifestError when `options.gatewayUrl` is given and `initial` fails the Gateway breaker check.
+ */
+export function createEffectsManifestSource(
+  initial: EffectsManifest,
+  options: { gatewayUrl?: string } = {},
+): EffectsManifestSource {
+  const check = (manifest: EffectsManifest) => {
+    if (options.gatewayUrl !== undefined) assertGatewayBreakerShared(manifest, options.gatewayUrl);
+  };
+  check(initial);
+  let manifest = initial;
+  return {
+    current: () => manifest,
+    replace(next) {
+      check(next);
+      manifest = next;
+    },
+  };
 }

@@ -16,6 +16,7 @@ import {
   type CircuitBreakerPolicy,
 } from 'cockatiel';
 import type { Logger } from '../../core/logger.js';
+import { BREAKER_STATE_VALUES, type BreakerStateName, type RunnerMetrics } from '../../workers/runner-metrics.js';
 import {
   SagaFailure,
   type EffectCommand,
@@ -25,14 +26,16 @@ import {
 import { DeliveryError, deliveryFailure, parseDeliveryUrl, postJson, type JsonPost } from '../shared/http.js';
 import { whileHeartbeating } from '../shared/heartbeat.js';
 import {
+  assertGatewayBreakerShared,
   backoffDelayMs,
-  EffectsManifestError,
   expandUrlTemplate,
   isLastAttempt,
+  sameBreaker,
   UrlTemplateError,
   type BreakerSettings,
-  type EffectsManifest,
+  type EffectsManifestSource,
 } from './effects-manifest.js';
+import type { WorkflowEventPublisher } from './egress.js';
 import { createGatewayCommandSubmitter } from './gateway.js';
 
 /** The circuit breaker of one upstream (an origin), shared by every call to it from this worker. */
@@ -44,7 +47,10 @@ export interface UpstreamBreaker {
   remainingOpenMs(): number;
 }
 
-/** The breakers of a worker, one per upstream, created on first use with the settings of their first caller. */
+/**
+ * The breakers of a worker, one per upstream, created on first use. A call with other settings than the breaker's
+ * (the manifest was reloaded) rebuilds it, closed, with the new ones.
+ */
 export interface UpstreamBreakers {
   get(upstream: string, settings: BreakerSettings): UpstreamBreaker;
 }
@@ -53,13 +59,23 @@ export interface UpstreamBreakers {
  * Creates the breaker registry. Only failures worth retrying (5xx, 408, 429, timeouts, network errors) count: a
  * refusal (4xx) is an answer, so the upstream is up. An open breaker fails calls without sending them until
  * `halfOpenAfterMs` have passed; then one call probes the upstream and closes the breaker (success) or opens it again.
+ * Each upstream's state is the `stellaops_runner_breaker_state` gauge of `metrics`, when given.
  */
-export function createUpstreamBreakers(logger: Logger): UpstreamBreakers {
+export function createUpstreamBreakers(logger: Logger, metrics?: RunnerMetrics): UpstreamBreakers {
   const breakers = new Map<string, UpstreamBreaker>();
   return {
     get(upstream, settings) {
       const existing = breakers.get(upstream);
-      if (existing) return existing;
+      if (existing && sameBreaker(existing.settings, settings)) return existing;
+      if (existing) {
+        logger.info({ upstream, ...settings }, `circuit breaker of ${upstream} rebuilt with the reloaded settings`);
+      }
+      // A replaced breaker's calls still in flight may trip it: only the breaker in use reports its state.
+      const show = (state: BreakerStateName) => {
+        if (breakers.get(upstream) === breaker) {
+          metrics?.effects.breakerState.set({ upstream }, BREAKER_STATE_VALUES[state]);
+        }
+      };
       const policy = circuitBreaker(
         handleWhen((error) => error instanceof DeliveryError && error.retryable),
         { halfOpenAfter: settings.halfOpenAfterMs, breaker: new ConsecutiveBreaker(settings.threshold) },
@@ -68,13 +84,20 @@ export function createUpstreamBreakers(logger: Logger): UpstreamBreakers {
       let openedAt = 0;
       policy.onBreak(() => {
         openedAt = Date.now();
+        show('open');
         logger.warn(
           { upstream, threshold: settings.threshold, halfOpenAfterMs: settings.halfOpenAfterMs },
           `circuit breaker of ${upstream} opened: calls fail fast for ${settings.halfOpenAfterMs} ms`,
         );
       });
-      policy.onHalfOpen(() => logger.info({ upstream }, `circuit breaker of ${upstream} half-open: probing`));
-      policy.onReset(() => logger.info({ upstream }, `circuit breaker of ${upstream} closed`));
+      policy.onHalfOpen(() => {
+        show('half_open');
+        logger.info({ upstream }, `circuit breaker of ${upstream} half-open: probing`);
+      });
+      policy.onReset(() => {
+        show('closed');
+        logger.info({ upstream }, `circuit breaker of ${upstream} closed`);
+      });
       const breaker: UpstreamBreaker = {
         upstream,
         settings,
@@ -82,6 +105,7 @@ export function createUpstreamBreakers(logger: Logger): UpstreamBreakers {
         remainingOpenMs: () => Math.max(1, settings.halfOpenAfterMs - (Date.now() - openedAt)),
       };
       breakers.set(upstream, breaker);
+      show('closed');
       return breaker;
     },
   };
@@ -178,14 +202,30 @@ export function refusalMessage(error: DeliveryError): string {
   return error.status !== undefined ? `HTTP ${error.status}` : error.message;
 }
 
+/**
+ * The metrics of one attempt of an effect (`gateway` for commands): `result` counts what came of it — the final
+ * result's type, or `unavailable` for an attempt Temporal retries — and `duration` observes the upstream call.
+ */
+export function attemptMetrics(metrics: RunnerMetrics | undefined, effect: string) {
+  return {
+    result: (result: string) => metrics?.effects.results.inc({ effect, result }),
+    duration: (startedAt: number) =>
+      metrics?.effects.durationSeconds.observe({ effect }, (performance.now() - startedAt) / 1000),
+  };
+}
+
 /** Dependencies of the effect and Gateway-command activities. */
 export interface EffectActivityDeps {
-  manifest: EffectsManifest;
+  /** The effects manifest, read on every call (a reload replaces it). */
+  manifest: EffectsManifestSource;
   logger: Logger;
   /** Base URL of the Gateway (`gatewayUrlOf(config)`). */
   gatewayUrl: string;
   /** Breakers shared with other activity sets of the process (a new registry by default). */
   breakers?: UpstreamBreakers;
+  /** Publishes final results to the workflow stream; nothing is published without it (`NATS_EGRESS=false`). */
+  egress?: WorkflowEventPublisher | undefined;
+  metrics?: RunnerMetrics | undefined;
 }
 
 /** The activities of the `effects` queue, as plain functions (the contract is `SagaOutboundActivities`). */
@@ -200,25 +240,16 @@ export interface EffectActivities {
  *   DeliveryError when the Gateway URL breaks the outbound URL policy.
  */
 export function createEffectActivities(deps: EffectActivityDeps): EffectActivities {
-  const { manifest, logger } = deps;
-  const breakers = deps.breakers ?? createUpstreamBreakers(logger);
-  const gatewayOrigin = parseDeliveryUrl(deps.gatewayUrl).origin;
-  for (const provider of manifest.providers.values()) {
-    const { threshold, halfOpenAfterMs } = manifest.gateway.breaker;
-    if (
-      provider.upstream === gatewayOrigin &&
-      (provider.breaker.threshold !== threshold || provider.breaker.halfOpenAfterMs !== halfOpenAfterMs)
-    ) {
-      throw new EffectsManifestError(manifest.source, [
-        `gateway.breaker must equal the breaker of ${provider.name}: both call ${gatewayOrigin}, and one breaker guards one upstream`,
-      ]);
-    }
-  }
+  const { logger, egress } = deps;
+  const breakers = deps.breakers ?? createUpstreamBreakers(logger, deps.metrics);
+  assertGatewayBreakerShared(deps.manifest.current(), parseDeliveryUrl(deps.gatewayUrl).href);
 
   const runEffect = async (command: EffectCommand): Promise<EffectResult> => {
     const ctx = Context.current();
     const { attempt } = ctx.info;
     const { tenantId, commandId, effectName } = command;
+    const manifest = deps.manifest.current();
+    const measure = attemptMetrics(deps.metrics, effectName);
     const result = (resultType: EffectResult['resultType'], payload: Record<string, unknown>): EffectResult => ({
       tenantId,
       commandId,
@@ -235,7 +266,14 @@ export function createEffectActivities(deps: EffectActivityDeps): EffectActiviti
         nonRetryable: true,
       });
     }
-    const correlationId = command.metadata.correlationId;
+    const { correlationId, traceparent } = command.metadata;
+    // The final result reaches the workflow stream before the activity completes: a publish that is not acked
+    // fails this attempt (retried, the provider call being idempotent by command id) instead of losing the result.
+    const final = async (answer: EffectResult): Promise<EffectResult> => {
+      await egress?.publishEffectResult(answer, { correlationId, traceparent });
+      measure.result(answer.resultType);
+      return answer;
+    };
     const logFields = { tenantId, commandId, effectName, ...(correlationId && { correlationId }), attempt };
     const what = `effect ${effectName} (command ${commandId})`;
 
@@ -247,12 +285,13 @@ export function createEffectActivities(deps: EffectActivityDeps): EffectActiviti
       // The saga's input cannot be sent as it is: another attempt would be refused again, so the saga decides.
       const message = `${what} not sent: ${error.message}`;
       logger.warn(logFields, message);
-      return result('rejected', { status: null, message });
+      return final(result('rejected', { status: null, message }));
     }
     const headers = {
       ...provider.headers,
-      ...commandHeaders({ commandId, tenantId, correlationId, traceparent: command.metadata.traceparent }),
+      ...commandHeaders({ commandId, tenantId, correlationId, traceparent }),
     };
+    const startedAt = performance.now();
     const answer = await callUpstream(breakers.get(provider.upstream, provider.breaker), {
       url,
       method: provider.method,
@@ -264,22 +303,28 @@ export function createEffectActivities(deps: EffectActivityDeps): EffectActiviti
       what,
       signal: ctx.cancellationSignal,
     });
+    measure.duration(startedAt);
     switch (answer.outcome) {
       case 'answered':
-        return result('succeeded', payloadOf(answer.body));
+        return final(result('succeeded', payloadOf(answer.body)));
       case 'refused':
-        return result('rejected', { status: answer.error.status ?? null, message: refusalMessage(answer.error) });
+        return final(
+          result('rejected', { status: answer.error.status ?? null, message: refusalMessage(answer.error) }),
+        );
       case 'unavailable':
       case 'open': {
         const message = unavailableMessage(answer, what, provider.upstream);
         if (isLastAttempt(provider.retry, attempt)) {
           logger.warn({ ...logFields, retryable: false }, `${message}; giving up after ${attempt} attempts`);
-          return result('failed', {
-            ...(answer.outcome === 'unavailable' && { status: answer.error.status ?? null }),
-            message,
-            attempts: attempt,
-          });
+          return final(
+            result('failed', {
+              ...(answer.outcome === 'unavailable' && { status: answer.error.status ?? null }),
+              message,
+              attempts: attempt,
+            }),
+          );
         }
+        measure.result('unavailable');
         if (answer.outcome === 'open') {
           logger.warn({ ...logFields, retryInMs: answer.retryInMs }, message);
           throw ApplicationFailure.create({
@@ -301,9 +346,11 @@ export function createEffectActivities(deps: EffectActivityDeps): EffectActiviti
     runEffect,
     submitGatewayCommand: createGatewayCommandSubmitter({
       gatewayUrl: deps.gatewayUrl,
-      policy: manifest.gateway,
+      manifest: deps.manifest,
       breakers,
       logger,
+      egress,
+      metrics: deps.metrics,
     }),
   } satisfies SagaOutboundActivities;
 }

@@ -2,7 +2,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { createEffectActivities } from '../../activities/sagas/effects.js';
-import { parseEffectsManifest, type EffectsManifest } from '../../activities/sagas/effects-manifest.js';
+import {
+  createEffectsManifestSource,
+  parseEffectsManifest,
+  type EffectsManifest,
+} from '../../activities/sagas/effects-manifest.js';
 import { SagaFailure, type EffectCommand } from '../../workflows/sagas/definitions.js';
 import { startHttpReceiver, useHttpReceiver, type Answer } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
@@ -62,7 +66,7 @@ const json =
 function setup(base = receiver.url) {
   const log = memoryLogger();
   const activities = createEffectActivities({
-    manifest: manifestFor(base),
+    manifest: createEffectsManifestSource(manifestFor(base)),
     logger: log.logger,
     gatewayUrl: 'http://127.0.0.1:1',
   });
@@ -251,7 +255,7 @@ describe('runEffect', () => {
   it('stops waiting when the activity is cancelled', async () => {
     const log = memoryLogger();
     const activities = createEffectActivities({
-      manifest: manifestFor(receiver.url, '    timeoutMs: 60000\n'),
+      manifest: createEffectsManifestSource(manifestFor(receiver.url, '    timeoutMs: 60000\n')),
       logger: log.logger,
       gatewayUrl: 'http://127.0.0.1:1',
     });

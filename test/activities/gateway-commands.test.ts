@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { createEffectActivities } from '../../activities/sagas/effects.js';
-import { parseEffectsManifest } from '../../activities/sagas/effects-manifest.js';
+import { createEffectsManifestSource, parseEffectsManifest } from '../../activities/sagas/effects-manifest.js';
 import { SagaFailure, type EffectCommand, type GatewayCommand } from '../../workflows/sagas/definitions.js';
 import { useHttpReceiver, type Answer } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
@@ -52,7 +52,11 @@ providers:
       environmentSecret: () => undefined,
     },
   );
-  const activities = createEffectActivities({ manifest, logger: log.logger, gatewayUrl: `${gateway.url}/` });
+  const activities = createEffectActivities({
+    manifest: createEffectsManifestSource(manifest),
+    logger: log.logger,
+    gatewayUrl: `${gateway.url}/`,
+  });
   const env = (attempt: number) => new MockActivityEnvironment({ attempt, taskQueue: 'effects' });
   return {
     ...log,
@@ -184,11 +188,21 @@ describe('submitGatewayCommand', () => {
         environmentSecret: () => undefined,
       },
     );
-    expect(() => createEffectActivities({ manifest, logger: memoryLogger().logger, gatewayUrl: gateway.url })).toThrow(
+    expect(() =>
+      createEffectActivities({
+        manifest: createEffectsManifestSource(manifest),
+        logger: memoryLogger().logger,
+        gatewayUrl: gateway.url,
+      }),
+    ).toThrow(
       `e.yaml: gateway.breaker must equal the breaker of p: both call ${gateway.url}, and one breaker guards one upstream`,
     );
     expect(() =>
-      createEffectActivities({ manifest, logger: memoryLogger().logger, gatewayUrl: 'https://gateway.example.com' }),
+      createEffectActivities({
+        manifest: createEffectsManifestSource(manifest),
+        logger: memoryLogger().logger,
+        gatewayUrl: 'https://gateway.example.com',
+      }),
     ).not.toThrow();
   });
 
@@ -200,7 +214,11 @@ describe('submitGatewayCommand', () => {
       environmentSecret: () => undefined,
     });
     expect(() =>
-      createEffectActivities({ manifest, logger: memoryLogger().logger, gatewayUrl: 'http://gateway.example.com' }),
+      createEffectActivities({
+        manifest: createEffectsManifestSource(manifest),
+        logger: memoryLogger().logger,
+        gatewayUrl: 'http://gateway.example.com',
+      }),
     ).toThrow(/must use https/);
   });
 });

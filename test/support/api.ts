@@ -8,7 +8,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { FastifyInstance } from 'fastify';
 import { createActivitiesByQueue } from '../../activities/index.js';
 import type { PackApprovalDeps } from '../../activities/pack-approval/index.js';
-import { loadEffectsManifest } from '../../activities/sagas/effects-manifest.js';
+import { createEffectsManifestSource, loadEffectsManifest } from '../../activities/sagas/effects-manifest.js';
 import { loadWebhookConfig, type WebhookConfig } from '../../core/config.js';
 import { startPolicyEngine } from '../../policy-engine/server.js';
 import { buildApp } from '../../api/app.js';
@@ -149,7 +149,7 @@ export async function startApiHarness(options: ApiHarnessOptions = {}): Promise<
         ...(reference
           ? {
               effects: {
-                manifest: loadEffectsManifest({ referenceServicesUrl: reference.url }),
+                manifest: createEffectsManifestSource(loadEffectsManifest({ referenceServicesUrl: reference.url })),
                 gatewayUrl: reference.url,
               },
             }

@@ -5,7 +5,7 @@
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createActivitiesByQueue } from '../../activities/index.js';
-import { loadEffectsManifest } from '../../activities/sagas/effects-manifest.js';
+import { createEffectsManifestSource, loadEffectsManifest } from '../../activities/sagas/effects-manifest.js';
 import { createSagaIngress, type IngestResult, type SagaIngress } from '../../api/services/saga-ingress.js';
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
 import { createSagaTemporal } from '../../api/temporal/sagas.js';
@@ -91,7 +91,7 @@ export async function startSagaStack(
     logger,
     policyEngineUrl: 'http://127.0.0.1:9',
     policyWebhook: loadWebhookConfig({}),
-    effects: { manifest, gatewayUrl: reference.url },
+    effects: { manifest: createEffectsManifestSource(manifest), gatewayUrl: reference.url },
   });
   const bundle = await workflowBundle();
   let host: WorkerHost | undefined;

@@ -617,7 +617,7 @@ describe('worker start-up', () => {
       logger,
     );
     expect(deps?.gatewayUrl).toBe('https://gw.example.com');
-    expect(deps?.manifest.source).toBe(BUNDLED_EFFECTS_MANIFEST);
+    expect(deps?.manifest.current().source).toBe(BUNDLED_EFFECTS_MANIFEST);
     expect(records.find((r) => r.msg === 'effects manifest loaded')).toMatchObject({
       manifest: BUNDLED_EFFECTS_MANIFEST,
     });

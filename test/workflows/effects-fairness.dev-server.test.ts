@@ -8,7 +8,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivitiesByQueue } from '../../activities/index.js';
-import { parseEffectsManifest } from '../../activities/sagas/effects-manifest.js';
+import { createEffectsManifestSource, parseEffectsManifest } from '../../activities/sagas/effects-manifest.js';
 import { loadWebhookConfig, type TaskQueueName } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { createPool } from '../../db/pool.js';
@@ -70,7 +70,7 @@ async function startWorkers(env: TestWorkflowEnvironment, queues: TaskQueueName[
       logger,
       policyEngineUrl: 'http://127.0.0.1:1',
       policyWebhook: loadWebhookConfig({}),
-      effects: { manifest, gatewayUrl: provider.url },
+      effects: { manifest: createEffectsManifestSource(manifest), gatewayUrl: provider.url },
     }),
     effectsConcurrency,
     workflowBundle: bundle,

@@ -8,7 +8,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEffectActivities } from '../../activities/sagas/effects.js';
-import { parseEffectsManifest } from '../../activities/sagas/effects-manifest.js';
+import { createEffectsManifestSource, parseEffectsManifest } from '../../activities/sagas/effects-manifest.js';
 import { createLogger } from '../../core/logger.js';
 import type { EffectCommand, EffectResult } from '../../workflows/sagas/definitions.js';
 import { startHttpReceiver, type Answer, type ReceivedRequest } from '../support/http-sinks.js';
@@ -62,7 +62,7 @@ async function runEffectInWorkflow(manifestDefaults: string) {
     taskQueue,
     workflowBundle: bundle,
     activities: createEffectActivities({
-      manifest,
+      manifest: createEffectsManifestSource(manifest),
       logger: createLogger({ level: 'silent' }),
       gatewayUrl: provider.url,
     }),

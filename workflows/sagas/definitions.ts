@@ -299,6 +299,8 @@ export const SagaFailure = {
   CommandRejected: 'CommandRejected',
   /** The Gateway could not be reached or failed: retried. */
   GatewayUnavailable: 'GatewayUnavailable',
+  /** The workflow stream did not ack a published result or fact: retried (the message keeps its `Nats-Msg-Id`). */
+  WorkflowEventsUnavailable: 'WorkflowEventsUnavailable',
 } as const;
 export type SagaFailure = (typeof SagaFailure)[keyof typeof SagaFailure];
 
@@ -335,6 +337,19 @@ export interface SagaProgress {
   events: { event: AggregateEvent; outcome: 'applied' | 'duplicate'; via: SagaEventDelivery['via'] }[];
   /** Compensations recorded since the last record. */
   compensations: CompensationRecord[];
+  /** The instance's generation (`SagaInput.generation`, 0 for the first start): part of its fact ids. */
+  generation?: number;
+  /** Trace context of the start event, for the instance's facts on the workflow stream. */
+  traceparent?: string;
+  /** Saga timers (sleeps, wait deadlines) that fired since the last record, for the timer lateness metric. */
+  timersFired?: SagaTimerFiring[];
+}
+
+/** A saga timer that fired: when it was due and when the workflow woke up (epoch ms, workflow time). */
+export interface SagaTimerFiring {
+  saga: string;
+  dueAt: number;
+  firedAt: number;
 }
 
 /**

@@ -61,6 +61,7 @@ import {
   type SagaOutboundActivities,
   type SagaProgress,
   type SagaStatus,
+  type SagaTimerFiring,
   type SagaView,
 } from './definitions.js';
 import {
@@ -161,10 +162,15 @@ export async function runSaga<S>(code: SagaCode<S>, input: SagaInput): Promise<S
   const compensations: CompensationRecord[] = [];
   let pendingEvents: SagaProgress['events'] = [];
   let pendingCompensations: CompensationRecord[] = [];
+  // Timers that fired ride along with the next write the saga makes anyway: recording them never adds a write (an
+  // activity the committed histories do not have).
+  let pendingTimers: SagaTimerFiring[] = [];
   let dirty = true;
   let cancelRequest: CancelSagaArgs | undefined;
   let bodyScope: CancellationScope | undefined;
   let causation: AggregateEvent | undefined;
+  /** The start event's trace context, once it is known (the first write may come before the start event). */
+  const trace: { traceparent?: string | undefined } = {};
 
   // The effects queue of this deployment: the saga queue's name with `effects` for `saga` (tests prefix both).
   const effectsQueue = `${info.taskQueue.slice(0, info.taskQueue.length - SAGA_TASK_QUEUE.length)}${EFFECTS_TASK_QUEUE}`;
@@ -251,8 +257,10 @@ export async function runSaga<S>(code: SagaCode<S>, input: SagaInput): Promise<S
     if (!dirty) return;
     const events = pendingEvents;
     const recorded = pendingCompensations;
+    const timersFired = pendingTimers;
     pendingEvents = [];
     pendingCompensations = [];
+    pendingTimers = [];
     dirty = false;
     try {
       await recordSagaProgress({
@@ -270,6 +278,9 @@ export async function runSaga<S>(code: SagaCode<S>, input: SagaInput): Promise<S
         lastEvent,
         events,
         compensations: recorded,
+        generation: input.generation ?? 0,
+        ...(trace.traceparent && { traceparent: trace.traceparent }),
+        ...(timersFired.length > 0 && { timersFired }),
       });
     } catch (error) {
       // The projection refused the data for good (retries cover outages): the saga itself goes on.
@@ -305,6 +316,9 @@ export async function runSaga<S>(code: SagaCode<S>, input: SagaInput): Promise<S
   const casDue = () =>
     shouldContinueAsNew(workflowInfo().continueAsNewSuggested, receivedThisRun, input.continueAsNewAfterEvents);
 
+  /** A timer due at `dueAt` woke the saga now (workflow time). */
+  const timerFired = (dueAt: number) => pendingTimers.push({ saga: sagaName, dueAt, firedAt: Date.now() });
+
   const waitFor: Saga<S>['waitFor'] = async (key, match, options) => {
     const memoKey = `wait:${key}`;
     claim(memoKey);
@@ -330,10 +344,11 @@ export async function runSaga<S>(code: SagaCode<S>, input: SagaInput): Promise<S
       waitingFor = options.description;
       showDetails();
       try {
-        await condition(
+        const woke = await condition(
           () => indexOfMatch(inbox, match) >= 0 || casDue(),
           options.until === undefined ? undefined : Math.max(1, options.until - Date.now()),
         );
+        if (!woke && options.until !== undefined) timerFired(options.until);
       } finally {
         waitingFor = null;
       }
@@ -347,7 +362,7 @@ export async function runSaga<S>(code: SagaCode<S>, input: SagaInput): Promise<S
     while (Date.now() < at) {
       if (casDue()) await continueAsNewNow();
       await flush();
-      await condition(casDue, Math.max(1, at - Date.now()));
+      if (!(await condition(casDue, Math.max(1, at - Date.now())))) timerFired(at);
     }
     memo[memoKey] = true;
   };
@@ -450,6 +465,7 @@ export async function runSaga<S>(code: SagaCode<S>, input: SagaInput): Promise<S
     inbox = insertClaimed(inbox, fresh, isStart);
   }
   const startEvent = (await waitFor('start', isStart, { description: 'the start event' }))!;
+  trace.traceparent = startEvent.metadata?.traceparent;
   state = code.initialState(startEvent);
 
   const saga: Saga<S> = {
