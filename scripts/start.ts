@@ -59,17 +59,17 @@ const shutdown = installShutdown({
 
 async function main(): Promise<void> {
   // Before anything touches Temporal: the runtime is a per-process singleton.
-  installRuntime(logger);
+  const runtime = await installRuntime(logger, { sdkMetricsPort: config.worker.sdkMetricsPort });
   infra = await startInfrastructure(config, logger);
   if (shutdown.started) return;
-  workers = startWorkers(config, logger);
-  await workers;
+  workers = startWorkers(config, logger, runtime);
+  const running = await workers;
   if (shutdown.started) return;
   api = startApiServer(config, logger);
-  await printBanner(infra, await api);
+  await printBanner(infra, await api, running);
 }
 
-async function printBanner(infra: InfraHandle, api: ApiServer): Promise<void> {
+async function printBanner(infra: InfraHandle, api: ApiServer, workers: RunningWorkers): Promise<void> {
   const ready = await fetch(`${api.url}/ready?deep=true`);
   const readyBody: unknown = await ready.json();
   if (ready.status !== 200) {
@@ -82,6 +82,7 @@ async function printBanner(infra: InfraHandle, api: ApiServer): Promise<void> {
     `  API            ${api.url}`,
     `  API docs       ${api.url}/docs   (OpenAPI: ${api.url}/openapi.json)`,
     `  Readiness      ${api.url}/ready?deep=true`,
+    `  Worker ops     ${workers.ops.url}   (/health, /ready, /metrics, /info; POST /admin/drain, /admin/reload need system:admin)`,
     `  Temporal       ${infra.temporalAddress} (namespace ${config.temporal.namespace})`,
   ];
   if (infra.temporalUiUrl) {

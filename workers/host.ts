@@ -2,6 +2,7 @@
  * The worker host: one connection, the workflow bundle built once, one Worker per task queue.
  * Used by `workers/main.ts`, by `npm start` and by tests.
  */
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import {
   bundleWorkflowCode,
@@ -23,21 +24,53 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', imp
 
 const PINO_LEVEL = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
 
+/** The installed Temporal runtime. */
+export interface InstalledRuntime {
+  /** The SDK's Prometheus exporter (loopback): what the operations port's `/metrics` reads and serves. */
+  sdkMetricsUrl: string;
+}
+
+/** A loopback TCP port that was free a moment ago (the SDK's exporter cannot report the port it bound to). */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
 /**
- * Installs the Temporal runtime once per process with its logs (SDK and Rust core) forwarded to pino.
+ * Installs the Temporal runtime once per process with its logs (SDK and Rust core) forwarded to pino and its metrics
+ * on a Prometheus exporter bound to loopback (`sdkMetricsPort`, else a free port): never exposed itself, the
+ * operations port serves it beside the Runner's own metrics. The runtime does not shut workers down on signals
+ * itself: the process's one orderly shutdown (`stack/shutdown.ts`) stops them in its own order, after the bridge.
  * Must run before the first connection is created.
  */
-export function installRuntime(logger: Logger): void {
+export async function installRuntime(
+  logger: Logger,
+  options: { sdkMetricsPort?: number | undefined } = {},
+): Promise<InstalledRuntime> {
   const temporalLogger = logger.child({ component: 'temporal' });
+  const port = options.sdkMetricsPort || (await freeLoopbackPort());
   Runtime.install({
+    shutdownSignals: [],
     logger: new DefaultLogger(
       'INFO',
       ({ level, message, meta }: { level: LogLevel; message: string; meta?: LogMetadata }) => {
         temporalLogger[PINO_LEVEL[level]](meta ?? {}, message);
       },
     ),
-    telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) } },
+    telemetryOptions: {
+      logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },
+      metrics: { prometheus: { bindAddress: `127.0.0.1:${port}` } },
+    },
   });
+  return { sdkMetricsUrl: `http://127.0.0.1:${port}/metrics` };
 }
 
 /** Bundles the workflow code (webpack); do it once per process and share the result. */

@@ -12,7 +12,8 @@ import { createSelfCheckTemporal } from '../temporal/self-check.js';
 /** How long a deep readiness check waits for workers. */
 const DEEP_CHECK_TIMEOUT_MS = 15_000;
 
-async function probe(
+/** Runs `fn` as a dependency check: up with its latency, or down with the error's message. */
+export async function probe(
   fn: () => Promise<unknown>,
 ): Promise<{ status: 'up' | 'down'; latencyMs: number; error?: string }> {
   const started = Date.now();

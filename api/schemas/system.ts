@@ -3,7 +3,8 @@ import { Type, type Static } from '@sinclair/typebox';
 
 export const HealthResponse = Type.Object({ status: Type.Literal('ok'), uptimeSeconds: Type.Number() });
 
-const DependencyCheck = Type.Object({
+/** One dependency's check: up or down, how long it took, and why it is down. */
+export const DependencyCheck = Type.Object({
   status: Type.Union([Type.Literal('up'), Type.Literal('down')]),
   latencyMs: Type.Number(),
   error: Type.Optional(Type.String()),

@@ -154,6 +154,8 @@ export function stackEnv(dataDir: string, ports: StackPorts): NodeJS.ProcessEnv 
     POLICY_ENGINE_PORT: String(ports.engine),
     REFERENCE_SERVICES_PORT: String(ports.reference),
     NATS_EMBEDDED_PORT: String(ports.nats),
+    // A free port: stacks of two test files may run at once.
+    WORKER_OPS_PORT: '0',
   };
 }
 

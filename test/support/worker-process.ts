@@ -1,7 +1,9 @@
 /**
- * The worker as a real process (`tsx workers/main.ts`), for crash drills: each one runs in its own process group, so
- * a SIGKILL takes the `tsx` launcher and the Node process under it at once, as a machine that dies would. Every
- * process started here is killed when the test file ends, and when the test process exits however it exits.
+ * The worker as a real process (`tsx workers/main.ts`), for crash drills and the operations port's tests: each one
+ * runs in its own process group, so a SIGKILL takes the `tsx` launcher and the Node process under it at once, as a
+ * machine that dies would. Each gets a free operations port, and neither the JetStream bridge nor the egress unless
+ * its environment asks for them (then it needs `NATS_URL`). Every process started here is killed when the test file
+ * ends, and when the test process exits however it exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -9,17 +11,21 @@ import { join } from 'node:path';
 /** A started worker process. */
 export interface WorkerProcess {
   child: ChildProcess;
-  /** When it was spawned and when it logged that its workers were created (epoch ms). */
+  /** When it was spawned and when it logged that its workers were created and its operations port listens (epoch ms). */
   spawnedAt: number;
   readyAt: number;
+  /** Its operations port, `http://127.0.0.1:{port}`. */
+  opsUrl: string;
   /** The last part of what it wrote to stdout and stderr, for the message of a failing test. */
   output(): string;
 }
 
 /** What a worker process keeps of its own output: enough to show why it failed, bounded under a busy run. */
 const OUTPUT_TAIL_CHARS = 20_000;
-/** The line `workers/host.ts` logs once every Worker of the process exists, just before they poll. */
-const READY_LINE = '"msg":"workers created"';
+/** The line `workers/main.ts` logs once its Workers run and its operations port listens. */
+const READY_LINE = '"msg":"operations port listening"';
+/** What a worker process runs unless the test's environment says otherwise. */
+const DEFAULT_ENV = { WORKER_OPS_PORT: '0', NATS_BRIDGE: 'false', NATS_EGRESS: 'false' };
 
 const running = new Set<ChildProcess>();
 
@@ -45,7 +51,7 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
   const child = spawn(join('node_modules', '.bin', 'tsx'), ['workers/main.ts'], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...DEFAULT_ENV, ...env },
   });
   running.add(child);
   child.once('exit', () => running.delete(child));
@@ -55,20 +61,35 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
     output = (output + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
   };
   child.stderr.on('data', append);
-  const readyAt = await new Promise<number>((resolve, reject) => {
-    // The ready line may arrive split over two chunks: look at the end of what came so far.
-    let recent = '';
+  const { readyAt, opsUrl } = await new Promise<{ readyAt: number; opsUrl: string }>((resolve, reject) => {
+    // The ready line may arrive split over chunks: look at the lines completed so far.
+    let pending = '';
     child.stdout.on('data', (chunk: Buffer) => {
       append(chunk);
-      const text = recent + chunk.toString();
-      if (text.includes(READY_LINE)) resolve(Date.now());
-      recent = text.slice(-READY_LINE.length);
+      const lines = (pending + chunk.toString()).split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) {
+        if (line.includes(READY_LINE))
+          resolve({ readyAt: Date.now(), opsUrl: (JSON.parse(line) as { url: string }).url });
+      }
     });
     child.once('exit', (code, signal) =>
       reject(new Error(`worker exited (${signal ?? code}) before its workers were created:\n${output}`)),
     );
   });
-  return { child, spawnedAt, readyAt, output: () => output };
+  return { child, spawnedAt, readyAt, opsUrl, output: () => output };
+}
+
+/** Sends `signal` (SIGTERM by default) to the worker's process group and resolves with its exit code. */
+export async function signalWorkerProcess(
+  worker: WorkerProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<number | null> {
+  const { child } = worker;
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  process.kill(-child.pid!, signal);
+  return exited;
 }
 
 /** SIGKILLs the worker's whole process group and resolves once it has exited (epoch ms of the kill). */
