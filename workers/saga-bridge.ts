@@ -87,8 +87,11 @@ export interface SagaBridge {
 export const NAK_BASE_DELAY_MS = 1_000;
 /** Longest NAK delay. */
 export const NAK_MAX_DELAY_MS = 60_000;
-/** How long one pull request waits for messages before the next one is sent. */
-const FETCH_EXPIRES_MS = 5_000;
+/**
+ * How long one pull request waits for messages before the next one is sent; also the longest a drain waits for the
+ * open request to run out (see {@link SagaBridge.drain}).
+ */
+const FETCH_EXPIRES_MS = 2_000;
 /** How often consumer lag and ack-pending gauges are refreshed from the consumer's info. */
 const CONSUMER_INFO_REFRESH_MS = 5_000;
 /** Pause after a failed pull (no consumer, JetStream unavailable, disconnected), doubled up to the longest. */
@@ -299,7 +302,6 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
   let draining = false;
   let pulling = false;
   let lastError: string | undefined;
-  let current: ConsumerMessages | undefined;
   let wakeRetry: (() => void) | undefined;
   let up = !connection.isClosed();
 
@@ -472,6 +474,17 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
     const reading = (async () => {
       try {
         for await (const msg of messages) {
+          if (draining) {
+            // A pull request cannot be withdrawn: what the server still sends for it goes back, for another replica
+            // to get in a moment rather than after the ack wait. Not at once: the server would hand it straight back
+            // to this very request, again and again until the request runs out.
+            msg.nak(FETCH_EXPIRES_MS);
+            logger.debug(
+              { subject: msg.subject, streamSequence: msg.info.streamSequence },
+              'message handed back: draining',
+            );
+            continue;
+          }
           const entry: InFlight = { msg, receivedAt: Date.now(), deliveryCount: msg.info.deliveryCount };
           if (entry.deliveryCount > 1) metrics?.bridge.redeliveries.inc();
           inFlight.add(entry);
@@ -512,9 +525,9 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
       try {
         consumer ??= await js.consumers.get(stream, durable);
         if (draining) break;
-        current = await consumer.fetch({ max_messages: settings.batchSize, expires: FETCH_EXPIRES_MS });
+        const messages = await consumer.fetch({ max_messages: settings.batchSize, expires: FETCH_EXPIRES_MS });
         pulling = true;
-        await runPull(current);
+        await runPull(messages);
         retryMs = PULL_RETRY_MS.initial;
       } catch (error) {
         pulling = false;
@@ -529,8 +542,6 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
         await ensureConsumer(jsm, nats, filterSubjects).catch((err: unknown) => {
           lastError = (err as Error)?.message ?? String(err);
         });
-      } finally {
-        current = undefined;
       }
     }
     pulling = false;
@@ -545,8 +556,7 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
         draining = true;
         pulling = false;
         wakeRetry?.();
-        // Closing the pull stops the requests for more; messages already received are still handled.
-        await current?.close();
+        // No new pull; the open one runs out (FETCH_EXPIRES_MS) while the messages received are handled.
         await running;
         clearInterval(working);
         clearInterval(gauges);

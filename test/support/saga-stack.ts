@@ -1,9 +1,12 @@
 /**
  * Sagas on real parts for workflow tests: the saga and effects workers with the real bookkeeping, effect and Gateway
  * activities, the reference services (Gateway and providers, with fault injection) on loopback, and the ingress of
- * the API (the one routing code path) — the Gateway's events go straight into it, as they would over HTTP.
+ * the API (the one routing code path) — the Gateway's events go straight into it, as they would over HTTP, or, with
+ * `publishTo`, to the aggregate stream, for a JetStream bridge to route.
  */
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { NativeConnection } from '@temporalio/worker';
 import { createActivitiesByQueue } from '../../activities/index.js';
 import { createEffectsManifestSource, loadEffectsManifest } from '../../activities/sagas/effects-manifest.js';
 import { createSagaIngress, type IngestResult, type SagaIngress } from '../../api/services/saga-ingress.js';
@@ -50,7 +53,14 @@ export interface SagaStack {
 export async function startSagaStack(
   env: TestWorkflowEnvironment,
   pool: Pool,
-  options: { reference?: Omit<ReferenceServicesOptions, 'events' | 'faults'>; effectsConcurrency?: number } = {},
+  options: {
+    reference?: Omit<ReferenceServicesOptions, 'events' | 'faults'>;
+    effectsConcurrency?: number;
+    /** The Gateway publishes its events to the aggregate stream under `subjectPrefix` instead of ingesting them. */
+    publishTo?: { nats: NatsConnection; subjectPrefix: string };
+    /** Worker hosts polling the same task queues (default 1), like replicas of the worker process. */
+    workerHosts?: number;
+  } = {},
 ): Promise<SagaStack> {
   const logger = createLogger({ level: 'warn', name: 'saga-test' });
   const taskQueuePrefix = `${uniqueName('s')}-`;
@@ -76,7 +86,7 @@ export async function startSagaStack(
     port: 0,
     ...options.reference,
     faults: true,
-    events: {
+    events: options.publishTo ?? {
       emit: (event) => {
         emitted.push(ingestUntilTaken(event));
       },
@@ -94,11 +104,16 @@ export async function startSagaStack(
     effects: { manifest: createEffectsManifestSource(manifest), gatewayUrl: reference.url },
   });
   const bundle = await workflowBundle();
-  let host: WorkerHost | undefined;
-  let running: Promise<void> | undefined;
-  const startWorkers = async () => {
-    host = await createWorkerHost({
-      connection: env.nativeConnection,
+  let hosts: WorkerHost[] = [];
+  let running: Promise<void>[] = [];
+  // Workers of one queue need a connection each (the SDK refuses two on one), as replicas have.
+  const connections: NativeConnection[] = [];
+  const startHost = async (_: unknown, i: number) =>
+    createWorkerHost({
+      connection:
+        i === 0
+          ? env.nativeConnection
+          : (connections[i - 1] ??= await NativeConnection.connect({ address: env.address })),
       namespace: env.namespace ?? 'default',
       queues: ['saga', 'effects'],
       activitiesByQueue,
@@ -108,11 +123,16 @@ export async function startSagaStack(
       ...(options.effectsConcurrency ? { effectsConcurrency: options.effectsConcurrency } : {}),
       shutdownGraceSeconds: 1,
     });
-    running = host.run();
+  const startWorkers = async () => {
+    hosts = await Promise.all(Array.from({ length: options.workerHosts ?? 1 }, startHost));
+    running = hosts.map((host) => host.run());
   };
   const stopWorkers = async () => {
-    host?.shutdown();
-    await running;
+    for (const host of hosts) host.shutdown();
+    await Promise.all(running);
+  };
+  const closeConnections = async () => {
+    await Promise.all(connections.splice(0).map((connection) => connection.close()));
   };
   await startWorkers();
   const handle = (workflowId: string) => temporal.client.workflow.getHandle(workflowId);
@@ -137,6 +157,7 @@ export async function startSagaStack(
     async close() {
       closing = true;
       await stopWorkers();
+      await closeConnections();
       await reference.close();
       await Promise.allSettled(emitted);
       await temporal.close();
