@@ -204,7 +204,8 @@ export function refusalMessage(error: DeliveryError): string {
 
 /**
  * The metrics of one attempt of an effect (`gateway` for commands): `result` counts what came of it — the final
- * result's type, or `unavailable` for an attempt Temporal retries — and `duration` observes the upstream call.
+ * result's type, or `unavailable` for an attempt Temporal retries — and `duration` observes the upstream call (not
+ * a call the open breaker fails fast).
  */
 export function attemptMetrics(metrics: RunnerMetrics | undefined, effect: string) {
   return {
@@ -303,7 +304,8 @@ export function createEffectActivities(deps: EffectActivityDeps): EffectActiviti
       what,
       signal: ctx.cancellationSignal,
     });
-    measure.duration(startedAt);
+    // A call the open breaker never sent says nothing about the upstream's answer times.
+    if (answer.outcome !== 'open') measure.duration(startedAt);
     switch (answer.outcome) {
       case 'answered':
         return final(result('succeeded', payloadOf(answer.body)));

@@ -3,23 +3,25 @@
  * workflow stream (`WORKFLOW_EVENTS`) from the activities that produce them, so other services react to what the
  * Runner did without polling it. Subjects sit under the stream's `{prefix}.>` filter:
  *
- * | message                | subject                                                  | `Nats-Msg-Id`                        |
- * | ---------------------- | -------------------------------------------------------- | ------------------------------------ |
- * | effect result          | `{prefix}.{tenant}.effect.{effectName}.{resultType}`     | the command id                       |
- * | Gateway-command outcome| `{prefix}.{tenant}.command.{commandType}.{outcome}`      | the command id                       |
- * | saga fact              | `{prefix}.{tenant}.saga.{sagaName}.{fact}`               | `{workflowId}:{generation}:{fact}`   |
- * | approval decision      | `{prefix}.{tenant}.approval.{decision}`                  | `{approvalWorkflowId}:decision:{d}`  |
+ * | message                 | subject                                              | `Nats-Msg-Id`                              |
+ * | ----------------------- | ---------------------------------------------------- | ------------------------------------------ |
+ * | effect result           | `{prefix}.{tenant}.effect.{effectName}.{resultType}` | the command id                             |
+ * | Gateway-command outcome | `{prefix}.{tenant}.command.{commandType}.{outcome}`  | the command id                             |
+ * | saga fact               | `{prefix}.{tenant}.saga.{sagaName}.{fact}`           | `{workflowId}:{generation}:{fact}`         |
+ * | approval decision       | `{prefix}.{tenant}.approval.{decision}`              | `{approvalWorkflowId}:decision:{decision}` |
  *
  * The tenant token is written with `tenantSubjectToken` (a dot as `%2E`), names the same way. Headers are exactly
  * `tenant-id`, `command-id` (effects and commands), `effect-name` (effects), `x-correlation-id`, `traceparent` (when
- * known) and `Nats-Msg-Id`. The body of an effect result is the `EffectResult` contract object as the saga receives
+ * known) and `Nats-Msg-Id`, plus the `Nats-Expected-Stream` of the publish itself (the server refuses a message
+ * that would land in another stream than the workflow stream). The body of an effect result is the `EffectResult` contract object as the saga receives
  * it; the others are the small objects below (identities and outcomes, never a saga's state).
  *
  * Every publish waits for the stream's ack before the activity completes; a publish that is not acked throws a
  * retryable failure, so the activity runs again — its upstream call is idempotent by command id, and the repeated
  * publish carries the same `Nats-Msg-Id`, which JetStream drops as a duplicate. That deduplication only spans the
- * stream's duplicate window (2 minutes as `ensureSagaStreams` creates it): a retry later than that is stored again,
- * so consumers deduplicate on `command-id` (or the fact id) beyond the window.
+ * stream's duplicate window (2 minutes as `ensureSagaStreams` creates it): a retry later than that (a long outage,
+ * a worker that died after publishing) is stored again, so consumers deduplicate on `command-id` — or, for facts and
+ * decisions, on `Nats-Msg-Id` — beyond the window.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';

@@ -80,7 +80,8 @@ export function createGatewayCommandSubmitter(deps: GatewayDeps) {
       what,
       signal: ctx.cancellationSignal,
     });
-    measure.duration(startedAt);
+    // A call the open breaker never sent says nothing about the upstream's answer times.
+    if (answer.outcome !== 'open') measure.duration(startedAt);
     switch (answer.outcome) {
       case 'answered':
         return {

@@ -135,9 +135,13 @@ describe('effect metrics', () => {
     await rejectionOf(run(), ApplicationFailure);
     expect(await valueOf(metrics, BREAKER, { upstream })).toBe(2);
     const sent = receiver.received.length;
+    const observed = await valueOf(metrics, DURATION, { effect: 'impact' }, `${DURATION}_count`);
     const failFast = await rejectionOf(run(), ApplicationFailure);
     expect(failFast.message).toMatch(/circuit breaker .* is open/);
     expect(receiver.received).toHaveLength(sent);
+    // Counted as unavailable, but no duration: nothing was sent.
+    expect(await valueOf(metrics, RESULTS, { effect: 'impact', result: 'unavailable' })).toBe(3);
+    expect(await valueOf(metrics, DURATION, { effect: 'impact' }, `${DURATION}_count`)).toBe(observed);
 
     receiver.answer = (res) => res.writeHead(200).end('{}');
     // Calls fail fast until the breaker lets a probe through; the probe succeeds and closes it.
