@@ -146,17 +146,25 @@ export function checkMessage(
   sagas: readonly SagaDefinition[] = SAGAS,
 ): MessageCheck {
   const parsed = parseAggregateSubject(aggregateSubjects, subject);
+  // The parser's own message is not kept: some quote the text, and the payload never goes into logs.
+  const undecodable = (error: string): MessageCheck => ({
+    kind: 'undecodable',
+    tenantId: parsed?.tenantId ?? '',
+    eventId: null,
+    sagaNames: [],
+    error: `payload of ${data.byteLength} bytes ${error}`,
+  });
+  let text: string;
+  try {
+    text = utf8.decode(data);
+  } catch {
+    return undecodable('is not UTF-8');
+  }
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(data));
-  } catch (error) {
-    return {
-      kind: 'undecodable',
-      tenantId: parsed?.tenantId ?? '',
-      eventId: null,
-      sagaNames: [],
-      error: `payload is not UTF-8 JSON: ${(error as Error).message}`,
-    };
+    value = JSON.parse(text);
+  } catch {
+    return undecodable('is not JSON');
   }
   const check = checkAggregateEvent(value);
   if ('errors' in check) {
@@ -313,10 +321,29 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
     }
   })().catch(() => undefined);
 
+  const fieldsOf = (entry: InFlight, event?: { tenantId: string; eventId: string | null }) => ({
+    subject: entry.msg.subject,
+    streamSequence: entry.msg.info.streamSequence,
+    deliveryCount: entry.deliveryCount,
+    ...(event && { tenantId: event.tenantId, eventId: event.eventId }),
+  });
+
+  /**
+   * Runs an ack, NAK, term or working ack: they publish on the connection, which throws once it is closed; the
+   * server then delivers the message again after the ack wait, which is all that can be done.
+   */
+  const tell = (entry: InFlight, what: string, op: () => void) => {
+    try {
+      op();
+    } catch (error) {
+      logger.warn({ ...fieldsOf(entry), err: error }, `${what} not sent; the message comes again after the ack wait`);
+    }
+  };
+
   // Working acks: every ackWait/3, each message still in flight tells the server it is being worked on.
   const working = setInterval(
     () => {
-      for (const entry of inFlight) entry.msg.working();
+      for (const entry of inFlight) tell(entry, 'working ack', () => entry.msg.working());
     },
     Math.max(100, (settings.ackWaitSeconds * 1000) / 3),
   );
@@ -335,13 +362,6 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
   const gauges = setInterval(() => void refreshGauges(), CONSUMER_INFO_REFRESH_MS);
   gauges.unref();
 
-  const fieldsOf = (entry: InFlight, event?: { tenantId: string; eventId: string | null }) => ({
-    subject: entry.msg.subject,
-    streamSequence: entry.msg.info.streamSequence,
-    deliveryCount: entry.deliveryCount,
-    ...(event && { tenantId: event.tenantId, eventId: event.eventId }),
-  });
-
   const settled = (entry: InFlight, outcome: BridgeOutcome) => {
     inFlight.delete(entry);
     metrics?.bridge.messages.inc({ outcome });
@@ -349,7 +369,7 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
   };
 
   const nak = (entry: InFlight, delayMs: number) => {
-    entry.msg.nak(delayMs);
+    tell(entry, 'NAK', () => entry.msg.nak(delayMs));
     settled(entry, 'nak');
   };
 
@@ -389,9 +409,7 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
         deliveryCount: entry.deliveryCount,
       });
       metrics?.bridge.quarantined.inc({ reason: record.kind });
-      entry.msg.term(`quarantined (${record.kind})`);
       logger.warn({ ...fields, quarantineId: id, errorKind: record.kind, error: record.error }, 'message quarantined');
-      settled(entry, record.kind === 'max_deliver' ? 'quarantined' : 'invalid');
     } catch (error) {
       const delayMs = nakDelayMs(entry.deliveryCount);
       logger.error(
@@ -399,7 +417,11 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
         'quarantine not recorded; the message is NAKed, not terminated',
       );
       nak(entry, delayMs);
+      return;
     }
+    // Terminated only now that the record exists (a term lost with the connection is recorded again next time).
+    tell(entry, 'term', () => entry.msg.term(`quarantined (${record.kind})`));
+    settled(entry, record.kind === 'max_deliver' ? 'quarantined' : 'invalid');
   };
 
   /** The ingress failed for this message (Temporal or Postgres unavailable): retry later, or give up on it. */
@@ -478,7 +500,11 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
             // A pull request cannot be withdrawn: what the server still sends for it goes back, for another replica
             // to get in a moment rather than after the ack wait. Not at once: the server would hand it straight back
             // to this very request, again and again until the request runs out.
-            msg.nak(FETCH_EXPIRES_MS);
+            try {
+              msg.nak(FETCH_EXPIRES_MS);
+            } catch {
+              // Closed connection: delivered again after the ack wait.
+            }
             logger.debug(
               { subject: msg.subject, streamSequence: msg.info.streamSequence },
               'message handed back: draining',
@@ -528,6 +554,7 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
         const messages = await consumer.fetch({ max_messages: settings.batchSize, expires: FETCH_EXPIRES_MS });
         pulling = true;
         await runPull(messages);
+        lastError = undefined;
         retryMs = PULL_RETRY_MS.initial;
       } catch (error) {
         pulling = false;
@@ -567,8 +594,16 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
 
     async setTenants(tenants) {
       const subjects = bridgeFilterSubjects(nats.aggregateStream.subjects, tenants, options.sagas);
-      await ensureConsumer(jsm, nats, subjects);
+      // Set first, so that the pull loop re-ensuring the consumer meanwhile (after an error) does not restore the
+      // old filters; put back when the update fails.
+      const previous = filterSubjects;
       filterSubjects = subjects;
+      try {
+        await ensureConsumer(jsm, nats, subjects);
+      } catch (error) {
+        filterSubjects = previous;
+        throw error;
+      }
       logger.info({ tenants, filterSubjects }, 'saga bridge re-filtered');
     },
 

@@ -210,7 +210,7 @@ describe('poison messages', () => {
     const memory = memoryLogger();
     const { metrics, durable } = await startBridge({ tenants: [tenant], logger: memory.logger });
     const subject = `${prefix}.${tenant}.Advisory.Advisory.Published`;
-    const garbage = '{"tenantId": "' + tenant + '", not json';
+    const garbage = `{"tenantId": "${tenant}", "token": "garbage-secret-91c2", not json`;
     await js.publish(subject, garbage, { msgID: fresh('garbage') });
     const foreign = advisoryPublished(
       ADVISORY,
@@ -257,7 +257,12 @@ describe('poison messages', () => {
     const quarantined = memory.records.filter((r) => r['msg'] === 'message quarantined');
     expect(quarantined).toHaveLength(2);
     expect(quarantined.every((r) => r['subject'] === subject && typeof r['streamSequence'] === 'number')).toBe(true);
-    expect(memory.lines.some((line) => line.includes('payload-secret-7f3a'))).toBe(false);
+    for (const secret of ['payload-secret-7f3a', 'garbage-secret-91c2']) {
+      expect(
+        memory.lines.some((line) => line.includes(secret)),
+        secret,
+      ).toBe(false);
+    }
   });
 
   it('quarantines a message still failing at its last delivery, having acknowledged nothing before', async () => {
