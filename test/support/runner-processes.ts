@@ -14,13 +14,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstream, type ConsumerInfo, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, type ConsumerInfo } from '@nats-io/jetstream';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { AppConfig, WorkerMode } from '../../core/config.js';
-import type { EventSink } from '../../reference-services/emitter.js';
+import { createLogger } from '../../core/logger.js';
+import { createJetStreamEmitter, type OutboxEmitter } from '../../reference-services/emitter.js';
 import { startReferenceServices, type RunningReferenceServices } from '../../reference-services/server.js';
 import type { AggregateEvent } from '../../workflows/sagas/definitions.js';
-import { aggregateEventSubject } from '../../workers/saga-streams.js';
+import { aggregatePublishPrefix } from '../../workers/saga-streams.js';
 import { startTestNats, type TestNats } from './nats.js';
 import { freePort } from './ports.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
@@ -249,22 +250,18 @@ export interface RunnerDrillStack {
   env: TestWorkflowEnvironment;
   db: TestDatabase;
   nats: TestNats;
-  reference: RunningReferenceServices;
+  /** The reference services; their emitter publishes the Gateway's events to the aggregate stream. */
+  reference: RunningReferenceServices & { emitter: OutboxEmitter };
   /** The configuration the replicas run with (stream and consumer names as they see them). */
   config: AppConfig;
   /** The environment every replica gets (besides its mode and operations port). */
   runnerEnv: Record<string, string>;
-  /** Every event the reference Gateway emitted so far, in order. */
-  emitted: AggregateEvent[];
-  /** Events whose publication failed after every retry (a lost event: must stay empty). */
-  notPublished: { event: AggregateEvent; error: string }[];
   /**
-   * Publishes `events` to the aggregate stream, in order, on `aggregate.{tenant}.{aggregateType}.{eventType}` with
-   * `Nats-Msg-Id` = eventId, as aggregates do; resolves once the stream has stored each one.
+   * Publishes `events` to the aggregate stream as aggregates do (in order, on their subjects, `Nats-Msg-Id` =
+   * eventId) and resolves once the stream has stored each one.
+   * @throws Error when one was dropped (it cannot be put on a subject).
    */
   publish(events: readonly AggregateEvent[]): Promise<void>;
-  /** Resolves once every Gateway event emitted so far has been stored by the stream. */
-  published(): Promise<void>;
   /** The bridge's durable consumer as the server sees it. */
   consumer(): Promise<ConsumerInfo>;
   /** Starts a replica on this stack (see {@link startRunnerProcess}). */
@@ -272,28 +269,11 @@ export interface RunnerDrillStack {
   close(): Promise<void>;
 }
 
-/** Attempts and pause of one publication: the server stays up in these drills, so a failure is a real one. */
-const PUBLISH_ATTEMPTS = 20;
-const PUBLISH_RETRY_MS = 250;
-
-async function publishEvent(js: JetStreamClient, prefix: string, event: AggregateEvent): Promise<void> {
-  let lastError: unknown;
-  for (let attempt = 0; attempt < PUBLISH_ATTEMPTS; attempt++) {
-    try {
-      await js.publish(aggregateEventSubject(prefix, event), JSON.stringify(event), { msgID: event.eventId });
-      return;
-    } catch (error) {
-      lastError = error;
-      await sleep(PUBLISH_RETRY_MS);
-    }
-  }
-  throw lastError;
-}
-
 /**
  * Starts what the replicas share: a dev server of its own (the replicas serve the unprefixed task queues), a test
  * database, a test nats-server with the streams of sagas (`startTestNats`, configured with `env` as the replicas
- * are), and the reference services on a free port, whose Gateway publishes the events its commands cause to the aggregate stream.
+ * are), and the reference services on a free port, whose Gateway publishes the events its commands cause to the
+ * aggregate stream (their JetStream target). The test's own events go through the same kind of emitter.
  */
 export async function startRunnerDrillStack(options: RunnerDrillOptions = {}): Promise<RunnerDrillStack> {
   const dataDir = await mkdtemp(join(tmpdir(), 'stellaops-runner-drill-'));
@@ -320,51 +300,36 @@ export async function startRunnerDrillStack(options: RunnerDrillOptions = {}): P
     ...options.env,
   };
   const { config } = nats;
-  const prefix = config.nats.aggregateStream.subjects.find((s) => s.endsWith('.>'))!.slice(0, -2);
-  const js = jetstream(nats.connection);
-  const emitted: AggregateEvent[] = [];
-  const notPublished: { event: AggregateEvent; error: string }[] = [];
-  // One after the other, in emission order: the Gateway's events of one scan reach the stream in their sequence.
-  let publishing: Promise<void> = Promise.resolve();
-  const sink: EventSink = {
-    emit(event) {
-      emitted.push(event);
-      publishing = publishing.then(() =>
-        publishEvent(js, prefix, event).catch((error: unknown) => {
-          notPublished.push({ event, error: String(error) });
-        }),
-      );
-    },
-    async close() {
-      await publishing;
-    },
-  };
+  const subjectPrefix = aggregatePublishPrefix(config.nats.aggregateStream.subjects)!;
+  const logger = createLogger({ level: 'warn', name: 'runner-drill' });
   const reference = await startReferenceServices({
     host: '127.0.0.1',
     port: referencePort,
+    logger,
     ...(options.scanDelayMs !== undefined && { scanDelayMs: options.scanDelayMs }),
-    events: sink,
+    events: { nats: nats.connection, subjectPrefix },
   });
+  const aggregates = createJetStreamEmitter({ js: jetstream(nats.connection), subjectPrefix, logger });
 
   return {
     env,
     db,
     nats,
-    reference,
+    reference: reference as RunningReferenceServices & { emitter: OutboxEmitter },
     config,
     runnerEnv,
-    emitted,
-    notPublished,
     async publish(events) {
-      for (const event of events) await publishEvent(js, prefix, event);
+      const dropped = aggregates.stats().dropped;
+      for (const event of events) aggregates.emit(event);
+      await aggregates.idle();
+      if (aggregates.stats().dropped !== dropped) throw new Error('an event was dropped instead of published');
     },
-    published: () => sink.close(),
     consumer: () => nats.jsm.consumers.info(config.nats.aggregateStream.name, config.nats.bridge.durable),
     start: (spec) => startRunnerProcess(spec, runnerEnv),
     async close() {
       await killAllRunnerProcesses();
+      await aggregates.close();
       await reference.close();
-      await sink.close();
       await nats.cleanup();
       await db.drop();
       await env.teardown();
