@@ -169,6 +169,20 @@ async function historyOf(workflowId: string): Promise<{ type: string; identity?:
 
 const typeName = (type: string) => type.replace(/^EVENT_TYPE_/, '');
 
+/** Resolves once the saga's workflow (started by the bridge, some time after the publish) has completed. */
+async function finished(workflowId: string): Promise<void> {
+  const handle = env.client.workflow.getHandle(workflowId);
+  await eventually(
+    () =>
+      handle.describe().then(
+        () => true,
+        () => undefined,
+      ),
+    60_000,
+  );
+  await handle.result();
+}
+
 beforeAll(async () => {
   let natsPort: number;
   [env, db, dataDir, natsPort] = await Promise.all([
@@ -400,12 +414,30 @@ describe('a combined worker (WORKER_MODE=combined)', () => {
 
       // Another worker takes over and finishes the saga; a SIGTERM then drains it the same way.
       const second = await startWorkerProcess(workerEnv({ WORKER_MODE: 'combined', NATS_BRIDGE: 'true' }));
-      await env.client.workflow.getHandle(workflowId).result();
-      const finished = await historyOf(workflowId);
-      const takenOver = finished.slice(completed).filter((e) => typeName(e.type) === 'WORKFLOW_TASK_STARTED');
+      await finished(workflowId);
+      const completedHistory = await historyOf(workflowId);
+      const takenOver = completedHistory.slice(completed).filter((e) => typeName(e.type) === 'WORKFLOW_TASK_STARTED');
       expect(takenOver.length).toBeGreaterThan(0);
       expect(takenOver.every((e) => e.identity !== firstIdentity)).toBe(true);
       expect(await signalWorkerProcess(first)).toBe(0);
+
+      // A reload reaches the effects of the running worker: quota reservations no longer go through the holding
+      // provider; an invalid manifest that would send them there again is refused and changes nothing.
+      const direct = structuredClone(manifestDocument);
+      direct.providers.find((p) => p.name === 'mirror.reserve-quota')!.url = `${reference.url}${RESERVE_PATH}`;
+      await writeManifest(direct);
+      const reloaded = await post(second, '/admin/reload', adminToken);
+      expect(reloaded.status).toBe(200);
+      expect(reloaded.body.effects).toMatchObject({ added: [], removed: [], changed: ['mirror.reserve-quota'] });
+      hold.holdAgain();
+      const arrivedBefore = hold.arrived.length;
+      await finished(await requestExport());
+      await writeManifest(stringifyYaml(manifestDocument).replace('kind: http', 'kind: grpc'));
+      expect((await post(second, '/admin/reload', adminToken)).status).toBe(422);
+      await finished(await requestExport());
+      expect(hold.arrived.length).toBe(arrivedBefore);
+      await writeManifest(manifestDocument);
+      expect((await post(second, '/admin/reload', adminToken)).status).toBe(200);
 
       hold.holdAgain();
       const heldAgain = hold.arrived.length;

@@ -1,12 +1,11 @@
 /**
- * The worker as a real process (`tsx workers/main.ts`), for crash drills and the operations port's tests: each one
- * runs in its own process group, so a SIGKILL takes the `tsx` launcher and the Node process under it at once, as a
+ * The worker as a real process (`node --import tsx workers/main.ts`), for crash drills and the operations port's
+ * tests: each one runs in its own process group, so a SIGKILL takes the worker and whatever it started at once, as a
  * machine that dies would. Each gets a free operations port, and neither the JetStream bridge nor the egress unless
  * its environment asks for them (then it needs `NATS_URL`). Every process started here is killed when the test file
  * ends, and when the test process exits however it exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 
 /** A started worker process. */
 export interface WorkerProcess {
@@ -43,12 +42,14 @@ process.once('exit', () => {
 });
 
 /**
- * Spawns `tsx workers/main.ts` with `env` over this process' environment, in its own process group; resolves once it
+ * Spawns `node --import tsx workers/main.ts` with `env` over this process' environment, in its own process group; resolves once it
  * logged that its workers were created (its `LOG_LEVEL` must be `info` or lower), rejects when it exits before.
  */
 export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
   const spawnedAt = Date.now();
-  const child = spawn(join('node_modules', '.bin', 'tsx'), ['workers/main.ts'], {
+  // One process, as the image runs it: a launcher in between would relay signals and may kill a worker that answers
+  // them late, where a drill needs the worker's own orderly shutdown.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...DEFAULT_ENV, ...env },
