@@ -154,10 +154,18 @@ export function argv(value: string | string[] | undefined): string[] {
   return Array.isArray(value) ? value : value.split(/\s+/).filter(Boolean);
 }
 
-/** The compose file as written (merge keys resolved) and interpolated with `hostEnv`. */
-export function readComposeFile(hostEnv: Env): { text: string; raw: ComposeFile; compose: ComposeFile } {
+/** The compose file as written, merge keys resolved, before interpolation. */
+export function parseComposeFile(): { text: string; raw: ComposeFile } {
   const text = readFileSync(join(COMPOSE_ROOT, 'docker-compose.yml'), 'utf8');
-  const raw = (parse(text, { merge: true }) ?? {}) as ComposeFile;
+  return { text, raw: (parse(text, { merge: true }) ?? {}) as ComposeFile };
+}
+
+/**
+ * The compose file as written and interpolated with `hostEnv`.
+ * @throws InterpolationError when a `${VAR:?message}` variable is missing from `hostEnv`.
+ */
+export function readComposeFile(hostEnv: Env): { text: string; raw: ComposeFile; compose: ComposeFile } {
+  const { text, raw } = parseComposeFile();
   return { text, raw, compose: interpolateDeep(raw, hostEnv) as ComposeFile };
 }
 
