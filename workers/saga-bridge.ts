@@ -95,6 +95,7 @@ const FETCH_EXPIRES_MS = 2_000;
 /** How often consumer lag and ack-pending gauges are refreshed from the consumer's info. */
 const CONSUMER_INFO_REFRESH_MS = 5_000;
 /** Pause after a failed pull (no consumer, JetStream unavailable, disconnected), doubled up to the longest. */
+// Stryker disable next-line all: the pull loop's pacing, exercised by the integration tests
 const PULL_RETRY_MS = { initial: 500, max: 10_000 };
 
 /** The delay of the NAK of a message's `deliveryCount`-th failed delivery: 1 s · 2^(n−1), at most 60 s. */
@@ -216,6 +217,9 @@ export function bridgeFilterSubjects(
   if (tenants.length === 0) return sagaTriggerSubjects(aggregateSubjects, options);
   return [...new Set(tenants.flatMap((tenant) => sagaTriggerSubjects(aggregateSubjects, { ...options, tenant })))];
 }
+
+// Stryker disable all: from here on the bridge talks to NATS and Postgres; test/integration/saga-bridge.test.ts
+// exercises it on real servers, the mutation run covers the pure decisions above.
 
 /** Whether the consumer's settings differ from what the bridge wants (what an update changes). */
 function differs(info: ConsumerInfo, wanted: Partial<ConsumerConfig>): boolean {

@@ -86,6 +86,28 @@ describe('classifying a message', () => {
     });
   });
 
+  it('records a message on a subject outside the aggregate prefixes under no tenant when it has no event', () => {
+    expect(checkMessage(SUBJECTS, 'elsewhere.acme.Scan.Done', bytes('nope'))).toMatchObject({
+      kind: 'undecodable',
+      tenantId: '',
+    });
+    expect(checkMessage(SUBJECTS, 'elsewhere.acme.Scan.Done', bytes({}))).toMatchObject({
+      kind: 'invalid',
+      tenantId: '',
+    });
+  });
+
+  it('words the contract errors as pointer and message, the root as /', () => {
+    const check = checkMessage(SUBJECTS, 'aggregate.acme.Scan.Scan.Completed', bytes(42));
+    expect(check.kind === 'invalid' && check.error).toBe('/: must be object');
+    const { sequence: _, occurredAt: __, ...partial } = advisoryPublished('adv-1');
+    const two = checkMessage(SUBJECTS, 'aggregate.acme.Advisory.Advisory.Published', bytes(partial));
+    expect(two.kind === 'invalid' && two.error.split('; ').sort()).toEqual([
+      "/occurredAt: must have required property 'occurredAt'",
+      "/sequence: must have required property 'sequence'",
+    ]);
+  });
+
   it('refuses an event of another tenant than its subject, recorded under the subject tenant', () => {
     const event = advisoryPublished('adv-1', {}, { tenantId: 'globex' });
     const check = checkMessage(SUBJECTS, 'aggregate.acme.Advisory.Advisory.Published', bytes(event));
@@ -105,6 +127,10 @@ describe('classifying a message', () => {
       expect(check).toMatchObject({ kind: 'invalid', tenantId: 'acme', eventId: event.eventId });
       expect(check.kind === 'invalid' && check.error).toContain('the event is Advisory/Advisory.Published');
     }
+    expect(checkMessage(SUBJECTS, 'aggregate.acme.Scan.Advisory.Published', bytes(event))).toMatchObject({
+      error:
+        'subject aggregate.acme.Scan.Advisory.Published names Scan/Advisory.Published, the event is Advisory/Advisory.Published',
+    });
   });
 
   it('refuses an event on a subject outside the aggregate prefixes, under the event tenant', () => {
