@@ -377,7 +377,7 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
     settled(entry, 'nak');
   };
 
-  const ack = async (entry: InFlight, event: AggregateEvent, result: IngestResult) => {
+  const ack = async (entry: InFlight, event: AggregateEvent, status: Exclude<IngestResult['status'], 'invalid'>) => {
     try {
       // The ack is confirmed: a lost one would deliver the message again, which the ingress answers `duplicate`,
       // but the outcome counted here would be wrong.
@@ -388,8 +388,8 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
         'ack not confirmed; the message comes again and is answered as a duplicate',
       );
     }
-    logger.debug({ ...fieldsOf(entry, event), status: result.status }, 'message acknowledged');
-    settled(entry, result.status === 'invalid' ? 'invalid' : result.status);
+    logger.debug({ ...fieldsOf(entry, event), status }, 'message acknowledged');
+    settled(entry, status);
   };
 
   /** Records the message in quarantine, then terminates it; NAKs it when the record cannot be written. */
@@ -470,7 +470,7 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
       await Promise.all(
         events.map(({ entry, event }, i) => {
           const result = results[i]!;
-          if (result.status !== 'invalid') return ack(entry, event, result);
+          if (result.status !== 'invalid') return ack(entry, event, result.status);
           // Valid by the contract, refused by routing (a correlation id the saga cannot derive, …).
           return quarantine(entry, {
             kind: 'invalid',
