@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 # One image for every process of stellaops-workflows. The default command runs the API; the worker and the
 # migrations run the same image with another command (see docker-compose.yml):
-#   node --import tsx workers/main.ts     # worker (WORKER_QUEUES selects the task queues)
-#   node --import tsx scripts/migrate.ts  # SQL migrations, under an advisory lock
+#   node --import tsx workers/main.ts         # worker (WORKER_MODE saga, effect or combined; ops port 9464)
+#   node --import tsx scripts/migrate.ts      # SQL migrations, under an advisory lock
+#   node --import tsx scripts/saga-streams.ts # the JetStream streams of sagas, created when missing
 # `node --import tsx` rather than `npx tsx`: one process, so SIGTERM reaches the app's graceful shutdown.
 ARG NODE_IMAGE=node:20.20-bookworm-slim
 
