@@ -16,6 +16,7 @@
  * Recovery times and counts are printed, never asserted on.
  */
 import { randomUUID } from 'node:crypto';
+import type { ConsumerInfo } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   commandIdOf,
@@ -57,11 +58,11 @@ const REPLICAS: RunnerSpec[] = [
 const ROLLING = { tenant: 'acme-rolling', rescans: 150, exports: 50, paceMs: 60 } as const;
 /**
  * Crash: 100 rescans (a start and three `Scan.Completed` each) and 100 exports (a start each): 500 events the bridge
- * routes; the starts go in one batch per kill, alternately just before and just after it.
+ * routes; the starts go in one batch per kill, one per pace.
  */
-const CRASH = { tenant: 'acme-crash', rescans: 100, exports: 100, kills: 6 } as const;
-/** A replica runs this long (uniformly random, in ms) after the last start or kill before the next kill. */
-const RUN_BEFORE_KILL_MS = { min: 500, max: 3_000 };
+const CRASH = { tenant: 'acme-crash', rescans: 100, exports: 100, kills: 6, paceMs: 40 } as const;
+/** How long (uniformly random, in ms) after a batch started arriving its kill comes. */
+const RUN_BEFORE_KILL_MS = { min: 200, max: 1_500 };
 /** How long the replicas may take to finish everything after the last fault: generous, never asserted on. */
 const DRAIN_DEADLINE_MS = 180_000;
 
@@ -165,11 +166,39 @@ function ofTenant(counts: Record<string, number>, tenant: string): Record<string
 }
 
 /**
+ * Samples progress every 250 ms — calls arriving at the reference services, messages acknowledged on the consumer —
+ * so the report can say how soon work went on after a fault. `after(t)`: the first moment after `t` progress was seen.
+ */
+function watchProgress() {
+  const arrivals = () =>
+    sum(stack.reference.counters.commandsReceived()) + sum(stack.reference.counters.providerCalls());
+  const changes: number[] = [];
+  let last = '';
+  let stopped = false;
+  const sampling = (async () => {
+    while (!stopped) {
+      const info = await stack.consumer().catch(() => undefined);
+      const now = `${arrivals()}|${info?.ack_floor.stream_seq ?? ''}`;
+      if (last !== '' && now !== last) changes.push(Date.now());
+      last = now;
+      await sleep(250);
+    }
+  })();
+  return {
+    after: (t: number) => changes.find((c) => c > t),
+    async stop() {
+      stopped = true;
+      await sampling;
+    },
+  };
+}
+
+/**
  * Waits until every saga of `plan` is terminal and the bridge's consumer has nothing pending or unacknowledged, then
  * asserts the drill's outcome: every saga completed with its full result, every event ingested and applied once, no
  * command or provider call applied twice, nothing quarantined. Answers the counts for the report.
  */
-async function settleAndVerify(plan: DrillPlan, describeState: () => string) {
+async function settleAndVerify(plan: DrillPlan, before: ConsumerInfo, describeState: () => string) {
   const finalStatuses = FINAL_SAGA_STATUSES as readonly string[];
   const instances = await eventually(async () => {
     const { rows } = await stack.db.pool.query<{ saga_name: string; correlation_id: string; status: string }>(
@@ -273,7 +302,8 @@ async function settleAndVerify(plan: DrillPlan, describeState: () => string) {
     lines: [
       `  events: ${routed.length} routed (${plan.starts.length} starts, ${completedScans.length} Scan.Completed), ` +
         `${ingested.length} ingested, ${logged.length} applied, ${quarantined.length} quarantined; consumer: ` +
-        `${consumer.delivered.consumer_seq} deliveries, ${consumer.num_redelivered} redelivered, ` +
+        `${consumer.delivered.consumer_seq - before.delivered.consumer_seq} deliveries ` +
+        `(${consumer.delivered.consumer_seq - before.delivered.consumer_seq - routed.length} redeliveries), ` +
         `${consumer.num_pending} pending, ${consumer.num_ack_pending} unacknowledged`,
       `  Gateway commands: ${sum(commandsReceived)} received for ${Object.keys(commandsReceived).length} ids ` +
         `(${extra(commandsReceived)} repeats), ${sum(commandsApplied)} applied (${extra(commandsApplied)} duplicates)`,
@@ -292,7 +322,15 @@ describe('the JetStream bridge and the workers as processes', () => {
   it('lose and duplicate nothing while every replica in turn is stopped with SIGTERM and replaced', async () => {
     const plan = planDrill(ROLLING.tenant, ROLLING.rescans, ROLLING.exports);
     const slice = Math.ceil(plan.starts.length / REPLICAS.length);
-    const stops: { name: string; stop: RunnerStop; startMs: number; publishedBefore: number; during: number }[] = [];
+    const stops: {
+      name: string;
+      stop: RunnerStop;
+      startMs: number;
+      publishedBefore: number;
+      unacknowledged: number;
+      during: number;
+    }[] = [];
+    const consumerBefore = await stack.consumer();
     const startedAt = Date.now();
     let published = 0;
     for (const [i, spec] of REPLICAS.entries()) {
@@ -302,6 +340,7 @@ describe('the JetStream bridge and the workers as processes', () => {
       // Work in flight before the signal: a quarter of the slice is in the stream.
       await eventually(() => (publisher.count() >= Math.ceil(events.length / 4) ? true : undefined), 60_000);
       const before = published + publisher.count();
+      const unacknowledged = (await stack.consumer()).num_ack_pending;
       const stop = await terminateRunnerProcess(replicas.get(spec.name)!);
       expect({ replica: spec.name, code: stop.code, signal: stop.signal }).toEqual({
         replica: spec.name,
@@ -317,19 +356,21 @@ describe('the JetStream bridge and the workers as processes', () => {
         stop,
         startMs: replacement.readyAt - replacement.spawnedAt,
         publishedBefore: before,
+        unacknowledged,
         during: published - before,
       });
     }
     expect(published).toBe(plan.starts.length);
 
-    const result = await settleAndVerify(plan, replicaOutputs);
+    const result = await settleAndVerify(plan, consumerBefore, replicaOutputs);
     console.log(
       [
         `rolling restart: ${plan.starts.length} sagas (${plan.rescans.length} ${RESCAN}, ${plan.bundles.length} ` +
           `${MIRROR}), one start per ${ROLLING.paceMs} ms, ${stops.length} replicas stopped with SIGTERM and replaced`,
         ...stops.map(
           (s) =>
-            `  ${s.name}: SIGTERM after ${s.publishedBefore} starts, drained and exited ${s.stop.code} in ` +
+            `  ${s.name}: SIGTERM after ${s.publishedBefore} starts (unacknowledged messages: ${s.unacknowledged}), ` +
+            `drained and exited ${s.stop.code} in ` +
             `${seconds(s.stop.tookMs)}; replacement ready in ${seconds(s.startMs)}; ${s.during} starts published meanwhile`,
         ),
         `  duration: ${seconds(result.settledAt - startedAt)} from the first start to every saga terminal`,
@@ -348,37 +389,51 @@ describe('the JetStream bridge and the workers as processes', () => {
     const seed = Math.floor(Math.random() * 2 ** 32);
     const next = seededRandom(seed);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
-    const kills: { names: string[]; at: number; readyMs: number }[] = [];
+    const kills: { names: string[]; at: number; unacknowledged: number; readyMs: number }[] = [];
+    const consumerBefore = await stack.consumer();
+    const progress = watchProgress();
     const startedAt = Date.now();
     for (let k = 0; k < CRASH.kills; k++) {
-      const batch = batches[k]!;
-      // Half the batches arrive before the kill, the other half right after it, while the victims are down.
-      if (k % 2 === 0) await stack.publish(batch);
+      // Each batch arrives at a steady pace across the kill, so the victims hold messages and tasks when they die.
+      const publisher = publishSteadily(batches[k]!, CRASH.paceMs);
       await sleep(RUN_BEFORE_KILL_MS.min + next() * (RUN_BEFORE_KILL_MS.max - RUN_BEFORE_KILL_MS.min));
       // Bridge and effect replicas in turn; now and then both replicas of the kind at once.
       const mode = k % 2 === 0 ? 'saga' : 'effect';
       const ofMode = REPLICAS.filter((spec) => spec.mode === mode);
       const victims = next() < 0.25 ? ofMode : [pick(ofMode)];
+      const unacknowledged = (await stack.consumer()).num_ack_pending;
       const at = Date.now();
       await Promise.all(victims.map((spec) => killRunnerProcess(replicas.get(spec.name)!)));
-      if (k % 2 === 1) await stack.publish(batch);
       const restarted = await Promise.all(victims.map((spec) => stack.start(spec)));
       for (const replica of restarted) replicas.set(replica.spec.name, replica);
+      await publisher.done;
       kills.push({
         names: victims.map((spec) => spec.name),
         at,
+        unacknowledged,
         readyMs: Math.max(...restarted.map((r) => r.readyAt)) - at,
       });
     }
     const lastKillAt = kills.at(-1)!.at;
 
-    const result = await settleAndVerify(plan, replicaOutputs);
+    let result: Awaited<ReturnType<typeof settleAndVerify>>;
+    try {
+      result = await settleAndVerify(plan, consumerBefore, replicaOutputs);
+    } finally {
+      await progress.stop();
+    }
+    const resumed = kills.map((k) => (progress.after(k.at) ?? NaN) - k.at);
     console.log(
       [
         `crash (seed ${seed}): ${plan.starts.length} sagas (${plan.rescans.length} ${RESCAN}, ${plan.bundles.length} ` +
           `${MIRROR}), ${kills.length} SIGKILLs`,
-        ...kills.map((k) => `  killed ${k.names.join(' + ')}; restarted and ready after ${seconds(k.readyMs)}`),
-        `  restart after a kill (kill → replacement ready): ${spread(kills.map((k) => k.readyMs))}`,
+        ...kills.map(
+          (k, i) =>
+            `  SIGKILL ${k.names.join(' + ')} (unacknowledged messages: ${k.unacknowledged}): work went on after ` +
+            `${seconds(resumed[i]!)}, restarted and ready after ${seconds(k.readyMs)}`,
+        ),
+        `  kill → next progress (a call or an acknowledgement): ${spread(resumed.filter((ms) => !Number.isNaN(ms)))}`,
+        `  kill → replacement ready: ${spread(kills.map((k) => k.readyMs))}`,
         `  duration: ${seconds(result.settledAt - startedAt)} from the first start to every saga terminal ` +
           `(${seconds(result.settledAt - lastKillAt)} after the last kill)`,
         ...result.lines,
