@@ -333,6 +333,15 @@ describe('scale-out', () => {
         expect(await handled(metrics, outcome), outcome).toBe(0);
       }
     }
+    // The gauges follow the consumer's info: nothing left to deliver or to acknowledge.
+    for (const metrics of [one.metrics, two.metrics]) {
+      await eventually(async () => {
+        const gauge = async (g: RunnerMetrics['bridge']['consumerLag']) =>
+          (await g.get()).values.find((v) => v.labels.consumer === durable)?.value;
+        const [lag, pending] = [await gauge(metrics.bridge.consumerLag), await gauge(metrics.bridge.ackPending)];
+        return lag === 0 && pending === 0 ? true : undefined;
+      });
+    }
     const received = stack.reference.counters.commandsReceived();
     const applied = stack.reference.counters.commandsApplied();
     for (const commandId of correlationIds.flatMap((c) => rescanCommands(tenant, c))) {
