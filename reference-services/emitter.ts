@@ -270,7 +270,11 @@ export function createJetStreamEmitter(options: JetStreamEmitterOptions): Outbox
       return true;
     } catch (error) {
       if (signal.aborted) return false;
-      logger.warn({ ...fields, subject, err: error }, `event ${event!.eventType} not published yet; retrying`);
+      // The message only: a retry every few seconds while NATS or the stream is away needs no stack each time.
+      logger.warn(
+        { ...fields, subject, error: (error as Error).message },
+        `event ${event!.eventType} not published yet; retrying`,
+      );
       return false;
     }
   };

@@ -11,6 +11,8 @@
  *    a message still failing at the last delivery is quarantined (`max_deliver`), never acknowledged before.
  * 3. Scale-out: two bridges on one durable consumer and two worker hosts, 500 events: each processed once.
  * 4. Drain and re-filtering.
+ * 5. The reference Gateway's JetStream emitter: retried until a stream takes the event, refused for good when the
+ *    event cannot be put on a subject.
  */
 import { randomUUID } from 'node:crypto';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
@@ -21,6 +23,7 @@ import { createSagaIngress, type SagaIngress } from '../../api/services/saga-ing
 import { createTemporalFacade, type TemporalFacade } from '../../api/temporal/facade.js';
 import { createSagaTemporal } from '../../api/temporal/sagas.js';
 import { createLogger, type Logger } from '../../core/logger.js';
+import { createJetStreamEmitter } from '../../reference-services/emitter.js';
 import { listQuarantinedEvents } from '../../db/queries/saga-quarantine.js';
 import { findIngestedEvent } from '../../db/queries/sagas.js';
 import { createRunnerMetrics, type BridgeOutcome, type RunnerMetrics } from '../../workers/runner-metrics.js';
@@ -424,5 +427,43 @@ describe('drain and re-filtering', () => {
     expect(bridge.status().filterSubjects).toEqual(bridgeFilterSubjects(subjects, []));
     expect(bridge.status()).toMatchObject({ pulling: true, draining: false });
     await resultOf(sagaWorkflowId(b, MIRROR, ofB.aggregateId));
+  });
+});
+
+describe("the reference Gateway's JetStream emitter", () => {
+  it('publishes again until a stream captures the subject, then once; drops an event no subject can carry', async () => {
+    const stream = fresh('LATE');
+    const late = fresh('late');
+    const emitter = createJetStreamEmitter({
+      js: jetstream(await nats.connect(fresh('emitter'))),
+      subjectPrefix: late,
+      logger,
+      retryInitialMs: 50,
+      retryMaxMs: 200,
+      timeoutMs: 1_000,
+    });
+    try {
+      const event = exportRequested(fresh('bundle'), { tenantId: 'eu.acme' });
+      emitter.emit(event);
+      // No stream captures the subject yet: nothing acknowledges the publish, so it is tried again.
+      await eventually(() => (emitter.stats().retries >= 2 ? true : undefined));
+      expect(emitter.stats()).toMatchObject({ pending: 1, delivered: 0, dropped: 0 });
+
+      await nats.jsm.streams.add({ name: stream, subjects: [`${late}.>`] });
+      await emitter.idle();
+      expect(emitter.stats()).toMatchObject({ pending: 0, delivered: 1, dropped: 0 });
+      const subject = `${late}.eu%2Eacme.MirrorBundle.MirrorBundle.ExportRequested`;
+      const stored = await nats.jsm.streams.getMessage(stream, { last_by_subj: subject });
+      expect(stored!.json<AggregateEvent>()).toEqual(event);
+      expect(stored!.header.get('Nats-Msg-Id')).toBe(event.eventId);
+      expect((await nats.jsm.streams.info(stream)).state.messages).toBe(1);
+
+      emitter.emit({ ...event, eventId: fresh('evt'), tenantId: 'a b' });
+      await emitter.idle();
+      expect(emitter.stats()).toMatchObject({ pending: 0, delivered: 1, dropped: 1 });
+    } finally {
+      await emitter.close();
+      await nats.jsm.streams.delete(stream).catch(() => undefined);
+    }
   });
 });
