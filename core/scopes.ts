@@ -14,9 +14,12 @@ export const Scope = {
   NotifierAdmin: 'Notifier.Admin',
   /** Post aggregate events to the sagas (the aggregates' service identity, and the reference Gateway). */
   RunnerEventsWrite: 'Runner.Events:Write',
-  /** Read saga instances, their timelines and the unmatched and late events. */
+  /** Read saga instances, their timelines, the unmatched and late events and the quarantined messages. */
   RunnerSagasRead: 'Runner.Sagas:Read',
-  /** Cancel saga instances and redeliver unmatched or late events. */
+  /**
+   * Cancel and reset saga instances; redeliver unmatched, late and quarantined events (one at a time or in bulk);
+   * discard quarantined messages.
+   */
   RunnerSagasOperate: 'Runner.Sagas:Operate',
   /** Operate the Runner itself: its workers view, and its workers' drain and reload. Not bound to a tenant's data. */
   SystemAdmin: 'system:admin',
