@@ -45,8 +45,6 @@ export interface TemporalServerOptions {
   dir: string;
   /** The dynamic configuration file (docker/temporal/dynamicconfig.yaml for the compose stack); none by default. */
   dynamicConfigFile?: string;
-  /** The address the services bind to and advertise (default 127.0.0.1). */
-  host?: string;
   logger?: Logger;
   /** Milliseconds to wait for SERVING (default 120 s: the first start of a cluster creates its system namespace). */
   readyTimeoutMs?: number;
@@ -81,6 +79,8 @@ export interface TemporalServerHandle {
 }
 
 const run = promisify(execFile);
+/** Loopback only: the server runs without authorization (`--allow-no-auth`), as the compose stack's does. */
+const HOST = '127.0.0.1';
 const { SERVING } = proto.grpc.health.v1.HealthCheckResponse.ServingStatus;
 
 /** Whether `port` could be bound on loopback a moment ago (`0`: any free port); resolves with the port bound. */
@@ -88,7 +88,7 @@ function bindable(port: number): Promise<number | undefined> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(undefined));
-    server.listen(port, '127.0.0.1', () => {
+    server.listen(port, HOST, () => {
       const address = server.address();
       server.close(() => resolve(address && typeof address === 'object' ? address.port : undefined));
     });
@@ -206,13 +206,12 @@ function renderConfig(
   template: string,
   options: {
     postgres: Required<TemporalPostgres>;
-    host: string;
     ports: TemporalServerPorts;
     dynamicConfigFile: string;
   },
 ): string {
   const config = parse(template) as ServerConfigTemplate;
-  const { postgres, host, ports } = options;
+  const { postgres, ports } = options;
   const datastores = config.persistence.datastores;
   for (const [store, database] of [
     ['postgres-default', postgres.database],
@@ -226,12 +225,12 @@ function renderConfig(
     });
   }
   config.log = { stdout: true, level: 'warn', format: 'json' };
-  config.global.membership.broadcastAddress = host;
+  config.global.membership.broadcastAddress = HOST;
   // No profiler port: nothing here reads it.
   config.global.pprof = { port: 0 };
-  config.global.metrics.prometheus.listenAddress = `${host}:${ports.metrics}`;
+  config.global.metrics.prometheus.listenAddress = `${HOST}:${ports.metrics}`;
   const rpc = (grpcPort: number, membershipPort: number, extra: Record<string, number> = {}) => ({
-    rpc: { grpcPort, membershipPort, bindOnIP: host, ...extra },
+    rpc: { grpcPort, membershipPort, bindOnIP: HOST, ...extra },
   });
   config.services = {
     frontend: rpc(ports.frontend, ports.frontendMembership, { httpPort: ports.frontendHttp }),
@@ -239,7 +238,7 @@ function renderConfig(
     matching: rpc(ports.matching, ports.matchingMembership),
     worker: rpc(ports.worker, ports.workerMembership),
   };
-  config.clusterMetadata.clusterInformation.active.rpcAddress = `${host}:${ports.frontend}`;
+  config.clusterMetadata.clusterInformation.active.rpcAddress = `${HOST}:${ports.frontend}`;
   config.dynamicConfigClient = { filepath: options.dynamicConfigFile, pollInterval: '10s' };
   return stringify(config);
 }
@@ -296,7 +295,6 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
     visibilityDatabase: 'temporal_visibility',
     ...options.postgres,
   };
-  const host = options.host ?? '127.0.0.1';
 
   await ensureDatabases(postgres);
   await installSchema(sqlTool.path, postgres, postgres.database, module.postgresSchemaDir);
@@ -313,7 +311,7 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
   const configFile = join(configDir, 'stellaops.yaml');
   await writeFile(
     configFile,
-    renderConfig(await readFile(module.postgresConfigTemplate, 'utf8'), { postgres, host, ports, dynamicConfigFile }),
+    renderConfig(await readFile(module.postgresConfigTemplate, 'utf8'), { postgres, ports, dynamicConfigFile }),
     { mode: 0o600 }, // it holds the database password
   );
 
@@ -325,7 +323,7 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
     stopSignal: 'SIGTERM',
     onLine: (line) => logServerLine(options.logger, line, temporal.stopping),
   });
-  const address = `${host === '0.0.0.0' ? '127.0.0.1' : host}:${ports.frontend}`;
+  const address = `${HOST}:${ports.frontend}`;
   try {
     await waitForServing(temporal, address, options.readyTimeoutMs ?? 120_000);
   } catch (error) {
