@@ -29,6 +29,7 @@ import {
 import { eventually } from '../support/http-sinks.js';
 import { freePort } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { seededRandom } from '../support/runner-processes.js';
 import { advisoryPublished, exportRequested } from '../support/sagas.js';
 import { createDevServerEnv } from '../support/temporal.js';
 import {
@@ -99,18 +100,6 @@ const sink: EventSink = {
     while (ingesting.size > 0) await Promise.allSettled([...ingesting]);
   },
 };
-
-/** A small seeded generator (mulberry32): the seed is printed, so a run's kill schedule can be told apart. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
@@ -211,7 +200,7 @@ describe('sagas while the worker process is SIGKILLed and restarted 11 times', (
       }, 50);
 
       const seed = Math.floor(Math.random() * 2 ** 32);
-      const next = random(seed);
+      const next = seededRandom(seed);
       const kills: number[] = [];
       const restarts: number[] = [];
       /** The worker started after each kill. */
