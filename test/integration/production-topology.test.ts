@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
+import { Client, Connection } from '@temporalio/client';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import pg from 'pg';
@@ -520,13 +521,19 @@ describe('the production topology (docker-compose.yml on the production Temporal
 
   it('completes a saga started over the HTTP ingress and one started by a JetStream publish, through the bridge', async () => {
     const reader = await token([Scope.RunnerSagasRead]);
-    const completed = (api: string, saga: string, correlationId: string) =>
+    type Detail = {
+      instance: { status: string };
+      timeline: { eventType: string; outcome: string; via: string }[];
+    };
+    /**
+     * The instance once it has finished and its timeline holds `scans` Scan.Completed entries: the event log is
+     * written beside the signal, so the instance can finish a moment before the last event's entry is there.
+     */
+    const finished = (api: string, saga: string, correlationId: string, scans = 0) =>
       eventually(async () => {
-        const { status, body } = await getJson<{
-          instance: { status: string };
-          timeline: { eventType: string; outcome: string; via: string }[];
-        }>(`${api}/api/v1/sagas/${saga}/${correlationId}`, reader);
-        return status === 200 && body.instance.status !== 'running' ? body : undefined;
+        const { status, body } = await getJson<Detail>(`${api}/api/v1/sagas/${saga}/${correlationId}`, reader);
+        const logged = body.timeline?.filter((e) => e.eventType === 'Scan.Completed').length ?? 0;
+        return status === 200 && body.instance.status !== 'running' && logged >= scans ? body : undefined;
       }, FLOW_TIMEOUT_MS);
 
     // Over HTTP: the advisory's rescans go to the Gateway, whose Scan.Completed events come back over JetStream.
@@ -558,8 +565,8 @@ describe('the production topology (docker-compose.yml on the production Temporal
     }
 
     const [rescan, mirror] = await Promise.all([
-      completed(t.apis[1], 'advisory-impact-rescan', correlationId),
-      completed(t.apis[1], 'mirror-bundle-export', bundleId),
+      finished(t.apis[1], 'advisory-impact-rescan', correlationId, 3),
+      finished(t.apis[1], 'mirror-bundle-export', bundleId),
     ]);
     expect(rescan).toMatchObject({
       instance: { status: 'completed', state: { summary: { impacted: 3, completed: 3 } } },
@@ -570,6 +577,24 @@ describe('the production topology (docker-compose.yml on the production Temporal
     for (const scan of scans) expect(scan).toMatchObject({ outcome: 'applied', via: 'jetstream' });
     // Published on the stream only: the bridge is the one way it reached a saga.
     expect(mirror).toMatchObject({ instance: { status: 'completed', correlationId: bundleId } });
+
+    // SQL visibility answers by the search attributes the compose job registered.
+    const connection = await Connection.connect({ address: t.temporal.address });
+    try {
+      const client = new Client({
+        connection,
+        namespace: environmentOf(serviceOf(t.compose, 'api')).TEMPORAL_NAMESPACE,
+      });
+      const query = `SagaName = "mirror-bundle-export" AND CorrelationId = "${bundleId}" AND TenantId = "${TENANT}"`;
+      const listed = await eventually(async () => {
+        const ids: string[] = [];
+        for await (const execution of client.workflow.list({ query })) ids.push(execution.workflowId);
+        return ids.length > 0 ? ids : undefined;
+      }, FLOW_TIMEOUT_MS);
+      expect(listed).toEqual([`saga/${TENANT}/mirror-bundle-export/${bundleId}`]);
+    } finally {
+      await connection.close();
+    }
 
     // The effect worker sent each Gateway command once.
     const received = t.reference.counters.commandsReceived();
