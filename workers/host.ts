@@ -87,7 +87,8 @@ export interface WorkerHostOptions {
   activitiesByQueue: Partial<ActivitiesByQueue>;
   /** Activities the `effects` worker runs at once (`EFFECTS_CONCURRENCY`); the SDK's default when undefined. */
   effectsConcurrency?: number;
-  workflowBundle: WorkflowBundleWithSourceMap;
+  /** The workflow bundle; needed only when a queue hosts workflows (an `effect` worker does without). */
+  workflowBundle?: WorkflowBundleWithSourceMap;
   logger: Logger;
   /** Prefix for task queue names (tests use it to isolate runs). */
   taskQueuePrefix?: string;
@@ -107,7 +108,7 @@ export interface WorkerHost {
 /**
  * Creates one Worker per task queue, each with the activities of its own queue; the workflow queues also host the
  * workflow bundle, the `effects` queue hosts activities only (at most `effectsConcurrency` at once).
- * @throws Error when a queue has no activities.
+ * @throws Error when a queue has no activities, or hosts workflows and no bundle was given.
  */
 export async function createWorkerHost(options: WorkerHostOptions): Promise<WorkerHost> {
   const prefix = options.taskQueuePrefix ?? '';
@@ -119,6 +120,8 @@ export async function createWorkerHost(options: WorkerHostOptions): Promise<Work
   const workers = await Promise.all(
     options.queues.map((queue) => {
       const hostsWorkflows = (WORKFLOW_TASK_QUEUES as readonly string[]).includes(queue);
+      if (hostsWorkflows && !options.workflowBundle)
+        throw new Error(`The task queue ${queue} needs the workflow bundle`);
       return Worker.create({
         connection: options.connection,
         namespace: options.namespace,

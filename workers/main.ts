@@ -33,6 +33,7 @@ import {
   loadTenantPlacement,
   policyEngineUrlOf,
   temporalAddressOf,
+  WORKFLOW_TASK_QUEUES,
   type AppConfig,
 } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
@@ -169,7 +170,10 @@ export async function startWorkers(
         metrics,
       }),
       effectsConcurrency: config.sagas.effectsConcurrency,
-      workflowBundle: await bundleWorkflows(),
+      // Bundling takes seconds: an `effect` worker, which hosts no workflows, starts without it.
+      ...(config.worker.queues.some((queue) => (WORKFLOW_TASK_QUEUES as readonly string[]).includes(queue)) && {
+        workflowBundle: await bundleWorkflows(),
+      }),
       logger,
       shutdownGraceSeconds: config.worker.shutdownGraceSeconds,
     });
