@@ -13,25 +13,25 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { Client, Connection } from '@temporalio/client';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkersView } from '../../api/schemas/runner.js';
 import { EMBEDDED_PG } from '../../core/config.js';
 import { Scope } from '../../core/scopes.js';
-import { startPolicyEngine, type RunningPolicyEngine } from '../../policy-engine/server.js';
+import { startPolicyEngine } from '../../policy-engine/server.js';
 import { startReferenceServices, type RunningReferenceServices } from '../../reference-services/server.js';
 import { resolveNatsServer, resolveTemporalCli } from '../../stack/binaries.js';
-import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../stack/postgres.js';
-import { startServerProcess, type ServerProcess } from '../../stack/server-process.js';
+import { startEmbeddedPostgres } from '../../stack/postgres.js';
+import { startServerProcess } from '../../stack/server-process.js';
 import { startTemporalServer, type TemporalServerHandle } from '../../stack/temporal-server.js';
 import { aggregateEventSubject } from '../../workers/saga-streams.js';
 import { commandIdOf } from '../../workflows/sagas/definitions.js';
@@ -68,16 +68,10 @@ interface AppProcess {
 }
 
 interface Topology {
-  dir: string;
   compose: ComposeFile;
-  postgres: EmbeddedPostgresHandle;
   temporal: TemporalServerHandle;
-  nats: ServerProcess;
   natsUrl: string;
-  jwks: Server;
-  engine: RunningPolicyEngine;
   reference: RunningReferenceServices;
-  referenceNats: NatsConnection;
   taskRunner: Sink & { received: ReceivedRequest[] };
   eventSecret: string;
   signingKey: CryptoKey;
@@ -88,6 +82,8 @@ interface Topology {
 
 let t: Topology;
 const started: AppProcess[] = [];
+/** How to stop what has been started so far, in the order it started: a start that fails half-way leaves nothing. */
+const teardown: (() => Promise<unknown>)[] = [];
 
 /** Environment of a spawned process beyond the service's own: what a container's base image gives it. */
 function baseEnv(): Record<string, string> {
@@ -228,6 +224,7 @@ async function getJson<T>(url: string, bearer: string): Promise<{ status: number
 
 beforeAll(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'stellaops-topology-'));
+  teardown.push(() => rm(dir, { recursive: true, force: true }));
   await chmod(dir, 0o755); // the postgres system user must reach the data directory
 
   // The operator's side: the token issuer (JWKS), the Policy Engine, the Gateway and providers, the Task Runner.
@@ -237,8 +234,11 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
   });
   await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
+  teardown.push(() => new Promise((resolve) => jwks.close(resolve)));
   const engine = await startPolicyEngine();
+  teardown.push(() => engine.close());
   const taskRunner = await startReceiver(() => 200);
+  teardown.push(() => taskRunner.close());
 
   // nats-server as the compose service runs it, on free ports; its health check is the compose one.
   // Its service has no variables: the file as written will do before the host's variables are known.
@@ -257,6 +257,7 @@ beforeAll(async () => {
     args: [...natsArgs, '--addr', '127.0.0.1', '--port', String(natsPort)],
     stopSignal: 'SIGTERM',
   });
+  teardown.push(() => nats.stop());
   await nats.waitForLine(/\[INF\] Server is ready/, 30_000);
   const healthz = argv(natsService.healthcheck?.test).find((arg) => arg.startsWith('http://'))!;
   await eventually(async () => {
@@ -267,10 +268,12 @@ beforeAll(async () => {
 
   // The reference Gateway emits the events its commands cause on the aggregate stream, where the bridge consumes.
   const referenceNats = await connect({ servers: natsUrl, name: 'topology-reference-gateway' });
+  teardown.push(() => referenceNats.close());
   const reference = await startReferenceServices({
     events: { nats: referenceNats, subjectPrefix: 'aggregate' },
     scanDelayMs: 100,
   });
+  teardown.push(() => reference.close());
   const manifest = join(dir, 'effects-manifest.yaml');
   await writeFile(
     manifest,
@@ -304,6 +307,7 @@ beforeAll(async () => {
     database: 'postgres',
     persistent: false,
   });
+  teardown.push(() => postgres.stop());
   const pgEnv = environmentOf(serviceOf(compose, 'postgres'));
   const initMount = bindMounts(serviceOf(compose, 'postgres')).find((m) => m.target === '/docker-entrypoint-initdb.d');
   const admin = new pg.Client({ connectionString: postgres.url });
@@ -351,6 +355,7 @@ beforeAll(async () => {
     dir: join(dir, 'temporal'),
     dynamicConfigFile: join(COMPOSE_ROOT, dynamicConfig!.source),
   });
+  teardown.push(() => temporal.stop());
 
   const addresses = {
     'postgres:5432': `127.0.0.1:${postgres.port}`,
@@ -408,16 +413,10 @@ beforeAll(async () => {
   ]);
 
   t = {
-    dir,
     compose,
-    postgres,
     temporal,
-    nats,
     natsUrl,
-    jwks,
-    engine,
     reference,
-    referenceNats,
     taskRunner,
     eventSecret,
     signingKey: keys.privateKey,
@@ -435,12 +434,8 @@ afterAll(async () => {
       if (code === 'timeout') app.kill('SIGKILL');
     }),
   );
-  await t?.reference.close();
-  await t?.referenceNats.close();
-  await Promise.all([t?.engine.close(), t?.taskRunner.close(), new Promise((r) => t?.jwks.close(r) ?? r(0))]);
-  await Promise.all([t?.temporal.stop(), t?.nats.stop()]);
-  await t?.postgres.stop();
-  if (t?.dir) await rm(t.dir, { recursive: true, force: true });
+  // The app processes first, then the servers in the reverse order of their start.
+  for (const stop of teardown.reverse()) await stop();
 }, 120_000);
 
 describe('the production topology (docker-compose.yml on the production Temporal server)', () => {
