@@ -11,7 +11,6 @@ import { loadOrCreateLocalKey, mintToken } from '../core/local-keys.js';
 import { createLogger } from '../core/logger.js';
 import { ALL_SCOPES } from '../core/scopes.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
-import { eventDeliveryOf } from '../reference-services/server.js';
 import { startInfrastructure, type InfraHandle } from '../stack/index.js';
 import { stopServerProcesses } from '../stack/server-process.js';
 import { installShutdown } from '../stack/shutdown.js';
@@ -142,7 +141,7 @@ async function printBanner(infra: InfraHandle, api: ApiServer, workers: RunningW
 /** The banner's sagas section: where commands go, whether the reference Gateway's events reach the API, what to try. */
 function sagaLines(infra: InfraHandle, api: ApiServer): string[] {
   const reference = infra.referenceServices;
-  const delivery = eventDeliveryOf(config);
+  const delivery = infra.referenceEvents;
   const lines = [
     reference
       ? `  Gateway         ${infra.gatewayUrl} (reference Gateway and the sample sagas' providers)`
@@ -150,7 +149,9 @@ function sagaLines(infra: InfraHandle, api: ApiServer): string[] {
   ];
   if (reference) {
     lines.push(
-      delivery.target ? `  Its events      to ${api.url}/api/v1/events` : `  Its events      NONE: ${delivery.reason}`,
+      !delivery || delivery.target === undefined
+        ? `  Its events      NONE: ${delivery?.reason ?? 'not started'}`
+        : `  Its events      ${delivery.description}`,
     );
     if (config.sagas.referenceServicesFaults) {
       lines.push(`  Faults          PUT ${reference.url}/control/faults (REFERENCE_SERVICES_FAULTS=true)`);

@@ -16,15 +16,17 @@ import {
   type AppConfig,
 } from '../core/config.js';
 import { startPolicyEngine, type RunningPolicyEngine } from '../policy-engine/server.js';
+import type { NatsConnection } from '@nats-io/transport-node';
 import {
   eventDeliveryOf,
   referenceServicesOptionsOf,
+  type EventDelivery,
   startReferenceServices,
   type RunningReferenceServices,
 } from '../reference-services/server.js';
 import type { Logger } from '../core/logger.js';
 import { migrateConfigured } from '../db/migrate.js';
-import { prepareSagaStreams, type SagaStreamStatus } from '../workers/saga-streams.js';
+import { connectNats, prepareSagaStreams, type SagaStreamStatus } from '../workers/saga-streams.js';
 import { startEmbeddedNats, type EmbeddedNatsHandle } from './nats.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './postgres.js';
 import { ensureSearchAttributes, startDevServer, type DevServerHandle } from './temporal.js';
@@ -50,6 +52,8 @@ export interface InfraHandle {
   gatewayUrl: string;
   /** The reference services of sagas (Gateway and sample providers), when no GATEWAY_URL is configured. */
   referenceServices?: RunningReferenceServices;
+  /** Where the reference Gateway's events go (the aggregate stream, the API), or why nowhere. */
+  referenceEvents?: EventDelivery;
   /**
    * Stops whatever was started: the reference services and the Policy Engine, then Temporal, Postgres and NATS
    * together.
@@ -65,6 +69,7 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
   let nats: EmbeddedNatsHandle | undefined;
   let policyEngine: RunningPolicyEngine | undefined;
   let referenceServices: RunningReferenceServices | undefined;
+  let referenceNats: NatsConnection | undefined;
   const stop = async () => {
     await Promise.all([
       referenceServices
@@ -72,6 +77,8 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
         .catch((err: unknown) => logger.warn({ err }, 'stopping the reference services failed')),
       policyEngine?.close().catch((err: unknown) => logger.warn({ err }, 'stopping the Policy Engine failed')),
     ]);
+    // The reference services' outbox publishes on this connection until they are closed.
+    await referenceNats?.close().catch((err: unknown) => logger.warn({ err }, 'closing the NATS connection failed'));
     // Temporal keeps its data in SQLite, not in Postgres, and NATS in its own store: none waits for another. A closed
     // pool has asked its connections to end but not waited for it; Postgres lets them finish instead of terminating
     // them.
@@ -132,9 +139,15 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
       policyEngine = await startPolicyEngine({ host: '127.0.0.1', port: config.policyEngine.embeddedPort });
       logger.info({ url: policyEngine.url }, 'reference Policy Engine started');
     }
+    let referenceEvents: EventDelivery | undefined;
     if (!config.sagas.gatewayUrl) {
-      referenceServices = await startReferenceServices(referenceServicesOptionsOf(config, logger));
-      const delivery = eventDeliveryOf(config);
+      // The reference Gateway publishes its events to the aggregate stream, as the platform's aggregates do.
+      referenceNats = await connectNats(config, { name: 'stellaops-reference-services' });
+      referenceServices = await startReferenceServices(
+        referenceServicesOptionsOf(config, logger, { nats: referenceNats }),
+      );
+      const delivery = eventDeliveryOf(config, { nats: referenceNats });
+      referenceEvents = delivery;
       logger.info(
         { url: referenceServices.url, events: delivery.target ? delivery.description : 'none' },
         'reference services of sagas started (Gateway and sample providers)',
@@ -153,6 +166,7 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
       policyEngine,
       gatewayUrl: gatewayUrlOf(config),
       referenceServices,
+      ...(referenceEvents && { referenceEvents }),
       stop,
     };
   } catch (error) {
