@@ -17,7 +17,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../stack/pos
 import { startDevServer } from '../stack/temporal.js';
 import type { AggregateEvent, SagaView } from '../workflows/sagas/definitions.js';
 import { bundleWorkflows, createWorkerHost } from '../workers/host.js';
-import { freePort } from '../test/support/ports.js';
+import { freePort } from '../stack/ports.js';
 
 export { freePort };
 

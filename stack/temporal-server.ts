@@ -9,7 +9,6 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
@@ -23,6 +22,7 @@ import {
   resolveTemporalSqlTool,
   type ResolveOptions,
 } from './binaries.js';
+import { bindablePort } from './ports.js';
 import { describeExit, startServerProcess } from './server-process.js';
 import { logServerLine } from './temporal.js';
 
@@ -83,18 +83,6 @@ const run = promisify(execFile);
 const HOST = '127.0.0.1';
 const { SERVING } = proto.grpc.health.v1.HealthCheckResponse.ServingStatus;
 
-/** Whether `port` could be bound on loopback a moment ago (`0`: any free port); resolves with the port bound. */
-function bindable(port: number): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(undefined));
-    server.listen(port, HOST, () => {
-      const address = server.address();
-      server.close(() => resolve(address && typeof address === 'object' ? address.port : undefined));
-    });
-  });
-}
-
 /**
  * Membership ports are kept in a `smallint` column of the cluster membership table (a larger one stops the server:
  * "value out of range for type smallint"), and the kernel hands out ephemeral ports above 32767: these are picked
@@ -102,7 +90,7 @@ function bindable(port: number): Promise<number | undefined> {
  */
 async function freeMembershipPort(): Promise<number> {
   for (;;) {
-    const port = await bindable(10_000 + Math.floor(Math.random() * (32_767 - 10_000)));
+    const port = await bindablePort(10_000 + Math.floor(Math.random() * (32_767 - 10_000)));
     if (port) return port;
   }
 }
@@ -119,7 +107,7 @@ async function freePorts(): Promise<TemporalServerPorts> {
       }
     }
   };
-  const any = () => next(() => bindable(0));
+  const any = () => next(() => bindablePort(0));
   const membership = () => next(freeMembershipPort);
   return {
     frontend: await any(),

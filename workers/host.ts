@@ -2,7 +2,6 @@
  * The worker host: one connection, the workflow bundle built once, one Worker per task queue.
  * Used by `workers/main.ts`, by `npm start` and by tests.
  */
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import {
   bundleWorkflowCode,
@@ -15,6 +14,7 @@ import {
   type NativeConnection,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
+import { freePort } from '../stack/ports.js';
 import { WORKFLOW_TASK_QUEUES, type TaskQueueName } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { ActivitiesByQueue } from '../activities/index.js';
@@ -30,20 +30,6 @@ export interface InstalledRuntime {
   sdkMetricsUrl: string;
 }
 
-/** A loopback TCP port that was free a moment ago (the SDK's exporter cannot report the port it bound to). */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
 /**
  * Installs the Temporal runtime once per process with its logs (SDK and Rust core) forwarded to pino and its metrics
  * on a Prometheus exporter bound to loopback (`sdkMetricsPort`, else a free port): never exposed itself, the
@@ -56,7 +42,7 @@ export async function installRuntime(
   options: { sdkMetricsPort?: number | undefined } = {},
 ): Promise<InstalledRuntime> {
   const temporalLogger = logger.child({ component: 'temporal' });
-  const port = options.sdkMetricsPort || (await freeLoopbackPort());
+  const port = options.sdkMetricsPort || (await freePort());
   Runtime.install({
     shutdownSignals: [],
     logger: new DefaultLogger(
