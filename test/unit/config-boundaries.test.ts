@@ -18,17 +18,7 @@ import {
   WebhookConfigError,
   type AppConfig,
 } from '../../core/config.js';
-
-/** The problems `loadConfig(env)` reports (it must throw). */
-function problemsOf(env: NodeJS.ProcessEnv): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  throw new Error(`expected ${JSON.stringify(env)} to be refused`);
-}
+import { configProblems } from '../support/config.js';
 
 /** A production environment that passes, to vary one variable at a time. */
 const PRODUCTION = {
@@ -316,24 +306,24 @@ describe('integer ranges', () => {
     expect(() => loadConfig({ [name]: String(min) })).not.toThrow();
     expect(() => loadConfig({ [name]: String(max) })).not.toThrow();
     for (const value of [min - 1, max + 1]) {
-      expect(problemsOf({ [name]: String(value) })).toEqual([
+      expect(configProblems({ [name]: String(value) })).toEqual([
         `${name} must be an integer between ${min} and ${max} (got "${value}")`,
       ]);
     }
-    expect(problemsOf({ [name]: `${min}.5` })).toHaveLength(1);
-    expect(problemsOf({ [name]: 'x' })).toHaveLength(1);
+    expect(configProblems({ [name]: `${min}.5` })).toHaveLength(1);
+    expect(configProblems({ [name]: 'x' })).toHaveLength(1);
   });
 
   it('treats an empty variable as unset, and refuses API_PORT=70000', () => {
     expect(loadConfig({ API_PORT: '' }).api.port).toBe(3000);
-    expect(problemsOf({ API_PORT: '70000' })).toEqual([
+    expect(configProblems({ API_PORT: '70000' })).toEqual([
       'API_PORT must be an integer between 0 and 65535 (got "70000")',
     ]);
   });
 
   it('wants positive whole seconds for reminders', () => {
     for (const value of ['0', '-60', '1.5', 'soon']) {
-      expect(problemsOf({ PACK_APPROVAL_REMINDERS_SECONDS: `3600,${value}` })).toEqual([
+      expect(configProblems({ PACK_APPROVAL_REMINDERS_SECONDS: `3600,${value}` })).toEqual([
         `PACK_APPROVAL_REMINDERS_SECONDS must list positive integers (got "${value}")`,
       ]);
     }
@@ -343,14 +333,14 @@ describe('integer ranges', () => {
 
 describe('validated values', () => {
   it('refuses an unknown NODE_ENV', () => {
-    expect(problemsOf({ NODE_ENV: 'staging' })).toEqual([
+    expect(configProblems({ NODE_ENV: 'staging' })).toEqual([
       'NODE_ENV must be development, test or production (got "staging")',
     ]);
   });
 
   it('refuses empty or unknown queue lists', () => {
     for (const queues of [',', 'saga,nope', 'Saga']) {
-      expect(problemsOf({ WORKER_QUEUES: queues })).toEqual([
+      expect(configProblems({ WORKER_QUEUES: queues })).toEqual([
         `WORKER_QUEUES must be "all" or a comma-separated list of policy-simulation, pack-approval, saga, effects (got "${queues}")`,
       ]);
     }
@@ -358,27 +348,27 @@ describe('validated values', () => {
   });
 
   it('anchors every URL and address check', () => {
-    expect(problemsOf({ DATABASE_URL: 'xpostgres://db/app' })).toEqual([
+    expect(configProblems({ DATABASE_URL: 'xpostgres://db/app' })).toEqual([
       'DATABASE_URL must be a postgres:// or postgresql:// connection string',
     ]);
     for (const address of ['temporal', ' temporal:7233x', 'x:7233:1', 'http://t:7233']) {
-      expect(problemsOf({ TEMPORAL_ADDRESS: address })).toHaveLength(1);
+      expect(configProblems({ TEMPORAL_ADDRESS: address })).toHaveLength(1);
     }
     for (const url of ['ftp://engine', 'xhttp://engine', 'http://engine x', 'http://']) {
-      expect(problemsOf({ POLICY_ENGINE_URL: url })).toEqual([
+      expect(configProblems({ POLICY_ENGINE_URL: url })).toEqual([
         `POLICY_ENGINE_URL must be an http(s) URL (got "${url}")`,
       ]);
     }
     expect(loadConfig({ POLICY_ENGINE_URL: 'http://engine:3100' }).policyEngine.url).toBe('http://engine:3100');
     for (const url of ['ftp://issuer/jwks', 'xhttps://issuer/jwks']) {
-      expect(problemsOf({ AUTH_JWKS_URL: url })).toEqual(['AUTH_JWKS_URL must be an http(s) URL']);
+      expect(configProblems({ AUTH_JWKS_URL: url })).toEqual(['AUTH_JWKS_URL must be an http(s) URL']);
     }
     expect(loadConfig({ AUTH_JWKS_URL: 'http://issuer/jwks' }).auth).toMatchObject({ useLocalKey: false });
-    expect(problemsOf({ AUTH_JWT_PUBLIC_KEY: 'ssh-ed25519 AAAA' })).toEqual([
+    expect(configProblems({ AUTH_JWT_PUBLIC_KEY: 'ssh-ed25519 AAAA' })).toEqual([
       'AUTH_JWT_PUBLIC_KEY must be a PEM-encoded SPKI public key (-----BEGIN PUBLIC KEY-----)',
     ]);
     for (const url of ['http://mail', 'xsmtp://mail']) {
-      expect(problemsOf({ SMTP_URL: url })).toEqual(['SMTP_URL must be smtp:// or smtps://']);
+      expect(configProblems({ SMTP_URL: url })).toEqual(['SMTP_URL must be smtp:// or smtps://']);
     }
     expect(loadConfig({ SMTP_URL: 'smtp://mail:25' }).packApprovals.smtpUrl).toBe('smtp://mail:25');
   });
@@ -387,11 +377,11 @@ describe('validated values', () => {
     expect(loadConfig({ REFERENCE_SERVICES_FAULTS: 'false' }).sagas.referenceServicesFaults).toBe(false);
     expect(loadConfig({ REFERENCE_SERVICES_FAULTS: ' true ' }).sagas.referenceServicesFaults).toBe(true);
     for (const value of ['yes', '1', 'on']) {
-      expect(problemsOf({ REFERENCE_SERVICES_FAULTS: value })).toEqual([
+      expect(configProblems({ REFERENCE_SERVICES_FAULTS: value })).toEqual([
         `REFERENCE_SERVICES_FAULTS must be true or false (got "${value}")`,
       ]);
     }
-    expect(problemsOf({ REFERENCE_SERVICES_TOKEN: 'eyJ\u00e9' })).toEqual([
+    expect(configProblems({ REFERENCE_SERVICES_TOKEN: 'eyJ\u00e9' })).toEqual([
       'REFERENCE_SERVICES_TOKEN must be printable ASCII (it is sent as a header value)',
     ]);
   });
@@ -400,9 +390,9 @@ describe('validated values', () => {
     expect(() => loadConfig(PRODUCTION)).not.toThrow();
     const secrets =
       'NODE_ENV=production needs PACK_EVENTS_SIGNING_SECRETS and APPROVAL_LINK_SECRET (local ones are generated only for local runs)';
-    expect(problemsOf({ ...PRODUCTION, PACK_EVENTS_SIGNING_SECRETS: '' })).toEqual([secrets]);
-    expect(problemsOf({ ...PRODUCTION, APPROVAL_LINK_SECRET: ' ' })).toEqual([secrets]);
-    expect(problemsOf({ ...PRODUCTION, AUTH_JWKS_URL: '' })).toEqual([
+    expect(configProblems({ ...PRODUCTION, PACK_EVENTS_SIGNING_SECRETS: '' })).toEqual([secrets]);
+    expect(configProblems({ ...PRODUCTION, APPROVAL_LINK_SECRET: ' ' })).toEqual([secrets]);
+    expect(configProblems({ ...PRODUCTION, AUTH_JWKS_URL: '' })).toEqual([
       'NODE_ENV=production needs AUTH_JWKS_URL or AUTH_JWT_PUBLIC_KEY: the generated local key is for local runs only',
     ]);
     expect(() => loadConfig({ ...PRODUCTION, NODE_ENV: 'development', APPROVAL_LINK_SECRET: '' })).not.toThrow();
@@ -416,7 +406,7 @@ describe('NATS', () => {
     expect(loadConfig({ ...PRODUCTION, NATS_CREATE_STREAMS: 'TRUE' }).nats.createStreams).toBe(true);
     expect(loadConfig({ NATS_CREATE_STREAMS: ' false ' }).nats.createStreams).toBe(false);
     expect(loadConfig({ NATS_CREATE_STREAMS: ' ' }).nats.createStreams).toBe(true);
-    expect(problemsOf({ NATS_CREATE_STREAMS: 'yes' })).toEqual([
+    expect(configProblems({ NATS_CREATE_STREAMS: 'yes' })).toEqual([
       'NATS_CREATE_STREAMS must be true or false (got "yes")',
     ]);
   });
@@ -435,17 +425,17 @@ describe('NATS', () => {
       'nats://a#x',
       'nats://a:99999',
     ]) {
-      expect(problemsOf({ NATS_URL: url }), url).toEqual([list]);
+      expect(configProblems({ NATS_URL: url }), url).toEqual([list]);
     }
     // One message for the whole list, however many of its servers are wrong.
-    expect(problemsOf({ NATS_URL: 'http://a,ftp://b' })).toEqual([list]);
+    expect(configProblems({ NATS_URL: 'http://a,ftp://b' })).toEqual([list]);
     for (const url of [
       'nats://runner:secret@nats:4222',
       'nats://b:1,tls://token@nats:4222',
       'nats://:secret@nats:4222',
       'nats://u:p@a,nats://v:q@b',
     ]) {
-      expect(problemsOf({ NATS_URL: url })).toEqual([
+      expect(configProblems({ NATS_URL: url })).toEqual([
         'NATS_URL must not carry credentials (they would show in logs): use NATS_CREDENTIALS_FILE',
       ]);
     }
@@ -455,7 +445,7 @@ describe('NATS', () => {
     expect(
       loadConfig({ NATS_URL: 'nats://n:4222', NATS_CREDENTIALS_FILE: 'conf/runner.creds' }).nats.credentialsFile,
     ).toBe(resolve('conf/runner.creds'));
-    expect(problemsOf({ NATS_CREDENTIALS_FILE: '/etc/runner.creds' })).toEqual([
+    expect(configProblems({ NATS_CREDENTIALS_FILE: '/etc/runner.creds' })).toEqual([
       'NATS_CREDENTIALS_FILE needs NATS_URL: the embedded nats-server takes no credentials',
     ]);
   });
@@ -464,14 +454,14 @@ describe('NATS', () => {
     expect(loadConfig({ NATS_AGGREGATE_STREAM: 'a-b_C9' }).nats.aggregateStream.name).toBe('a-b_C9');
     expect(() => loadConfig({ NATS_WORKFLOW_STREAM: 'W'.repeat(255) })).not.toThrow();
     for (const name of ['AGG.EVENTS', 'AGG EVENTS', 'AGG*', 'AGG>', 'a/b', 'W'.repeat(256)]) {
-      expect(problemsOf({ NATS_AGGREGATE_STREAM: name })).toEqual([
+      expect(configProblems({ NATS_AGGREGATE_STREAM: name })).toEqual([
         `NATS_AGGREGATE_STREAM must be 1 to 255 letters, digits, '-' or '_' (got "${name}")`,
       ]);
-      expect(problemsOf({ NATS_WORKFLOW_STREAM: name })).toEqual([
+      expect(configProblems({ NATS_WORKFLOW_STREAM: name })).toEqual([
         `NATS_WORKFLOW_STREAM must be 1 to 255 letters, digits, '-' or '_' (got "${name}")`,
       ]);
     }
-    expect(problemsOf({ NATS_WORKFLOW_STREAM: 'AGGREGATE_EVENTS' })).toEqual([
+    expect(configProblems({ NATS_WORKFLOW_STREAM: 'AGGREGATE_EVENTS' })).toEqual([
       'NATS_AGGREGATE_STREAM and NATS_WORKFLOW_STREAM must differ (both "AGGREGATE_EVENTS")',
     ]);
   });
@@ -495,25 +485,25 @@ describe('NATS', () => {
       ['a.>b', "has '*' or '>' inside a token"],
     ];
     for (const [subject, problem] of cases) {
-      expect(problemsOf({ NATS_WORKFLOW_SUBJECTS: subject })).toEqual([
+      expect(configProblems({ NATS_WORKFLOW_SUBJECTS: subject })).toEqual([
         `NATS_WORKFLOW_SUBJECTS must list NATS subject filters: "${subject}" ${problem}`,
       ]);
-      expect(problemsOf({ NATS_AGGREGATE_SUBJECTS: `aggregate.>,${subject}` })).toEqual([
+      expect(configProblems({ NATS_AGGREGATE_SUBJECTS: `aggregate.>,${subject}` })).toEqual([
         `NATS_AGGREGATE_SUBJECTS must list NATS subject filters: "${subject}" ${problem}`,
       ]);
     }
     for (const subject of ['>', 'aggregate', 'aggregate.*', 'aggregate.x']) {
-      expect(problemsOf({ NATS_AGGREGATE_SUBJECTS: subject }).filter((p) => p.includes('{prefix}.>'))).toEqual([
+      expect(configProblems({ NATS_AGGREGATE_SUBJECTS: subject }).filter((p) => p.includes('{prefix}.>'))).toEqual([
         `NATS_AGGREGATE_SUBJECTS must list filters of the form {prefix}.> (events are published on {prefix}.{tenant}.{aggregateType}.{eventType}; got "${subject}")`,
       ]);
     }
   });
 
   it('reports a malformed subject once, not also as an overlap', () => {
-    expect(problemsOf({ NATS_WORKFLOW_SUBJECTS: 'aggregate.a b' })).toEqual([
+    expect(configProblems({ NATS_WORKFLOW_SUBJECTS: 'aggregate.a b' })).toEqual([
       'NATS_WORKFLOW_SUBJECTS must list NATS subject filters: "aggregate.a b" contains whitespace',
     ]);
-    expect(problemsOf({ NATS_AGGREGATE_SUBJECTS: 'workflow..x' })).toEqual([
+    expect(configProblems({ NATS_AGGREGATE_SUBJECTS: 'workflow..x' })).toEqual([
       'NATS_AGGREGATE_SUBJECTS must list NATS subject filters: "workflow..x" has an empty token',
     ]);
   });
@@ -532,7 +522,7 @@ describe('NATS', () => {
     ];
     for (const [a, w] of refused) {
       expect(
-        problemsOf({ ...NO_EGRESS, NATS_AGGREGATE_SUBJECTS: a, NATS_WORKFLOW_SUBJECTS: w }),
+        configProblems({ ...NO_EGRESS, NATS_AGGREGATE_SUBJECTS: a, NATS_WORKFLOW_SUBJECTS: w }),
         `${a} / ${w}`,
       ).toEqual([overlap(a, w)]);
     }
@@ -552,13 +542,13 @@ describe('NATS', () => {
     }
     // Each pair once: the first workflow filter that overlaps.
     expect(
-      problemsOf({ ...NO_EGRESS, NATS_AGGREGATE_SUBJECTS: 'a.>,b.>', NATS_WORKFLOW_SUBJECTS: 'c,a.x,a.y,b.z' }),
+      configProblems({ ...NO_EGRESS, NATS_AGGREGATE_SUBJECTS: 'a.>,b.>', NATS_WORKFLOW_SUBJECTS: 'c,a.x,a.y,b.z' }),
     ).toEqual([overlap('a.>', 'a.x'), overlap('b.>', 'b.z')]);
   });
 
   it('reports every NATS problem at once', () => {
     expect(
-      problemsOf({
+      configProblems({
         NATS_URL: 'http://nats',
         NATS_EMBEDDED_PORT: '0',
         NATS_CREATE_STREAMS: 'on',
@@ -824,17 +814,17 @@ describe('database roles', () => {
   });
 
   it('refuses a migration URL it cannot use', () => {
-    expect(problemsOf({ DATABASE_MIGRATION_URL: 'mysql://owner@db/x', DATABASE_URL: 'postgres://app@db/x' })).toEqual([
-      'DATABASE_MIGRATION_URL must be a postgres:// or postgresql:// connection string',
-    ]);
-    expect(problemsOf({ DATABASE_MIGRATION_URL: 'postgres://owner@db/x' })).toEqual([
+    expect(
+      configProblems({ DATABASE_MIGRATION_URL: 'mysql://owner@db/x', DATABASE_URL: 'postgres://app@db/x' }),
+    ).toEqual(['DATABASE_MIGRATION_URL must be a postgres:// or postgresql:// connection string']);
+    expect(configProblems({ DATABASE_MIGRATION_URL: 'postgres://owner@db/x' })).toEqual([
       'DATABASE_MIGRATION_URL needs DATABASE_URL (the application role); the embedded Postgres creates both roles itself',
     ]);
-    expect(problemsOf({ DATABASE_MIGRATION_URL: 'postgres://db/x', DATABASE_URL: 'postgres://app@db/x' })).toEqual([
+    expect(configProblems({ DATABASE_MIGRATION_URL: 'postgres://db/x', DATABASE_URL: 'postgres://app@db/x' })).toEqual([
       'DATABASE_MIGRATION_URL must name its user (the owner role)',
     ]);
-    expect(problemsOf({ DATABASE_MIGRATION_URL: 'postgres://owner@db/x', DATABASE_URL: 'postgres://db/x' })).toEqual([
-      'DATABASE_URL must name its user when DATABASE_MIGRATION_URL is set (migrations grant that role)',
-    ]);
+    expect(
+      configProblems({ DATABASE_MIGRATION_URL: 'postgres://owner@db/x', DATABASE_URL: 'postgres://db/x' }),
+    ).toEqual(['DATABASE_URL must name its user when DATABASE_MIGRATION_URL is set (migrations grant that role)']);
   });
 });

@@ -1,16 +1,7 @@
 /** The Runner's settings: worker modes and their queues, the JetStream bridge and the egress. */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, WORKER_MODE_QUEUES } from '../../core/config.js';
-
-function problemsOf(env: NodeJS.ProcessEnv): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  throw new Error(`expected ${JSON.stringify(env)} to be refused`);
-}
+import { loadConfig, WORKER_MODE_QUEUES } from '../../core/config.js';
+import { configProblems } from '../support/config.js';
 
 describe('WORKER_MODE', () => {
   it('maps each mode onto its task queues and the bridge', () => {
@@ -27,14 +18,14 @@ describe('WORKER_MODE', () => {
   });
 
   it('refuses an unknown mode, naming the valid ones', () => {
-    expect(problemsOf({ WORKER_MODE: 'scheduler' })).toEqual([
+    expect(configProblems({ WORKER_MODE: 'scheduler' })).toEqual([
       'WORKER_MODE must be one of saga, effect, combined (got "scheduler")',
     ]);
   });
 
   it('lets WORKER_QUEUES narrow the mode, and refuses a queue the mode does not serve', () => {
     expect(loadConfig({ WORKER_MODE: 'saga', WORKER_QUEUES: 'saga' }).worker.queues).toEqual(['saga']);
-    expect(problemsOf({ WORKER_MODE: 'effect', WORKER_QUEUES: 'effects,saga' })).toEqual([
+    expect(configProblems({ WORKER_MODE: 'effect', WORKER_QUEUES: 'effects,saga' })).toEqual([
       'WORKER_QUEUES lists saga, which WORKER_MODE=effect does not serve (its queues: effects)',
     ]);
     expect(WORKER_MODE_QUEUES.effect).toEqual(['effects']);
@@ -48,7 +39,7 @@ describe('the JetStream bridge', () => {
   });
 
   it('refuses the bridge in an effect worker, which hosts no sagas', () => {
-    expect(problemsOf({ NATS_BRIDGE: 'true', WORKER_MODE: 'effect' })).toEqual([
+    expect(configProblems({ NATS_BRIDGE: 'true', WORKER_MODE: 'effect' })).toEqual([
       'NATS_BRIDGE=true needs WORKER_MODE saga or combined (an effect worker hosts no sagas)',
     ]);
   });
@@ -70,7 +61,7 @@ describe('the JetStream bridge', () => {
       maxDeliver: 3,
       batchSize: 10,
     });
-    expect(problemsOf({ NATS_BRIDGE_MAX_DELIVER: '0', NATS_BRIDGE_DURABLE: 'a.b' })).toEqual([
+    expect(configProblems({ NATS_BRIDGE_MAX_DELIVER: '0', NATS_BRIDGE_DURABLE: 'a.b' })).toEqual([
       `NATS_BRIDGE_DURABLE must be 1 to 255 letters, digits, '-' or '_' (got "a.b")`,
       'NATS_BRIDGE_MAX_DELIVER must be an integer between 1 and 1000 (got "0")',
     ]);
@@ -80,10 +71,10 @@ describe('the JetStream bridge', () => {
     expect(
       loadConfig({ NATS_BRIDGE_TENANTS: 'acme, eu.globex', NATS_BRIDGE_DURABLE: 'shard-1' }).nats.bridge.tenants,
     ).toEqual(['acme', 'eu.globex']);
-    expect(problemsOf({ NATS_BRIDGE_TENANTS: 'acme' })).toEqual([
+    expect(configProblems({ NATS_BRIDGE_TENANTS: 'acme' })).toEqual([
       'NATS_BRIDGE_TENANTS needs its own NATS_BRIDGE_DURABLE per shard',
     ]);
-    expect(problemsOf({ NATS_BRIDGE_TENANTS: 'acme,a*b', NATS_BRIDGE_DURABLE: 'shard-1' })).toEqual([
+    expect(configProblems({ NATS_BRIDGE_TENANTS: 'acme,a*b', NATS_BRIDGE_DURABLE: 'shard-1' })).toEqual([
       'NATS_BRIDGE_TENANTS must list tenant ids (got "a*b")',
     ]);
   });
@@ -93,7 +84,7 @@ describe('the egress', () => {
   it('publishes by default, under a {prefix}.> filter of the workflow stream', () => {
     expect(loadConfig({}).nats.egress).toBe(true);
     expect(loadConfig({ NATS_EGRESS: 'false', NATS_WORKFLOW_SUBJECTS: 'workflow.events' }).nats.egress).toBe(false);
-    expect(problemsOf({ NATS_WORKFLOW_SUBJECTS: 'workflow.events' })).toEqual([
+    expect(configProblems({ NATS_WORKFLOW_SUBJECTS: 'workflow.events' })).toEqual([
       'NATS_WORKFLOW_SUBJECTS must include a filter of the form {prefix}.> for the egress to publish under ' +
         '(or set NATS_EGRESS=false)',
     ]);
@@ -107,7 +98,7 @@ describe('the operations port', () => {
       opsHost: '0.0.0.0',
       opsPort: 0,
     });
-    expect(problemsOf({ WORKER_SHUTDOWN_GRACE_SECONDS: '0' })).toEqual([
+    expect(configProblems({ WORKER_SHUTDOWN_GRACE_SECONDS: '0' })).toEqual([
       'WORKER_SHUTDOWN_GRACE_SECONDS must be an integer between 1 and 3600 (got "0")',
     ]);
   });

@@ -1,6 +1,7 @@
 /** The worker's operations settings: the SDK metrics port and the bridge shard's tenant placement file. */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, loadTenantPlacement, type ReadTextFile } from '../../core/config.js';
+import { loadConfig, loadTenantPlacement, type ReadTextFile } from '../../core/config.js';
+import { configProblems, refusedConfigProblems } from '../support/config.js';
 
 /** A reader of in-memory files; a missing one fails as the file system would. */
 function files(contents: Record<string, string>): ReadTextFile {
@@ -11,21 +12,11 @@ function files(contents: Record<string, string>): ReadTextFile {
   };
 }
 
-function problemsOf(env: NodeJS.ProcessEnv, readFile?: ReadTextFile): string[] {
-  try {
-    loadConfig(env, readFile);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  throw new Error(`expected ${JSON.stringify(env)} to be refused`);
-}
-
 describe('WORKER_SDK_METRICS_PORT', () => {
   it('is unset by default (a free loopback port at start) and takes a port', () => {
     expect(loadConfig({}).worker.sdkMetricsPort).toBeUndefined();
     expect(loadConfig({ WORKER_SDK_METRICS_PORT: '19465' }).worker.sdkMetricsPort).toBe(19465);
-    expect(problemsOf({ WORKER_SDK_METRICS_PORT: '70000' })).toEqual([
+    expect(configProblems({ WORKER_SDK_METRICS_PORT: '70000' })).toEqual([
       'WORKER_SDK_METRICS_PORT must be an integer between 0 and 65535 (got "70000")',
     ]);
   });
@@ -48,15 +39,7 @@ describe('tenant placement', () => {
       '/bad.yaml': 'tenants: [acme, "a b", 7]\n',
       '/broken.json': '{"tenants": [',
     });
-    const problems = (path: string) => {
-      try {
-        loadTenantPlacement(path, read);
-      } catch (error) {
-        expect(error).toBeInstanceOf(ConfigError);
-        return (error as ConfigError).problems;
-      }
-      throw new Error(`expected ${path} to be refused`);
-    };
+    const problems = (path: string) => refusedConfigProblems(() => loadTenantPlacement(path, read), path);
     expect(problems('/empty.yaml')).toEqual(['/empty.yaml: tenants must be a non-empty list of tenant ids']);
     expect(problems('/none.yaml')).toEqual(['/none.yaml: tenants must be a non-empty list of tenant ids']);
     expect(problems('/bad.yaml')).toEqual([
@@ -74,7 +57,7 @@ describe('tenant placement', () => {
     expect(config.nats.bridge.tenants).toEqual(['acme', 'globex']);
     expect(config.nats.bridge.tenantsFile).toBe('/shard.yaml');
     expect(loadConfig({}).nats.bridge.tenantsFile).toBeUndefined();
-    expect(problemsOf({ NATS_BRIDGE_TENANTS_FILE: '/shard.yaml' }, read)).toEqual([
+    expect(configProblems({ NATS_BRIDGE_TENANTS_FILE: '/shard.yaml' }, read)).toEqual([
       'NATS_BRIDGE_TENANTS needs its own NATS_BRIDGE_DURABLE per shard',
     ]);
   });
@@ -82,13 +65,16 @@ describe('tenant placement', () => {
   it('refuses a placement file with NATS_BRIDGE_TENANTS, and reports the file’s problems with the others', () => {
     const read = files({ '/shard.yaml': 'tenants: [acme]\n', '/empty.yaml': 'tenants: []\n' });
     expect(
-      problemsOf(
+      configProblems(
         { NATS_BRIDGE_TENANTS_FILE: '/shard.yaml', NATS_BRIDGE_TENANTS: 'acme', NATS_BRIDGE_DURABLE: 'shard-a' },
         read,
       ),
     ).toEqual(['NATS_BRIDGE_TENANTS and NATS_BRIDGE_TENANTS_FILE exclude each other: set one']);
     expect(
-      problemsOf({ NATS_BRIDGE_TENANTS_FILE: '/empty.yaml', NATS_BRIDGE_DURABLE: 'shard-a', WORKER_MODE: 'x' }, read),
+      configProblems(
+        { NATS_BRIDGE_TENANTS_FILE: '/empty.yaml', NATS_BRIDGE_DURABLE: 'shard-a', WORKER_MODE: 'x' },
+        read,
+      ),
     ).toEqual([
       'WORKER_MODE must be one of saga, effect, combined (got "x")',
       '/empty.yaml: tenants must be a non-empty list of tenant ids',
