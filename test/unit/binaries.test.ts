@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,14 +13,9 @@ import {
   temporalCliCacheDir,
   testServerCacheDir,
 } from '../../stack/binaries.js';
+import { executable } from '../support/files.js';
 
 let dir: string;
-async function executable(path: string, script = 'exit 0'): Promise<string> {
-  await mkdir(join(path, '..'), { recursive: true });
-  await writeFile(path, `#!/bin/sh\n${script}\n`);
-  await chmod(path, 0o755);
-  return path;
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stellaops-binaries-'));

@@ -3,7 +3,7 @@
  * with stand-ins for Go: the resolution order, the names the build's programs get in the cache, one build for
  * several processes at once, and messages that say how to provide what is missing.
  */
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,14 +15,9 @@ import {
   TEMPORAL_SERVER_VERSION,
   temporalServerCacheDir,
 } from '../../stack/binaries.js';
+import { executable } from '../support/files.js';
 
 let dir: string;
-async function executable(path: string, script = 'exit 0'): Promise<string> {
-  await mkdir(join(path, '..'), { recursive: true });
-  await writeFile(path, `#!/bin/sh\n${script}\n`);
-  await chmod(path, 0o755);
-  return path;
-}
 
 /**
  * A stand-in for Go, alone on PATH (hence /bin/…), that records its calls and, for `go install`, writes the
