@@ -31,7 +31,7 @@ import {
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { IngestResult, SagaIngress } from '../api/services/saga-ingress.js';
-import { checkAggregateEvent } from '../api/services/saga-ingress.js';
+import { decodeAggregateEvent } from '../api/services/saga-ingress.js';
 import type { AppConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Pool } from '../db/pool.js';
@@ -133,8 +133,6 @@ export type MessageCheck =
       error: string;
     };
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
  * Classifies one message of the aggregate stream: an event to ingest, or why it must be quarantined — a payload that
  * is not UTF-8 JSON (`undecodable`), one that fails the event contract or whose subject does not name its aggregate
@@ -155,25 +153,13 @@ export function checkMessage(
     sagaNames: [],
     error: `payload of ${data.byteLength} bytes ${error}`,
   });
-  let text: string;
-  try {
-    text = utf8.decode(data);
-  } catch {
-    return undecodable('is not UTF-8');
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undecodable('is not JSON');
-  }
-  const check = checkAggregateEvent(value);
+  const check = decodeAggregateEvent(data);
+  if ('undecodable' in check) return undecodable(check.undecodable);
   if ('errors' in check) {
-    const eventId = (value as { eventId?: unknown } | null)?.eventId;
     return {
       kind: 'invalid',
       tenantId: parsed?.tenantId ?? '',
-      eventId: typeof eventId === 'string' ? eventId : null,
+      eventId: check.eventId,
       sagaNames: [],
       error: check.errors.map((e) => `${e.pointer || '/'}: ${e.message}`).join('; '),
     };

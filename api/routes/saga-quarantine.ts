@@ -25,7 +25,8 @@ import {
   ReplayResponse,
 } from '../schemas/saga-quarantine.js';
 import { createSagaIngress } from '../services/saga-ingress.js';
-import { createSagaQuarantine, textOf } from '../services/saga-quarantine.js';
+import { utf8TextOf } from '../services/saga-ingress.js';
+import { createSagaQuarantine } from '../services/saga-quarantine.js';
 import { createSagaTemporal } from '../temporal/sagas.js';
 
 const READ_SCOPES = [Scope.RunnerSagasRead, Scope.RunnerSagasOperate];
@@ -42,7 +43,7 @@ function decodeQuarantineCursor(cursor: string): string {
 /** A row as the API shows it: the bytes as base64 and, when they are UTF-8, as text; no tenant (the token's). */
 const quarantinedDoc = (e: QuarantinedEvent) => {
   const { tenantId: _tenantId, payload, ...doc } = e;
-  return { ...doc, payloadBase64: payload.toString('base64'), payloadText: textOf(payload) ?? null };
+  return { ...doc, payloadBase64: payload.toString('base64'), payloadText: utf8TextOf(payload) ?? null };
 };
 
 /** A [from, to) range must not be empty. */

@@ -71,6 +71,43 @@ export function checkAggregateEvent(value: unknown): EventCheck {
   };
 }
 
+/** What a message's bytes turned out to be: a checked event, or why not (never quoting the bytes themselves). */
+export type DecodedEvent =
+  | { event: AggregateEvent }
+  | { undecodable: 'is not UTF-8' | 'is not JSON' }
+  | { errors: EventFieldError[]; /** The payload's `eventId` when it has a string one. */ eventId: string | null };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The bytes as UTF-8 text, or undefined when they are not UTF-8. */
+export function utf8TextOf(data: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(data);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Decodes an event from a message's bytes (UTF-8 JSON) and checks it with {@link checkAggregateEvent}: what the
+ * JetStream bridge does with each message and an operator's redelivery of a quarantined one does again. The JSON
+ * parser's own message is not kept: some quote the text, and a payload never goes into logs or answers.
+ */
+export function decodeAggregateEvent(data: Uint8Array): DecodedEvent {
+  const text = utf8TextOf(data);
+  if (text === undefined) return { undecodable: 'is not UTF-8' };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { undecodable: 'is not JSON' };
+  }
+  const check = checkAggregateEvent(value);
+  if ('event' in check) return check;
+  const eventId = (value as { eventId?: unknown } | null)?.eventId;
+  return { errors: check.errors, eventId: typeof eventId === 'string' ? eventId : null };
+}
+
 /** Answer of a redelivery. */
 export interface RedeliveryOutcome {
   event: UnmatchedEvent;

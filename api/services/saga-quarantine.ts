@@ -21,7 +21,7 @@ import {
 import { selectUnmatchedForReplay } from '../../db/queries/sagas.js';
 import { conflict, HttpError, notFound, type FieldErrorDoc } from '../errors.js';
 import type { ReplayBody, ReplayOutcome, ReplayResponse } from '../schemas/saga-quarantine.js';
-import { checkAggregateEvent, type EventFieldError, type SagaIngress } from './saga-ingress.js';
+import { decodeAggregateEvent, type EventFieldError, type SagaIngress } from './saga-ingress.js';
 
 /** Error code of a 422: the stored message still is not an event the ingress can route. */
 export const STILL_INVALID = 'StillInvalid';
@@ -55,17 +55,6 @@ export interface SagaQuarantine {
   replay(tenantId: string, request: ReplayBody, by: string): Promise<ReplayResponse>;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** The stored bytes as text, or undefined when they are not UTF-8. */
-export function textOf(payload: Uint8Array): string | undefined {
-  try {
-    return utf8.decode(payload);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Field errors of an event as paths into the stored payload (`payload.occurredAt`). */
 const payloadErrors = (errors: readonly EventFieldError[]): FieldErrorDoc[] =>
   errors.map((e) => ({
@@ -78,17 +67,11 @@ const stillInvalid = (message: string, errors: FieldErrorDoc[]) =>
 
 /** The event in `row`'s bytes, checked; throws the 422 naming what is still wrong. */
 function eventOf(row: QuarantinedEvent) {
-  const text = textOf(row.payload);
-  if (text === undefined) {
-    throw stillInvalid('The stored message is not UTF-8 text', [{ path: 'payload', message: 'is not UTF-8' }]);
+  const check = decodeAggregateEvent(row.payload);
+  if ('undecodable' in check) {
+    const what = check.undecodable === 'is not UTF-8' ? 'UTF-8 text' : 'JSON';
+    throw stillInvalid(`The stored message is not ${what}`, [{ path: 'payload', message: check.undecodable }]);
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw stillInvalid('The stored message is not JSON', [{ path: 'payload', message: (error as Error).message }]);
-  }
-  const check = checkAggregateEvent(value);
   if ('errors' in check) {
     throw stillInvalid('The stored message still fails the event contract', payloadErrors(check.errors));
   }
