@@ -956,7 +956,8 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
 
 /**
  * The environment the provisioning of binaries (stack/binaries.ts) works in. It reads `TEMPORAL_CLI_PATH`,
- * `TEMPORAL_TEST_SERVER_PATH`, `NATS_SERVER_PATH`, `CHROMIUM_PATH`, `STELLAOPS_CACHE_DIR`, `XDG_CACHE_HOME` and `PATH`, and hands the
+ * `TEMPORAL_TEST_SERVER_PATH`, `NATS_SERVER_PATH`, `TEMPORAL_SERVER_PATH`, `TEMPORAL_SQL_TOOL_PATH`,
+ * `TEMPORAL_SERVER_MODULE_DIR`, `CHROMIUM_PATH`, `STELLAOPS_CACHE_DIR`, `XDG_CACHE_HOME` and `PATH`, and hands the
  * whole environment on to the build tools it runs (`go install`, `mvn`, `apt-get`), which need theirs (`GOPATH`,
  * proxies, `HOME`…): so it is the process environment itself, not a parsed subset.
  */
