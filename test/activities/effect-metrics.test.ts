@@ -9,18 +9,16 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEffectActivities } from '../../activities/sagas/effects.js';
-import {
-  createEffectsManifestSource,
-  parseEffectsManifest,
-  type EffectsManifest,
-} from '../../activities/sagas/effects-manifest.js';
+import { createEffectsManifestSource, type EffectsManifest } from '../../activities/sagas/effects-manifest.js';
 import { createSagaActivities } from '../../activities/sagas/index.js';
-import { SagaFailure, sagaWorkflowId, type EffectCommand } from '../../workflows/sagas/definitions.js';
+import { SagaFailure, type EffectCommand } from '../../workflows/sagas/definitions.js';
 import { createRunnerMetrics, type RunnerMetrics } from '../../workers/runner-metrics.js';
 import { rejectionOf } from '../support/assertions.js';
+import { parseTestManifest } from '../support/effects-manifest.js';
 import { eventually, useHttpReceiver } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { sagaProgress } from '../support/sagas.js';
 import { runActivity } from '../support/temporal.js';
 
 const receiver = useHttpReceiver((res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
@@ -38,7 +36,7 @@ async function valueOf(metrics: RunnerMetrics, name: string, labels: Record<stri
 }
 
 function manifest(extra = '', breaker = '{ threshold: 2, halfOpenAfterMs: 200 }'): EffectsManifest {
-  return parseEffectsManifest(
+  return parseTestManifest(
     `
 defaults:
   timeoutMs: 1000
@@ -47,12 +45,7 @@ defaults:
 providers:
   - { name: impact, kind: http, url: "${receiver.url}/impact" }
 ${extra}`,
-    {
-      source: 'effects.yaml',
-      referenceServicesUrl: receiver.url,
-      readSecretFile: () => '',
-      environmentSecret: () => undefined,
-    },
+    receiver.url,
   );
 }
 
@@ -178,18 +171,14 @@ describe('manifest reload', () => {
   it('refuses a manifest whose Gateway breaker differs from a provider on the same upstream, keeping the current one', () => {
     const first = manifest();
     const source = createEffectsManifestSource(first, { gatewayUrl: receiver.url });
-    const conflicting = parseEffectsManifest(
+    const conflicting = parseTestManifest(
       `
 gateway: { breaker: { threshold: 9 } }
 providers:
   - { name: impact, kind: http, url: "${receiver.url}/impact" }
 `,
-      {
-        source: 'next.yaml',
-        referenceServicesUrl: receiver.url,
-        readSecretFile: () => '',
-        environmentSecret: () => undefined,
-      },
+      receiver.url,
+      'next.yaml',
     );
     expect(() => source.replace(conflicting)).toThrow(
       `next.yaml: gateway.breaker must equal the breaker of impact: both call ${new URL(receiver.url).origin}`,
@@ -211,26 +200,13 @@ describe('saga timer lateness', () => {
     const metrics = createRunnerMetrics({ defaults: false });
     const { recordSagaProgress } = createSagaActivities({ pool: db.pool, logger: memoryLogger().logger, metrics });
     const tenantId = `tenant-${randomUUID().slice(0, 8)}`;
-    const progress = {
-      tenantId,
-      sagaName: 'advisory-impact-rescan',
-      correlationId: 'adv-1',
-      workflowId: sagaWorkflowId(tenantId, 'advisory-impact-rescan', 'adv-1'),
-      revision: 1,
-      status: 'running' as const,
-      state: {},
-      reason: null,
-      startedAt: '2026-03-01T10:00:00.000Z',
-      finishedAt: null,
+    const progress = sagaProgress(tenantId, {
       appliedEvents: 1,
-      lastEvent: null,
-      events: [],
-      compensations: [],
       timersFired: [
         { saga: 'advisory-impact-rescan', dueAt: 1_000_000, firedAt: 1_002_500 },
         { saga: 'advisory-impact-rescan', dueAt: 2_000_000, firedAt: 2_000_500 },
       ],
-    };
+    });
     const run = () => runActivity(new MockActivityEnvironment(), recordSagaProgress, progress);
     await run();
     await run(); // a retry of the stored write

@@ -2,12 +2,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { createEffectActivities } from '../../activities/sagas/effects.js';
-import { createEffectsManifestSource, parseEffectsManifest } from '../../activities/sagas/effects-manifest.js';
+import { createEffectsManifestSource } from '../../activities/sagas/effects-manifest.js';
 import { SagaFailure, type EffectCommand, type GatewayCommand } from '../../workflows/sagas/definitions.js';
+import { rejectionOf } from '../support/assertions.js';
+import { parseTestManifest } from '../support/effects-manifest.js';
 import { useHttpReceiver, type Answer } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
 import { runActivity } from '../support/temporal.js';
-import { rejectionOf } from '../support/assertions.js';
 
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
@@ -34,7 +35,7 @@ const COMMAND: GatewayCommand = {
 /** Effect and Gateway activities; a provider `p` on the Gateway's own origin; the Gateway's attempts per `gatewayRetry`. */
 function setup(gatewayRetry = 'maximumAttempts: 4') {
   const log = memoryLogger();
-  const manifest = parseEffectsManifest(
+  const manifest = parseTestManifest(
     `
 defaults:
   timeoutMs: 300
@@ -45,12 +46,7 @@ gateway:
 providers:
   - { name: p, kind: http, url: "${gateway.url}/provider" }
 `,
-    {
-      source: 'effects.yaml',
-      referenceServicesUrl: gateway.url,
-      readSecretFile: () => '',
-      environmentSecret: () => undefined,
-    },
+    gateway.url,
   );
   const activities = createEffectActivities({
     manifest: createEffectsManifestSource(manifest),
@@ -179,14 +175,10 @@ describe('submitGatewayCommand', () => {
   });
 
   it('refuses a Gateway that shares a provider’s upstream with other breaker settings', () => {
-    const manifest = parseEffectsManifest(
+    const manifest = parseTestManifest(
       `gateway: { breaker: { threshold: 7 } }\nproviders:\n  - { name: p, kind: http, url: "${gateway.url}/p" }\n`,
-      {
-        source: 'e.yaml',
-        referenceServicesUrl: gateway.url,
-        readSecretFile: () => '',
-        environmentSecret: () => undefined,
-      },
+      gateway.url,
+      'e.yaml',
     );
     expect(() =>
       createEffectActivities({
@@ -207,12 +199,7 @@ describe('submitGatewayCommand', () => {
   });
 
   it('refuses a Gateway URL that breaks the outbound policy at creation', () => {
-    const manifest = parseEffectsManifest('providers: []', {
-      source: 'e.yaml',
-      referenceServicesUrl: 'http://127.0.0.1:1',
-      readSecretFile: () => '',
-      environmentSecret: () => undefined,
-    });
+    const manifest = parseTestManifest('providers: []', 'http://127.0.0.1:1', 'e.yaml');
     expect(() =>
       createEffectActivities({
         manifest: createEffectsManifestSource(manifest),

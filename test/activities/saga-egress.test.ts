@@ -15,7 +15,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPackApprovalActivities } from '../../activities/pack-approval/index.js';
 import { createEffectActivities } from '../../activities/sagas/effects.js';
-import { createEffectsManifestSource, parseEffectsManifest } from '../../activities/sagas/effects-manifest.js';
+import { createEffectsManifestSource } from '../../activities/sagas/effects-manifest.js';
 import { createWorkflowEventPublisher, type WorkflowEventPublisher } from '../../activities/sagas/egress.js';
 import { createSagaActivities } from '../../activities/sagas/index.js';
 import { loadConfig, type AppConfig } from '../../core/config.js';
@@ -31,12 +31,14 @@ import {
 } from '../../workflows/sagas/definitions.js';
 import { ensureSagaStreams } from '../../workers/saga-streams.js';
 import { rejectionOf } from '../support/assertions.js';
+import { parseTestManifest } from '../support/effects-manifest.js';
 import { packApprovalEvent } from '../support/fixtures.js';
 import { useHttpReceiver } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
 import { testPackApprovalDeps } from '../support/pack-approvals.js';
 import { freePort } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { sagaProgress } from '../support/sagas.js';
 import { runActivity } from '../support/temporal.js';
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
@@ -91,7 +93,7 @@ async function messagesOf(tenant: string, from: JetStreamManager = jsm) {
 }
 
 function effects(egress: WorkflowEventPublisher | undefined, gatewayUrl = 'http://127.0.0.1:1') {
-  const manifest = parseEffectsManifest(
+  const manifest = parseTestManifest(
     `
 defaults:
   timeoutMs: 1000
@@ -99,12 +101,7 @@ defaults:
 providers:
   - { name: impact, kind: http, url: "${receiver.url}/impact/{tenantId}" }
 `,
-    {
-      source: 'effects.yaml',
-      referenceServicesUrl: receiver.url,
-      readSecretFile: () => '',
-      environmentSecret: () => undefined,
-    },
+    receiver.url,
   );
   return createEffectActivities({
     manifest: createEffectsManifestSource(manifest),
@@ -264,26 +261,8 @@ describe('Gateway-command outcomes', () => {
 });
 
 describe('saga facts', () => {
-  function progress(tenantId: string, overrides: Partial<SagaProgress> = {}): SagaProgress {
-    return {
-      tenantId,
-      sagaName: SAGA,
-      correlationId: 'adv-1',
-      workflowId: sagaWorkflowId(tenantId, SAGA, 'adv-1'),
-      revision: 1,
-      status: 'running',
-      state: { images: [] },
-      reason: null,
-      startedAt: '2026-03-01T10:00:00.000Z',
-      finishedAt: null,
-      appliedEvents: 1,
-      lastEvent: null,
-      events: [],
-      compensations: [],
-      traceparent: TRACEPARENT,
-      ...overrides,
-    };
-  }
+  const progress = (tenantId: string, overrides: Partial<SagaProgress> = {}) =>
+    sagaProgress(tenantId, { sagaName: SAGA, appliedEvents: 1, traceparent: TRACEPARENT, ...overrides });
 
   it('publishes a fact when the status changes, and none for a repeat or a write without a change', async () => {
     const tenant = freshTenant();

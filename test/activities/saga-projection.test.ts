@@ -20,6 +20,7 @@ import { FailureType } from '../../workflows/shared/failures.js';
 import { rejectionOf } from '../support/assertions.js';
 import { memoryLogger } from '../support/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { sagaProgress } from '../support/sagas.js';
 import { runActivity } from '../support/temporal.js';
 
 const SAGA = 'advisory-impact-rescan';
@@ -72,25 +73,8 @@ async function rows<T extends object>(sql: string, params: unknown[]): Promise<T
   return (await db.pool.query<T>(sql, params)).rows;
 }
 
-function progress(tenantId: string, correlationId: string, overrides: Partial<SagaProgress> = {}): SagaProgress {
-  return {
-    tenantId,
-    sagaName: SAGA,
-    correlationId,
-    workflowId: sagaWorkflowId(tenantId, SAGA, correlationId),
-    revision: 1,
-    status: 'running',
-    state: { images: [] },
-    reason: null,
-    startedAt: '2026-03-01T10:00:00.000Z',
-    finishedAt: null,
-    appliedEvents: 0,
-    lastEvent: null,
-    events: [],
-    compensations: [],
-    ...overrides,
-  };
-}
+const progress = (tenantId: string, correlationId: string, overrides: Partial<SagaProgress> = {}) =>
+  sagaProgress(tenantId, { sagaName: SAGA, correlationId, ...overrides });
 
 const applied = (event: AggregateEvent, via: SagaEventDelivery['via'] = 'ingress') => ({
   event,

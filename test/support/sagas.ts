@@ -1,6 +1,6 @@
-/** Saga test data: aggregate events of the two sample sagas. */
+/** Saga test data: aggregate events of the two sample sagas, and the projection writes of their instances. */
 import { randomUUID } from 'node:crypto';
-import type { AggregateEvent } from '../../workflows/sagas/definitions.js';
+import { sagaWorkflowId, type AggregateEvent, type SagaProgress } from '../../workflows/sagas/definitions.js';
 
 /** An aggregate event with fresh ids; `overrides` win. */
 export function aggregateEvent(overrides: Partial<AggregateEvent> = {}): AggregateEvent {
@@ -58,4 +58,29 @@ export function exportRequested(bundleId: string, overrides: Partial<AggregateEv
     payload: { sizeBytes: 1024 },
     ...overrides,
   });
+}
+
+/**
+ * The first projection write of a running advisory rescan `adv-1` of `tenantId`, with nothing applied yet;
+ * `overrides` win, and the workflow id follows the saga name and correlation id they give.
+ */
+export function sagaProgress(tenantId: string, overrides: Partial<SagaProgress> = {}): SagaProgress {
+  const { sagaName = 'advisory-impact-rescan', correlationId = 'adv-1' } = overrides;
+  return {
+    tenantId,
+    sagaName,
+    correlationId,
+    workflowId: sagaWorkflowId(tenantId, sagaName, correlationId),
+    revision: 1,
+    status: 'running',
+    state: { images: [] },
+    reason: null,
+    startedAt: '2026-03-01T10:00:00.000Z',
+    finishedAt: null,
+    appliedEvents: 0,
+    lastEvent: null,
+    events: [],
+    compensations: [],
+    ...overrides,
+  };
 }

@@ -8,12 +8,13 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivitiesByQueue } from '../../activities/index.js';
-import { createEffectsManifestSource, parseEffectsManifest } from '../../activities/sagas/effects-manifest.js';
+import { createEffectsManifestSource } from '../../activities/sagas/effects-manifest.js';
 import { loadWebhookConfig, type TaskQueueName } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { createPool } from '../../db/pool.js';
 import type { EffectCommand } from '../../workflows/sagas/definitions.js';
 import { createWorkerHost, type WorkerHost } from '../../workers/host.js';
+import { parseTestManifest } from '../support/effects-manifest.js';
 import { startHttpReceiver, type ReceivedRequest } from '../support/http-sinks.js';
 import { createDevServerEnv, uniqueName } from '../support/temporal.js';
 import type { callActivitiesWorkflow } from './fixtures/outbound-calls-workflows.js';
@@ -52,14 +53,9 @@ afterAll(async () => {
 /** A worker host of `queues` (as workers/main.ts builds it) and a worker of the fixture workflows. */
 async function startWorkers(env: TestWorkflowEnvironment, queues: TaskQueueName[], effectsConcurrency: number) {
   const prefix = `${uniqueName('fx')}-`;
-  const manifest = parseEffectsManifest(
+  const manifest = parseTestManifest(
     `providers:\n  - { name: slow-provider, kind: http, url: "${provider.url}/effect/{tenantId}", timeoutMs: 10000 }\n`,
-    {
-      source: 'effects.yaml',
-      referenceServicesUrl: provider.url,
-      readSecretFile: () => '',
-      environmentSecret: () => undefined,
-    },
+    provider.url,
   );
   const host: WorkerHost = await createWorkerHost({
     connection: env.nativeConnection,

@@ -8,9 +8,10 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEffectActivities } from '../../activities/sagas/effects.js';
-import { createEffectsManifestSource, parseEffectsManifest } from '../../activities/sagas/effects-manifest.js';
+import { createEffectsManifestSource } from '../../activities/sagas/effects-manifest.js';
 import { createLogger } from '../../core/logger.js';
 import type { EffectCommand, EffectResult } from '../../workflows/sagas/definitions.js';
+import { parseTestManifest } from '../support/effects-manifest.js';
 import { startHttpReceiver, type Answer, type ReceivedRequest } from '../support/http-sinks.js';
 import { createTimeSkippingEnv, uniqueName } from '../support/temporal.js';
 import type { callActivitiesWorkflow } from './fixtures/outbound-calls-workflows.js';
@@ -47,14 +48,9 @@ const status =
 /** Runs one effect through a workflow with unlimited attempts, as the saga toolkit does; returns its result. */
 async function runEffectInWorkflow(manifestDefaults: string) {
   received.length = 0;
-  const manifest = parseEffectsManifest(
+  const manifest = parseTestManifest(
     `defaults: ${manifestDefaults}\nproviders:\n  - { name: flaky, kind: http, url: "${provider.url}/flaky" }\n`,
-    {
-      source: 'effects.yaml',
-      referenceServicesUrl: provider.url,
-      readSecretFile: () => '',
-      environmentSecret: () => undefined,
-    },
+    provider.url,
   );
   const taskQueue = uniqueName('effects-ts');
   const worker = await Worker.create({
