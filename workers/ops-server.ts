@@ -23,6 +23,9 @@ import { probe } from '../api/routes/system.js';
 import { DependencyCheck } from '../api/schemas/system.js';
 import type { EffectsManifest, EffectsManifestSource } from '../activities/sagas/effects-manifest.js';
 
+// Stryker disable all: the operations app serves HTTP over real dependencies; test/integration/worker-operations.test.ts
+// exercises it, the mutation run covers the pure reload diff (nameChanges) below.
+
 /** Where a worker process is in its life: serving, draining (nothing new is taken), drained (in-flight work done). */
 export const DRAIN_STATES = ['serving', 'draining', 'drained'] as const;
 export type DrainState = (typeof DRAIN_STATES)[number];
@@ -144,6 +147,7 @@ const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<
     ),
   ]);
 
+// Stryker restore all
 /** The names added, removed and changed from `before` to `after` (a value changed when its JSON differs). */
 export function nameChanges<T>(
   before: ReadonlyMap<string, T>,
@@ -158,6 +162,7 @@ export function nameChanges<T>(
   };
 }
 
+// Stryker disable all: the rest is the app itself (see above).
 /** The problems of a refused part, or rethrows what is not a configuration error. */
 function problemsOf(part: string, error: unknown): { path: string; message: string }[] {
   if (!(error instanceof ConfigError)) throw error;

@@ -256,6 +256,9 @@ export function sagaFactsOf(
   return facts;
 }
 
+// Stryker disable all: from here on the egress publishes to NATS; test/activities/saga-egress.test.ts exercises it on a
+// real server, the mutation run covers the pure builders above.
+
 /** What the stream answered. */
 export interface PublishedEvent {
   subject: string;

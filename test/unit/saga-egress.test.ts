@@ -10,6 +10,7 @@ import {
   egressPrefixOf,
   sagaFactEvent,
   sagaFactsOf,
+  type ApprovalDecisionEvent,
   type CommandOutcomeEvent,
   type SagaFactEvent,
 } from '../../activities/sagas/egress.js';
@@ -27,6 +28,46 @@ const result = (overrides: Partial<EffectResult> = {}): EffectResult => ({
   ...overrides,
 });
 
+const outcome = (): CommandOutcomeEvent => ({
+  tenantId: 'acme',
+  commandId: 'acme:rescan:adv-1:rescan',
+  commandType: 'RequestRescan',
+  aggregateType: 'Scan',
+  aggregateId: 'scan-1',
+  correlationId: 'adv-1',
+  causationId: 'evt-1',
+  outcome: 'failed',
+  httpStatus: null,
+  body: { message: 'refused' },
+  timestamp: '2026-03-01T10:00:00.000Z',
+});
+
+const fact = (): SagaFactEvent => ({
+  tenantId: 'acme',
+  sagaName: 'advisory-impact-rescan',
+  correlationId: 'adv-1',
+  workflowId: 'saga/acme/advisory-impact-rescan/adv-1',
+  generation: 2,
+  fact: 'compensation_failed',
+  status: 'compensation_failed',
+  reason: 'scan refused',
+  startedAt: '2026-03-01T10:00:00.000Z',
+  finishedAt: '2026-03-01T10:05:00.000Z',
+  revision: 7,
+  traceparent: TRACEPARENT,
+});
+
+const decision = (): ApprovalDecisionEvent => ({
+  tenantId: 'acme',
+  runId: 'run-1',
+  approvalId: 'ap-1',
+  workflowId: 'pack-approval/acme/run-1/ap-1',
+  decision: 'reject',
+  decidedBy: 'alice',
+  decidedAt: '2026-03-01T10:00:00.000Z',
+  correlationId: 'corr-1',
+});
+
 describe('egressPrefixOf', () => {
   it('is the prefix of the first {prefix}.> filter of the workflow stream', () => {
     expect(egressPrefixOf({ name: 'WORKFLOW_EVENTS', subjects: ['workflow.>'] })).toBe('workflow');
@@ -39,6 +80,13 @@ describe('egressPrefixOf', () => {
     );
     expect(() => egressPrefixOf({ name: 'W', subjects: ['workflow.*.>'] })).toThrow(/literal prefix/);
     expect(() => egressPrefixOf({ name: 'W', subjects: ['>'] })).toThrow(/literal prefix/);
+    // An empty token is no literal prefix either: the prefix alone, or one between two dots.
+    for (const subject of ['.>', 'workflow..events.>']) {
+      expect(() => egressPrefixOf({ name: 'W', subjects: [subject] }), subject).toThrow(/literal prefix/);
+    }
+    expect(() => egressPrefixOf({ name: 'W', subjects: ['workflow.*', 'audit'] })).toThrow(
+      '(subjects: workflow.*, audit)',
+    );
   });
 });
 
@@ -86,20 +134,7 @@ describe('the message builders', () => {
   });
 
   it('put a command outcome under its command type and outcome, with the command id as message id', () => {
-    const outcome: CommandOutcomeEvent = {
-      tenantId: 'acme',
-      commandId: 'acme:rescan:adv-1:rescan',
-      commandType: 'RequestRescan',
-      aggregateType: 'Scan',
-      aggregateId: 'scan-1',
-      correlationId: 'adv-1',
-      causationId: 'evt-1',
-      outcome: 'failed',
-      httpStatus: null,
-      body: { message: 'refused' },
-      timestamp: '2026-03-01T10:00:00.000Z',
-    };
-    expect(commandOutcomeEvent('workflow', outcome)).toEqual({
+    expect(commandOutcomeEvent('workflow', outcome())).toEqual({
       kind: 'command',
       subject: 'workflow.acme.command.RequestRescan.failed',
       msgId: 'acme:rescan:adv-1:rescan',
@@ -109,26 +144,31 @@ describe('the message builders', () => {
         'x-correlation-id': 'adv-1',
         'Nats-Msg-Id': 'acme:rescan:adv-1:rescan',
       },
-      body: outcome,
+      body: outcome(),
     });
   });
 
+  it('name the part a subject token cannot carry, for every kind of message', () => {
+    expect(() => commandOutcomeEvent('workflow', { ...outcome(), tenantId: 'a b' })).toThrow(
+      'tenantId "a b" cannot be a subject token',
+    );
+    expect(() => commandOutcomeEvent('workflow', { ...outcome(), commandType: 'Request*' })).toThrow(
+      'commandType "Request*" cannot be a subject token',
+    );
+    expect(() => sagaFactEvent('workflow', { ...fact(), tenantId: 'a>' })).toThrow(
+      'tenantId "a>" cannot be a subject token',
+    );
+    expect(() => sagaFactEvent('workflow', { ...fact(), sagaName: 'rescan %' })).toThrow(
+      'sagaName "rescan %" cannot be a subject token',
+    );
+    expect(() => approvalDecisionEvent('workflow', { ...decision(), tenantId: '' })).toThrow(
+      'tenantId "" cannot be a subject token',
+    );
+  });
+
   it('give a saga fact the id of its instance, generation and fact, and no command id', () => {
-    const fact: SagaFactEvent = {
-      tenantId: 'acme',
-      sagaName: 'advisory-impact-rescan',
-      correlationId: 'adv-1',
-      workflowId: 'saga/acme/advisory-impact-rescan/adv-1',
-      generation: 2,
-      fact: 'compensation_failed',
-      status: 'compensation_failed',
-      reason: 'scan refused',
-      startedAt: '2026-03-01T10:00:00.000Z',
-      finishedAt: '2026-03-01T10:05:00.000Z',
-      revision: 7,
-      traceparent: TRACEPARENT,
-    };
-    const event = sagaFactEvent('workflow', fact);
+    const event = sagaFactEvent('workflow', fact());
+    expect(event.kind).toBe('saga');
     expect(event.subject).toBe('workflow.acme.saga.advisory-impact-rescan.compensation_failed');
     expect(event.msgId).toBe('saga/acme/advisory-impact-rescan/adv-1:2:compensation_failed');
     expect(event.headers).toEqual({
@@ -137,19 +177,12 @@ describe('the message builders', () => {
       traceparent: TRACEPARENT,
       'Nats-Msg-Id': 'saga/acme/advisory-impact-rescan/adv-1:2:compensation_failed',
     });
+    expect(event.body).toEqual(fact());
   });
 
   it('give an approval decision the id of the approval and the decision', () => {
-    const event = approvalDecisionEvent('workflow', {
-      tenantId: 'acme',
-      runId: 'run-1',
-      approvalId: 'ap-1',
-      workflowId: 'pack-approval/acme/run-1/ap-1',
-      decision: 'reject',
-      decidedBy: 'alice',
-      decidedAt: '2026-03-01T10:00:00.000Z',
-      correlationId: 'corr-1',
-    });
+    const event = approvalDecisionEvent('workflow', decision());
+    expect(event.kind).toBe('approval');
     expect(event.subject).toBe('workflow.acme.approval.reject');
     expect(event.msgId).toBe('pack-approval/acme/run-1/ap-1:decision:reject');
     expect(event.headers).toEqual({
@@ -157,6 +190,7 @@ describe('the message builders', () => {
       'x-correlation-id': 'corr-1',
       'Nats-Msg-Id': 'pack-approval/acme/run-1/ap-1:decision:reject',
     });
+    expect(event.body).toEqual(decision());
   });
 });
 
@@ -184,6 +218,8 @@ describe('sagaFactsOf', () => {
   it('tells nothing for a write without a change, a retry of a stored write, or an older write', () => {
     expect(sagaFactsOf(at('running', 1), at('running', 2))).toEqual([]);
     expect(sagaFactsOf(at('completed', 3), at('completed', 3))).toEqual([]);
+    // A write at the stored revision stands for nothing even with another status: the stored row is as new as it.
+    expect(sagaFactsOf(at('running', 3), at('completed', 3))).toEqual([]);
     expect(sagaFactsOf(at('compensating', 2), at('compensating', 3))).toEqual([]);
     expect(sagaFactsOf(at('completed', 4), at('failed', 3))).toEqual([]);
     expect(sagaFactsOf(at('running', 1, later), at('completed', 8))).toEqual([]);

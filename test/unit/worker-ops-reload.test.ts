@@ -23,6 +23,26 @@ describe('nameChanges', () => {
     expect(nameChanges(before, new Map(before))).toEqual({ added: [], removed: [], changed: [] });
   });
 
+  it('sorts each list whatever order the maps hold the names in', () => {
+    const before = new Map<string, unknown>([
+      ['z.changed', 1],
+      ['y.removed', 1],
+      ['a.changed', 1],
+      ['b.removed', 1],
+    ]);
+    const after = new Map<string, unknown>([
+      ['z.changed', 2],
+      ['x.added', 1],
+      ['a.changed', 2],
+      ['c.added', 1],
+    ]);
+    expect(nameChanges(before, after)).toEqual({
+      added: ['c.added', 'x.added'],
+      removed: ['b.removed', 'y.removed'],
+      changed: ['a.changed', 'z.changed'],
+    });
+  });
+
   it('sees a change in a nested setting', () => {
     const before = new Map([['p', { retry: { maximumAttempts: 3 } }]]);
     const after = new Map([['p', { retry: { maximumAttempts: 4 } }]]);
