@@ -3,15 +3,10 @@
  * accepting never waits for a worker; refusals are 403 / 429 / 503 and change nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
-import { createTemporalFacade } from '../../api/temporal/facade.js';
-import { loadConfig } from '../../core/config.js';
 import { generateSecret, generateWebhookSecret } from '../../core/local-secrets.js';
-import { createLogger } from '../../core/logger.js';
 import { Scope } from '../../core/scopes.js';
 import { isIngestedEvent } from '../../db/queries/pack-approvals.js';
-import { startApiHarness, type ApiHarness } from '../support/api.js';
-import { TEST_AUDIENCE, TEST_ISSUER } from '../support/auth.js';
+import { startApiHarness, startAppWithoutTemporal, type ApiHarness } from '../support/api.js';
 import { sampleEvent, signedHeaders } from '../support/pack-approvals.js';
 
 const secrets = { eventSecrets: [generateWebhookSecret()], linkSecret: generateSecret() };
@@ -77,23 +72,14 @@ describe('ingestion limits', () => {
   });
 
   it('answers 503 with Retry-After when Temporal is unreachable, and records nothing', async () => {
-    const unreachable = createTemporalFacade({ address: '127.0.0.1:1', namespace: 'default' });
-    const app = await buildApp({
-      config: loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE }),
-      logger: createLogger({ level: 'silent' }),
-      pool: h.db.pool,
-      temporal: unreachable,
-      verifyToken: h.signer.verifier,
-      packApprovalSecrets: secrets,
-    });
+    const { app, close } = await startAppWithoutTemporal(h, { packApprovalSecrets: secrets });
     try {
       const { res, event } = await post(app, 'acme');
       expect(res.statusCode).toBe(503);
       expect(res.headers['retry-after']).toBe('5');
       expect(await isIngestedEvent(h.db.pool, 'acme', event.eventId)).toBe(false);
     } finally {
-      await app.close();
-      await unreachable.close();
+      await close();
     }
   });
 });

@@ -6,15 +6,10 @@
 import { hostname } from 'node:os';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
 import type { QueueWorkers, WorkersView } from '../../api/schemas/runner.js';
-import { createTemporalFacade } from '../../api/temporal/facade.js';
-import { loadConfig, TASK_QUEUES } from '../../core/config.js';
-import { createLogger } from '../../core/logger.js';
+import { TASK_QUEUES } from '../../core/config.js';
 import { Scope } from '../../core/scopes.js';
-import { startApiHarness, type ApiHarness } from '../support/api.js';
-import { TEST_AUDIENCE, TEST_ISSUER } from '../support/auth.js';
-import { freePort } from '../support/ports.js';
+import { startApiHarness, startAppWithoutTemporal, type ApiHarness } from '../support/api.js';
 
 const WORKERS = '/api/v1/runner/workers';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -148,15 +143,7 @@ describe('with no worker serving the queues', () => {
   });
 
   it('answers 503 with Retry-After when Temporal is unreachable', async () => {
-    const unreachable = createTemporalFacade({ address: `127.0.0.1:${await freePort()}`, namespace: 'default' });
-    const app = await buildApp({
-      config: loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE }),
-      logger: createLogger({ level: 'silent' }),
-      pool: h.db.pool,
-      temporal: unreachable,
-      verifyToken: h.signer.verifier,
-      taskQueuePrefix: h.taskQueuePrefix,
-    });
+    const { app, close } = await startAppWithoutTemporal(h);
     try {
       const res = await get(h, WORKERS, undefined, app);
       expect(res.statusCode).toBe(503);
@@ -166,8 +153,7 @@ describe('with no worker serving the queues', () => {
         message: 'Temporal is unavailable; retry later',
       });
     } finally {
-      await app.close();
-      await unreachable.close();
+      await close();
     }
   });
 });

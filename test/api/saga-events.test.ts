@@ -8,7 +8,6 @@ import { randomUUID } from 'node:crypto';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
-import { createTemporalFacade } from '../../api/temporal/facade.js';
 import { loadConfig } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
 import { Scope } from '../../core/scopes.js';
@@ -16,12 +15,12 @@ import { createPool } from '../../db/pool.js';
 import { listAudit } from '../../db/queries/audit.js';
 import { findIngestedEvent } from '../../db/queries/sagas.js';
 import type { AggregateEvent, SagaInput } from '../../workflows/sagas/definitions.js';
-import { startApiHarness, type ApiHarness } from '../support/api.js';
+import { startApiHarness, startAppWithoutTemporal, type ApiHarness } from '../support/api.js';
 import { TEST_AUDIENCE, TEST_ISSUER } from '../support/auth.js';
 import { eventually } from '../support/http-sinks.js';
 import { freePort } from '../support/ports.js';
+import { RESCAN_SAGA, type RescanDetail } from '../support/sagas.js';
 
-const RESCAN = 'advisory-impact-rescan';
 /** Log4Shell impacts one sample image, whose SBOM has 15 findings. */
 const LOG4SHELL = 'CVE-2021-44228';
 const PAYMENTS_API = { imageId: 'payments-api:3.8.2', findings: 15 };
@@ -137,22 +136,13 @@ const unmatchedOf = async (correlationId: string) =>
     (i) => i.correlationId === correlationId,
   );
 
-interface SagaDetail {
-  instance: {
-    status: string;
-    state: { phase?: string; images?: { imageId: string; rescan: string; findings: number | null }[] };
-    appliedEvents: number;
-    startedAt: string;
-  };
-  timeline: { eventId: string; eventType: string; outcome: string; via: string }[];
-}
-const detailOf = (correlationId: string) => get<SagaDetail>(`/api/v1/sagas/${RESCAN}/${correlationId}`);
+const detailOf = (correlationId: string) => get<RescanDetail>(`/api/v1/sagas/${RESCAN_SAGA}/${correlationId}`);
 /** The instance once its projection shows `status` and its execution has closed (no event can reach it any more). */
 const finished = (correlationId: string, status = 'completed') =>
   eventually(async () => {
     const detail = await detailOf(correlationId);
     if (detail.instance.status !== status) return undefined;
-    const execution = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN}/${correlationId}`).describe();
+    const execution = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN_SAGA}/${correlationId}`).describe();
     return execution.status.name === 'RUNNING' ? undefined : detail;
   });
 
@@ -170,8 +160,8 @@ describe('POST /api/v1/events', () => {
     const event = advisoryPublished(LOG4SHELL, undefined, { correlationId });
     const first = await post(event);
     expect(first.res.statusCode).toBe(202);
-    const workflowId = `saga/acme/${RESCAN}/${correlationId}`;
-    const reached = { sagaName: RESCAN, correlationId, workflowId, outcome: 'accepted', reason: null };
+    const workflowId = `saga/acme/${RESCAN_SAGA}/${correlationId}`;
+    const reached = { sagaName: RESCAN_SAGA, correlationId, workflowId, outcome: 'accepted', reason: null };
     expect(first.results).toEqual([{ index: 0, eventId: event.eventId, status: 'accepted', instances: [reached] }]);
 
     const again = await post(event);
@@ -182,7 +172,7 @@ describe('POST /api/v1/events', () => {
     expect(description.type).toBe('advisoryImpactRescanWorkflow');
     expect(description.searchAttributes).toMatchObject({
       TenantId: ['acme'],
-      SagaName: [RESCAN],
+      SagaName: [RESCAN_SAGA],
       CorrelationId: [correlationId],
     });
     expect(await description.staticSummary()).toBe(`Impact rescan of advisory ${LOG4SHELL} (${correlationId})`);
@@ -303,7 +293,7 @@ describe('events before their start event', () => {
     expect(before.results[0]).toMatchObject({
       status: 'unmatched',
       reason: expect.stringMatching(/No instance of advisory-impact-rescan/) as string,
-      instances: [{ sagaName: RESCAN, correlationId, outcome: 'unmatched' }],
+      instances: [{ sagaName: RESCAN_SAGA, correlationId, outcome: 'unmatched' }],
     });
     expect(await unmatchedOf(correlationId)).toMatchObject([
       { eventId: early.eventId, kind: 'unmatched', status: 'pending', claimedBy: null, event: early },
@@ -321,7 +311,7 @@ describe('events before their start event', () => {
     ]);
     const [claimed] = await unmatchedOf(correlationId);
     expect(claimed).toMatchObject({ status: 'delivered', claimedBy: expect.any(String) as string });
-    const description = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN}/${correlationId}`).describe();
+    const description = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN_SAGA}/${correlationId}`).describe();
     expect(claimed?.claimedBy).toBe(description.raw.workflowExecutionInfo?.firstRunId);
 
     // The Gateway completes auth-service's rescan; edge-gateway's counts as done through the early event only.
@@ -342,7 +332,7 @@ describe('events before their start event', () => {
 describe('events after their instance finished', () => {
   it('records late events with the final status, redelivers a late start event as a new generation, once', async () => {
     const advisoryId = fresh('adv');
-    const workflowId = `saga/acme/${RESCAN}/${advisoryId}`;
+    const workflowId = `saga/acme/${RESCAN_SAGA}/${advisoryId}`;
     // No package filtered for carries the advisory, so nothing is impacted: the instance completes at once.
     expect((await post(advisoryPublished(advisoryId, []))).res.statusCode).toBe(202);
     const first = await finished(advisoryId);
@@ -402,7 +392,7 @@ describe('events after their instance finished', () => {
       event: { redelivery: { delivery: 'started', generation: 1 } },
     });
     const audit = await listAudit(h.db.pool, 'acme', { eventTypePrefix: 'saga.event.redelivered' });
-    expect(audit.filter((a) => a.subject === `${RESCAN}/${advisoryId}`)).toHaveLength(1);
+    expect(audit.filter((a) => a.subject === `${RESCAN_SAGA}/${advisoryId}`)).toHaveLength(1);
   });
 
   it('answers redelivery 404 for an unknown or another tenant’s event, 403 without the operate scope', async () => {
@@ -427,7 +417,7 @@ describe('GET /api/v1/events/unmatched', () => {
       await post(scanCompleted(advisoryId, imageId, i + 1));
     }
     const page1 = await get<{ items: UnmatchedDoc[]; nextCursor?: string }>(
-      `/api/v1/events/unmatched?kind=unmatched&status=pending&saga=${RESCAN}&limit=2`,
+      `/api/v1/events/unmatched?kind=unmatched&status=pending&saga=${RESCAN_SAGA}&limit=2`,
     );
     expect(page1.items).toHaveLength(2);
     expect(page1.items.every((i) => i.kind === 'unmatched' && i.status === 'pending')).toBe(true);
@@ -451,15 +441,7 @@ describe('GET /api/v1/events/unmatched', () => {
 
 describe('outages', () => {
   it('answers 503 with Retry-After when Temporal is unreachable; the retried batch answers what was recorded duplicate', async () => {
-    const unreachable = createTemporalFacade({ address: `127.0.0.1:${await freePort()}`, namespace: 'default' });
-    const app = await buildApp({
-      config: loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE }),
-      logger: createLogger({ level: 'silent' }),
-      pool: h.db.pool,
-      temporal: unreachable,
-      verifyToken: h.signer.verifier,
-      taskQueuePrefix: h.taskQueuePrefix,
-    });
+    const { app, close } = await startAppWithoutTemporal(h);
     const untriggered = { ...advisoryPublished(fresh('adv'), []), aggregateType: 'Sbom', eventType: 'Sbom.Uploaded' };
     const start = advisoryPublished(fresh('adv'), []);
     try {
@@ -468,8 +450,7 @@ describe('outages', () => {
       expect(down.res.headers['retry-after']).toBe('5');
       expect(down.res.json()).toMatchObject({ error: 'ServiceUnavailable' });
     } finally {
-      await app.close();
-      await unreachable.close();
+      await close();
     }
     expect(await findIngestedEvent(h.db.pool, 'acme', untriggered.eventId)).toBeDefined();
     expect(await findIngestedEvent(h.db.pool, 'acme', start.eventId)).toBeUndefined();

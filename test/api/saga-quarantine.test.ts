@@ -6,10 +6,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../../api/app.js';
-import { createTemporalFacade } from '../../api/temporal/facade.js';
-import { loadConfig } from '../../core/config.js';
-import { createLogger } from '../../core/logger.js';
 import { Scope } from '../../core/scopes.js';
 import { listAudit } from '../../db/queries/audit.js';
 import {
@@ -19,12 +15,16 @@ import {
 } from '../../db/queries/saga-quarantine.js';
 import { findIngestedEvent } from '../../db/queries/sagas.js';
 import type { AggregateEvent } from '../../workflows/sagas/definitions.js';
-import { startApiHarness, type ApiHarness } from '../support/api.js';
-import { TEST_AUDIENCE, TEST_ISSUER } from '../support/auth.js';
+import {
+  injectAs,
+  startApiHarness,
+  startAppWithoutTemporal,
+  type ApiHarness,
+  type InjectMethod,
+} from '../support/api.js';
 import { eventually } from '../support/http-sinks.js';
-import { freePort } from '../support/ports.js';
+import { RESCAN_SAGA } from '../support/sagas.js';
 
-const RESCAN = 'advisory-impact-rescan';
 const PAYMENTS_API = 'payments-api:3.8.2';
 const STREAM = 'AGGREGATE_EVENTS';
 let h: ApiHarness;
@@ -87,7 +87,7 @@ async function quarantine(
     headers: { 'Nats-Msg-Id': [event?.eventId ?? 'none'], 'x-trace': ['a', 'b'] },
     payload: bytes,
     eventId: typeof event?.eventId === 'string' ? event.eventId : null,
-    sagaNames: event?.aggregateType === 'Advisory' || event?.aggregateType === 'Scan' ? [RESCAN] : [],
+    sagaNames: event?.aggregateType === 'Advisory' || event?.aggregateType === 'Scan' ? [RESCAN_SAGA] : [],
     errorKind: 'max_deliver',
     error: 'Temporal was unavailable for every delivery',
     deliveryCount: 5,
@@ -96,17 +96,8 @@ async function quarantine(
   return id;
 }
 
-async function call(method: 'GET' | 'POST', url: string, bearer: string | undefined, payload?: unknown) {
-  return h.app.inject({
-    method,
-    url,
-    headers: {
-      ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
-      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
-  });
-}
+const call = (method: InjectMethod, url: string, bearer: string | undefined, payload?: unknown) =>
+  injectAs(h.app, method, url, bearer, payload);
 
 interface QuarantinedDoc {
   id: string;
@@ -169,7 +160,7 @@ describe('GET /api/v1/events/quarantined', () => {
     expect(page2.nextCursor).toBeUndefined();
 
     expect((await list('errorKind=undecodable')).items.map((i) => i.id)).toEqual([ids[1]]);
-    expect((await list(`sagaName=${RESCAN}`)).items.map((i) => i.id)).toEqual([ids[2], ids[0]]);
+    expect((await list(`sagaName=${RESCAN_SAGA}`)).items.map((i) => i.id)).toEqual([ids[2], ids[0]]);
     const subject = `aggregate.${tenant}.Advisory.${valid.aggregateId}.Advisory.Published`;
     expect((await list(`subject=${encodeURIComponent(subject)}`)).items.map((i) => i.id)).toEqual([ids[0]]);
     expect((await list('status=quarantined')).items).toHaveLength(3);
@@ -194,7 +185,7 @@ describe('GET /api/v1/events/quarantined', () => {
       subject,
       headers: { 'Nats-Msg-Id': [valid.eventId], 'x-trace': ['a', 'b'] },
       eventId: valid.eventId,
-      sagaNames: [RESCAN],
+      sagaNames: [RESCAN_SAGA],
       errorKind: 'max_deliver',
       deliveryCount: 5,
       status: 'quarantined',
@@ -226,7 +217,7 @@ describe('POST /api/v1/events/quarantined/{id}/redeliver', () => {
 
     const res = await call('POST', url, operator, { note: 'Temporal is back' });
     expect(res.statusCode, res.body).toBe(200);
-    const workflowId = `saga/${tenant}/${RESCAN}/${event.correlationId}`;
+    const workflowId = `saga/${tenant}/${RESCAN_SAGA}/${event.correlationId}`;
     expect(res.json<ActionAnswer>()).toMatchObject({
       repeated: false,
       event: {
@@ -241,7 +232,7 @@ describe('POST /api/v1/events/quarantined/{id}/redeliver', () => {
     });
     const reader = await token(tenant, Scope.RunnerSagasRead);
     const detail = await eventually(async () => {
-      const d = await call('GET', `/api/v1/sagas/${RESCAN}/${event.correlationId}`, reader);
+      const d = await call('GET', `/api/v1/sagas/${RESCAN_SAGA}/${event.correlationId}`, reader);
       const body = d.statusCode === 200 ? d.json<{ instance: { status: string }; timeline: unknown[] }>() : undefined;
       return body?.instance.status === 'completed' && body.timeline.length > 0 ? body : undefined;
     });
@@ -323,15 +314,7 @@ describe('POST /api/v1/events/quarantined/{id}/redeliver', () => {
     const event = advisoryPublished(tenant);
     const id = await quarantine(tenant, event);
     const operator = await token(tenant, Scope.RunnerSagasOperate);
-    const unreachable = createTemporalFacade({ address: `127.0.0.1:${await freePort()}`, namespace: 'default' });
-    const app = await buildApp({
-      config: loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE }),
-      logger: createLogger({ level: 'silent' }),
-      pool: h.db.pool,
-      temporal: unreachable,
-      verifyToken: h.signer.verifier,
-      taskQueuePrefix: h.taskQueuePrefix,
-    });
+    const { app, close } = await startAppWithoutTemporal(h);
     try {
       const down = await app.inject({
         method: 'POST',
@@ -342,8 +325,7 @@ describe('POST /api/v1/events/quarantined/{id}/redeliver', () => {
       expect(down.statusCode).toBe(503);
       expect(down.headers['retry-after']).toBe('5');
     } finally {
-      await app.close();
-      await unreachable.close();
+      await close();
     }
     expect(await getQuarantinedEvent(h.db.pool, tenant, id)).toMatchObject({ status: 'quarantined', resolution: null });
     expect(await findIngestedEvent(h.db.pool, tenant, event.eventId)).toBeUndefined();
@@ -428,7 +410,7 @@ describe('POST /api/v1/events/replay', () => {
     await quarantine(tenant, { tenantId: tenant }, { sagaNames: ['mirror-bundle-export'] });
     await quarantine(fresh('globex'), advisoryPublished('globex'));
     const operator = await token(tenant, Scope.RunnerSagasOperate, 'ops-dan');
-    const body = { source: 'quarantined', sagaName: RESCAN, ...range() };
+    const body = { source: 'quarantined', sagaName: RESCAN_SAGA, ...range() };
 
     const dry = await call('POST', '/api/v1/events/replay', operator, body);
     expect(dry.statusCode, dry.body).toBe(200);
@@ -479,7 +461,7 @@ describe('POST /api/v1/events/replay', () => {
     expect(audit.filter((a) => a.eventType === 'saga.events.replayed')).toMatchObject([
       {
         actor: 'ops-dan',
-        details: { source: 'quarantined', sagaName: RESCAN, count: 3, outcomes: { redelivered: 2, refused: 1 } },
+        details: { source: 'quarantined', sagaName: RESCAN_SAGA, count: 3, outcomes: { redelivered: 2, refused: 1 } },
       },
     ]);
     // What the run refused is left as it was, and is all a new dry run finds.
@@ -497,7 +479,9 @@ describe('POST /api/v1/events/replay', () => {
     const correlationId = start.correlationId!;
     expect((await call('POST', '/api/v1/events', writer, start)).statusCode).toBe(202);
     await eventually(async () => {
-      const execution = await h.env.client.workflow.getHandle(`saga/${tenant}/${RESCAN}/${correlationId}`).describe();
+      const execution = await h.env.client.workflow
+        .getHandle(`saga/${tenant}/${RESCAN_SAGA}/${correlationId}`)
+        .describe();
       return execution.status.name === 'COMPLETED' ? true : undefined;
     });
     // One after the other, so that the scan is the older one: it is replayed first, while no instance runs.

@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Scope } from '../../core/scopes.js';
 import { listAudit } from '../../db/queries/audit.js';
 import type { AggregateEvent } from '../../workflows/sagas/definitions.js';
-import { startApiHarness, type ApiHarness } from '../support/api.js';
+import { injectAs, startApiHarness, type ApiHarness, type InjectMethod } from '../support/api.js';
 import { eventually } from '../support/http-sinks.js';
+import { RESCAN_SAGA, type RescanDetail } from '../support/sagas.js';
 
-const RESCAN = 'advisory-impact-rescan';
 /** Log4Shell impacts one sample image, whose SBOM has 15 findings. */
 const LOG4SHELL = 'CVE-2021-44228';
 const PAYMENTS_API = { imageId: 'payments-api:3.8.2', findings: 15 };
@@ -29,28 +29,9 @@ afterAll(async () => {
 const fresh = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
 
 /** `bearer` null sends no token. */
-async function call(method: 'GET' | 'POST', url: string, payload?: unknown, bearer: string | null = operator) {
-  return h.app.inject({
-    method,
-    url,
-    headers: {
-      ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
-      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
-  });
-}
+const call = (method: InjectMethod, url: string, payload?: unknown, bearer: string | null = operator) =>
+  injectAs(h.app, method, url, bearer, payload);
 
-interface SagaDetail {
-  instance: {
-    status: string;
-    state: { phase?: string; images?: { imageId: string; rescan: string; findings: number | null }[] };
-    appliedEvents: number;
-    startedAt: string;
-    finishedAt: string | null;
-  };
-  timeline: { eventId: string; outcome: string }[];
-}
 interface ResetAnswer {
   workflowId: string;
   runId: string;
@@ -63,17 +44,17 @@ interface ResetAnswer {
 /** The instance once its projection shows it completed after `since` and its current run `runId` has completed. */
 const completed = (correlationId: string, since = '', runId?: string) =>
   eventually(async () => {
-    const res = await call('GET', `/api/v1/sagas/${RESCAN}/${correlationId}`);
-    const detail = res.statusCode === 200 ? res.json<SagaDetail>() : undefined;
+    const res = await call('GET', `/api/v1/sagas/${RESCAN_SAGA}/${correlationId}`);
+    const detail = res.statusCode === 200 ? res.json<RescanDetail>() : undefined;
     if (detail?.instance.status !== 'completed' || detail.instance.startedAt <= since) return undefined;
-    const execution = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN}/${correlationId}`).describe();
+    const execution = await h.env.client.workflow.getHandle(`saga/acme/${RESCAN_SAGA}/${correlationId}`).describe();
     if (execution.status.name !== 'COMPLETED' || (runId && execution.runId !== runId)) return undefined;
     return { detail, runId: execution.runId };
   }, 60_000);
 
 /** The reference services' counts of this instance's calls (keyed by command id, which carries the correlation id). */
 function countsOf(correlationId: string) {
-  const prefix = `acme:${RESCAN}:${correlationId}:`;
+  const prefix = `acme:${RESCAN_SAGA}:${correlationId}:`;
   const mine = (counts: Record<string, number>) =>
     Object.fromEntries(Object.entries(counts).filter(([key]) => key.startsWith(prefix)));
   const { counters } = h.sagas!.reference;
@@ -100,7 +81,7 @@ async function startRescan(): Promise<{ correlationId: string; workflowId: strin
   };
   const writer = await h.signer.token({ tenant: 'acme', scopes: [Scope.RunnerEventsWrite], subject: 'aggregates' });
   expect((await call('POST', '/api/v1/events', event, writer)).statusCode).toBe(202);
-  return { correlationId, workflowId: `saga/acme/${RESCAN}/${correlationId}`, event };
+  return { correlationId, workflowId: `saga/acme/${RESCAN_SAGA}/${correlationId}`, event };
 }
 
 describe('POST /api/v1/sagas/{saga}/{correlationId}/reset', () => {
@@ -114,7 +95,7 @@ describe('POST /api/v1/sagas/{saga}/{correlationId}/reset', () => {
     expect(Object.keys(before.commandsReceived)).toHaveLength(1);
     expect(once(before.providerCalls) && once(before.commandsReceived)).toBe(true);
     const emittedBefore = h.sagas!.emitted.filter((e) => e.correlationId === correlationId).length;
-    const url = `/api/v1/sagas/${RESCAN}/${correlationId}/reset`;
+    const url = `/api/v1/sagas/${RESCAN_SAGA}/${correlationId}/reset`;
 
     const res = await call('POST', url, {
       confirm: workflowId,
@@ -160,7 +141,7 @@ describe('POST /api/v1/sagas/{saga}/{correlationId}/reset', () => {
     expect(audit.filter((a) => a.correlationId === correlationId)).toMatchObject([
       {
         actor: 'ops-alice',
-        subject: `${RESCAN}/${correlationId}`,
+        subject: `${RESCAN_SAGA}/${correlationId}`,
         details: {
           reason: 'provider fix deployed',
           to: 'first-workflow-task',
@@ -177,7 +158,7 @@ describe('POST /api/v1/sagas/{saga}/{correlationId}/reset', () => {
     const { correlationId, workflowId } = await startRescan();
     const first = await completed(correlationId);
     const before = countsOf(correlationId);
-    const res = await call('POST', `/api/v1/sagas/${RESCAN}/${correlationId}/reset`, {
+    const res = await call('POST', `/api/v1/sagas/${RESCAN_SAGA}/${correlationId}/reset`, {
       confirm: workflowId,
       reason: 'rerun the end',
       to: 'last-workflow-task',
@@ -192,10 +173,10 @@ describe('POST /api/v1/sagas/{saga}/{correlationId}/reset', () => {
   it('refuses a wrong confirmation (400), unknown instances (404), bad bodies (400) and missing scopes, doing nothing', async () => {
     const { correlationId, workflowId } = await startRescan();
     const first = await completed(correlationId);
-    const url = `/api/v1/sagas/${RESCAN}/${correlationId}/reset`;
+    const url = `/api/v1/sagas/${RESCAN_SAGA}/${correlationId}/reset`;
     const body = { confirm: workflowId, reason: 'x', to: 'first-workflow-task' };
 
-    const wrong = await call('POST', url, { ...body, confirm: `saga/acme/${RESCAN}/other` });
+    const wrong = await call('POST', url, { ...body, confirm: `saga/acme/${RESCAN_SAGA}/other` });
     expect(wrong.statusCode).toBe(400);
     expect(wrong.json()).toMatchObject({
       errors: [{ path: 'body.confirm', message: expect.stringContaining(workflowId) as string }],
@@ -208,16 +189,16 @@ describe('POST /api/v1/sagas/{saga}/{correlationId}/reset', () => {
     ]) {
       expect((await call('POST', url, invalid)).statusCode, JSON.stringify(invalid)).toBe(400);
     }
-    const unknown = `saga/acme/${RESCAN}/adv-unknown`;
+    const unknown = `saga/acme/${RESCAN_SAGA}/adv-unknown`;
     expect(
-      (await call('POST', `/api/v1/sagas/${RESCAN}/adv-unknown/reset`, { ...body, confirm: unknown })).statusCode,
+      (await call('POST', `/api/v1/sagas/${RESCAN_SAGA}/adv-unknown/reset`, { ...body, confirm: unknown })).statusCode,
     ).toBe(404);
     expect((await call('POST', `/api/v1/sagas/nope/${correlationId}/reset`, body)).statusCode).toBe(404);
     // Another tenant's token names another workflow id: its confirmation of this one is refused, and its own is unknown.
     const globex = await h.signer.token({ tenant: 'globex', scopes: [Scope.RunnerSagasOperate] });
     expect((await call('POST', url, body, globex)).statusCode).toBe(400);
     expect(
-      (await call('POST', url, { ...body, confirm: `saga/globex/${RESCAN}/${correlationId}` }, globex)).statusCode,
+      (await call('POST', url, { ...body, confirm: `saga/globex/${RESCAN_SAGA}/${correlationId}` }, globex)).statusCode,
     ).toBe(404);
     const reader = await h.signer.token({ tenant: 'acme', scopes: [Scope.RunnerSagasRead] });
     expect((await call('POST', url, body, reader)).statusCode).toBe(403);

@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Scope } from '../../core/scopes.js';
 import { listAudit } from '../../db/queries/audit.js';
 import type { AggregateEvent } from '../../workflows/sagas/definitions.js';
-import { startApiHarness, type ApiHarness } from '../support/api.js';
+import { injectAs, startApiHarness, type ApiHarness, type InjectMethod } from '../support/api.js';
 import { eventually } from '../support/http-sinks.js';
+import { RESCAN_SAGA, type RescanDetail, type RescanInstanceDoc } from '../support/sagas.js';
 
-const RESCAN = 'advisory-impact-rescan';
 /** HTTP/2 rapid reset: the three sample images it impacts, in the index's order, each with the package carrying it. */
 const RAPID_RESET = 'CVE-2023-44487';
 const IMAGES = [
@@ -55,35 +55,8 @@ function advisoryPublished(
   };
 }
 
-async function call(method: 'GET' | 'POST', url: string, bearer: string | undefined, payload?: unknown) {
-  return h.app.inject({
-    method,
-    url,
-    headers: {
-      ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
-      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
-  });
-}
-
-interface SagaInstanceDoc {
-  sagaName: string;
-  correlationId: string;
-  workflowId: string;
-  status: string;
-  state: { phase?: string; images?: { imageId: string; rescan: string }[] };
-  lastEvent: { eventId: string } | null;
-  appliedEvents: number;
-  startedAt: string;
-  finishedAt: string | null;
-  reason: string | null;
-}
-interface SagaDetail {
-  instance: SagaInstanceDoc;
-  timeline: { eventId: string; outcome: string; via: string }[];
-  compensations: { step: string; status: string; error?: string }[];
-}
+const call = (method: InjectMethod, url: string, bearer: string | undefined, payload?: unknown) =>
+  injectAs(h.app, method, url, bearer, payload);
 
 /**
  * Starts an instance of `tenant` rescanning `images` (every impacted one when undefined); waits until all rescans are
@@ -100,9 +73,9 @@ async function startWaiting(
   const reader = await token(tenant, Scope.RunnerSagasRead);
   const impacted = (images ?? IMAGES).length;
   await eventually(async () => {
-    const res = await call('GET', `/api/v1/sagas/${RESCAN}/${advisoryId}`, reader);
+    const res = await call('GET', `/api/v1/sagas/${RESCAN_SAGA}/${advisoryId}`, reader);
     if (res.statusCode !== 200) return undefined;
-    const detail = res.json<SagaDetail>();
+    const detail = res.json<RescanDetail>();
     const images = detail.instance.state?.images ?? [];
     // Projected (the start event is in the timeline) with every rescan requested: the saga waits for the scans.
     const projected = detail.timeline.some((t) => t.outcome === 'applied');
@@ -120,7 +93,7 @@ describe('GET /api/v1/sagas', () => {
     const list = async (query: string) => {
       const res = await call('GET', `/api/v1/sagas?${query}`, reader);
       expect(res.statusCode, res.body).toBe(200);
-      return res.json<{ items: SagaInstanceDoc[]; nextCursor?: string }>();
+      return res.json<{ items: RescanInstanceDoc[]; nextCursor?: string }>();
     };
 
     const page1 = await list('limit=2');
@@ -129,8 +102,8 @@ describe('GET /api/v1/sagas', () => {
     expect(page2.items.map((i) => i.correlationId)).toEqual([started[0]]);
     expect(page2.nextCursor).toBeUndefined();
     expect(page1.items[0]).toMatchObject({
-      sagaName: RESCAN,
-      workflowId: `saga/${tenant}/${RESCAN}/${started[2]}`,
+      sagaName: RESCAN_SAGA,
+      workflowId: `saga/${tenant}/${RESCAN_SAGA}/${started[2]}`,
       status: 'running',
       state: { phase: 'rescanning', images: [{ imageId: AUTH_SERVICE.imageId, rescan: 'requested' }] },
       appliedEvents: 1,
@@ -138,7 +111,7 @@ describe('GET /api/v1/sagas', () => {
     });
 
     expect((await list(`correlationId=${started[1]}`)).items.map((i) => i.correlationId)).toEqual([started[1]]);
-    expect((await list(`saga=${RESCAN}&status=running`)).items).toHaveLength(3);
+    expect((await list(`saga=${RESCAN_SAGA}&status=running`)).items).toHaveLength(3);
     expect((await list('status=completed')).items).toEqual([]);
     expect((await list('saga=mirror-bundle-export')).items).toEqual([]);
 
@@ -154,7 +127,7 @@ describe('GET /api/v1/sagas/{saga}/{correlationId}', () => {
   it('answers state, status, timeline and compensations; 404 for unknown ones and another tenant’s', async () => {
     const { advisoryId, event } = await startWaiting('acme', [PAYMENTS_API]);
     const reader = await token('acme', Scope.RunnerSagasRead);
-    const res = await call('GET', `/api/v1/sagas/${RESCAN}/${advisoryId}`, reader);
+    const res = await call('GET', `/api/v1/sagas/${RESCAN_SAGA}/${advisoryId}`, reader);
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({
       instance: { status: 'running', lastEvent: { eventId: event.eventId }, reason: null },
@@ -162,34 +135,34 @@ describe('GET /api/v1/sagas/{saga}/{correlationId}', () => {
       compensations: [],
     });
 
-    expect((await call('GET', `/api/v1/sagas/${RESCAN}/adv-unknown`, reader)).statusCode).toBe(404);
+    expect((await call('GET', `/api/v1/sagas/${RESCAN_SAGA}/adv-unknown`, reader)).statusCode).toBe(404);
     expect((await call('GET', `/api/v1/sagas/no-such-saga/${advisoryId}`, reader)).statusCode).toBe(404);
     const globex = await token('globex', Scope.RunnerSagasRead);
-    const foreign = await call('GET', `/api/v1/sagas/${RESCAN}/${advisoryId}`, globex);
+    const foreign = await call('GET', `/api/v1/sagas/${RESCAN_SAGA}/${advisoryId}`, globex);
     expect(foreign.statusCode).toBe(404);
     expect(foreign.json()).toMatchObject({ error: 'NotFound' });
-    expect((await call('GET', `/api/v1/sagas/${RESCAN}/bad%20id`, reader)).statusCode).toBe(400);
-    expect((await call('GET', `/api/v1/sagas/${RESCAN}/${advisoryId}`, undefined)).statusCode).toBe(401);
+    expect((await call('GET', `/api/v1/sagas/${RESCAN_SAGA}/bad%20id`, reader)).statusCode).toBe(400);
+    expect((await call('GET', `/api/v1/sagas/${RESCAN_SAGA}/${advisoryId}`, undefined)).statusCode).toBe(401);
     const writer = await token('acme', Scope.RunnerEventsWrite);
-    expect((await call('GET', `/api/v1/sagas/${RESCAN}/${advisoryId}`, writer)).statusCode).toBe(403);
+    expect((await call('GET', `/api/v1/sagas/${RESCAN_SAGA}/${advisoryId}`, writer)).statusCode).toBe(403);
   });
 });
 
 describe('POST /api/v1/sagas/{saga}/{correlationId}/cancel', () => {
   it('cancels through the Update: completed steps are compensated, recorded and audited; a repeat answers 409', async () => {
     const { advisoryId } = await startWaiting('acme');
-    const url = `/api/v1/sagas/${RESCAN}/${advisoryId}/cancel`;
+    const url = `/api/v1/sagas/${RESCAN_SAGA}/${advisoryId}/cancel`;
     const operator = await token('acme', Scope.RunnerSagasOperate, 'ops-bob');
 
     const res = await call('POST', url, operator, { reason: 'advisory withdrawn' });
     expect(res.statusCode, res.body).toBe(200);
-    const view = res.json<SagaInstanceDoc>();
+    const view = res.json<RescanInstanceDoc>();
     expect(['compensating', 'compensated']).toContain(view.status);
     expect(view.reason).toBe('cancelled by ops-bob: advisory withdrawn');
 
     const reader = await token('acme', Scope.RunnerSagasRead);
     const done = await eventually(async () => {
-      const detail = (await call('GET', `/api/v1/sagas/${RESCAN}/${advisoryId}`, reader)).json<SagaDetail>();
+      const detail = (await call('GET', `/api/v1/sagas/${RESCAN_SAGA}/${advisoryId}`, reader)).json<RescanDetail>();
       return detail.instance.status === 'compensated' ? detail : undefined;
     });
     expect(done.instance.finishedAt).not.toBeNull();
@@ -206,12 +179,12 @@ describe('POST /api/v1/sagas/{saga}/{correlationId}/cancel', () => {
     ]);
     // Each caused by a command of its own that reached the Gateway once; no other command of the saga did.
     const received = h.sagas!.reference.counters.commandsReceived();
-    const sent = Object.entries(received).filter(([id]) => id.startsWith(`acme:${RESCAN}:${advisoryId}:`));
+    const sent = Object.entries(received).filter(([id]) => id.startsWith(`acme:${RESCAN_SAGA}:${advisoryId}:`));
     expect(Object.fromEntries(sent)).toEqual(Object.fromEntries(mine.map((e) => [e.metadata?.causationId, 1])));
     const audit = await listAudit(h.db.pool, 'acme', { eventTypePrefix: 'saga.cancel.requested' });
     expect(audit.find((a) => a.correlationId === advisoryId)).toMatchObject({
       actor: 'ops-bob',
-      subject: `${RESCAN}/${advisoryId}`,
+      subject: `${RESCAN_SAGA}/${advisoryId}`,
       details: { reason: 'advisory withdrawn' },
     });
 
@@ -222,10 +195,10 @@ describe('POST /api/v1/sagas/{saga}/{correlationId}/cancel', () => {
 
   it('answers 404 for unknown and foreign instances, 400 without a reason, 403 without the operate scope', async () => {
     const { advisoryId } = await startWaiting('acme', [PAYMENTS_API]);
-    const url = `/api/v1/sagas/${RESCAN}/${advisoryId}/cancel`;
+    const url = `/api/v1/sagas/${RESCAN_SAGA}/${advisoryId}/cancel`;
     const operator = await token('acme', Scope.RunnerSagasOperate);
     expect(
-      (await call('POST', `/api/v1/sagas/${RESCAN}/adv-unknown/cancel`, operator, { reason: 'x' })).statusCode,
+      (await call('POST', `/api/v1/sagas/${RESCAN_SAGA}/adv-unknown/cancel`, operator, { reason: 'x' })).statusCode,
     ).toBe(404);
     expect((await call('POST', `/api/v1/sagas/nope/${advisoryId}/cancel`, operator, { reason: 'x' })).statusCode).toBe(
       404,
@@ -238,7 +211,7 @@ describe('POST /api/v1/sagas/{saga}/{correlationId}/cancel', () => {
     expect((await call('POST', url, reader, { reason: 'x' })).statusCode).toBe(403);
     expect((await call('POST', url, undefined, { reason: 'x' })).statusCode).toBe(401);
     // Still running: none of the refused calls reached the saga.
-    const detail = (await call('GET', `/api/v1/sagas/${RESCAN}/${advisoryId}`, reader)).json<SagaDetail>();
+    const detail = (await call('GET', `/api/v1/sagas/${RESCAN_SAGA}/${advisoryId}`, reader)).json<RescanDetail>();
     expect(detail.instance.status).toBe('running');
   });
 });

@@ -35,15 +35,16 @@ import { memoryLogger } from '../support/logger.js';
 import { startTestNats, type TestNats } from '../support/nats.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { startSagaStack, type SagaStack } from '../support/saga-stack.js';
-import { advisoryPublished, exportRequested } from '../support/sagas.js';
+import {
+  advisoryPublished,
+  exportRequested,
+  MIRROR_SAGA,
+  RAPID_RESET,
+  RAPID_RESET_IMAGES,
+  RESCAN_SAGA,
+} from '../support/sagas.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { createDevServerEnv } from '../support/temporal.js';
-
-const RESCAN = 'advisory-impact-rescan';
-const MIRROR = 'mirror-bundle-export';
-/** The sample advisory that impacts three images of the bundled data. */
-const ADVISORY = 'CVE-2023-44487';
-const IMAGES = ['payments-api:3.8.2', 'auth-service:2.1.0', 'edge-gateway:1.9.0'];
 
 let env: TestWorkflowEnvironment;
 let db: TestDatabase;
@@ -172,7 +173,7 @@ async function resultOf(workflowId: string): Promise<SagaView> {
 }
 
 const rescanCommands = (tenantId: string, correlationId: string) =>
-  IMAGES.map((image) => commandIdOf({ tenantId, sagaName: RESCAN, correlationId }, `rescan:${image}`));
+  RAPID_RESET_IMAGES.map((image) => commandIdOf({ tenantId, sagaName: RESCAN_SAGA, correlationId }, `rescan:${image}`));
 
 describe('redelivery', () => {
   it('routes a message delivered several times, and the same event published three times, once', async () => {
@@ -184,7 +185,7 @@ describe('redelivery', () => {
       maxDeliver: 8,
     });
     const correlationId = fresh('c');
-    const event = advisoryPublished(ADVISORY, {}, { tenantId: tenant, correlationId });
+    const event = advisoryPublished(RAPID_RESET, {}, { tenantId: tenant, correlationId });
     // Three copies the stream keeps apart (their message ids differ), all delivered while Temporal is unreachable.
     for (const copy of [1, 2, 3]) await publish(event, { msgID: `${event.eventId}/copy-${copy}` });
 
@@ -193,7 +194,7 @@ describe('redelivery', () => {
     expect(bridge.status().lastError).toBeUndefined();
     await proxy.restore();
 
-    const view: SagaView = await resultOf(sagaWorkflowId(tenant, RESCAN, correlationId));
+    const view: SagaView = await resultOf(sagaWorkflowId(tenant, RESCAN_SAGA, correlationId));
     expect(view).toMatchObject({ status: 'completed', appliedEvents: 4 });
     await consumerSettled(durable);
     const naks = await handled(metrics, 'nak');
@@ -210,7 +211,7 @@ describe('redelivery', () => {
       expect(stack.reference.counters.commandsApplied()[commandId], commandId).toBe(1);
     }
     expect(await findIngestedEvent(db.pool, tenant, event.eventId)).toMatchObject({
-      outcomes: [{ sagaName: RESCAN, workflowId: sagaWorkflowId(tenant, RESCAN, correlationId) }],
+      outcomes: [{ sagaName: RESCAN_SAGA, workflowId: sagaWorkflowId(tenant, RESCAN_SAGA, correlationId) }],
     });
 
     // The Gateway publishes on the event's subject with the event id as the message id (the stream's dedupe key).
@@ -232,7 +233,7 @@ describe('poison messages', () => {
     const garbage = `{"tenantId": "${tenant}", "token": "garbage-secret-91c2", not json`;
     await js.publish(subject, garbage, { msgID: fresh('garbage') });
     const foreign = advisoryPublished(
-      ADVISORY,
+      RAPID_RESET,
       { note: 'payload-secret-7f3a' },
       { tenantId: fresh('t-other'), correlationId: fresh('c') },
     );
@@ -257,7 +258,7 @@ describe('poison messages', () => {
       tenantId: tenant,
       subject,
       eventId: foreign.eventId,
-      sagaNames: [RESCAN],
+      sagaNames: [RESCAN_SAGA],
       deliveryCount: 1,
       headers: { 'Nats-Msg-Id': [foreign.eventId] },
     });
@@ -289,7 +290,7 @@ describe('poison messages', () => {
     await proxy.cut();
     const { metrics, durable } = await startBridge({ tenants: [tenant], ingress: proxied.ingress, maxDeliver: 2 });
     const correlationId = fresh('c');
-    const event = advisoryPublished(ADVISORY, {}, { tenantId: tenant, correlationId });
+    const event = advisoryPublished(RAPID_RESET, {}, { tenantId: tenant, correlationId });
     await publish(event);
 
     const { items } = await eventually(async () => {
@@ -300,7 +301,7 @@ describe('poison messages', () => {
     expect(items[0]).toMatchObject({
       errorKind: 'max_deliver',
       eventId: event.eventId,
-      sagaNames: [RESCAN],
+      sagaNames: [RESCAN_SAGA],
       deliveryCount: 2,
       status: 'quarantined',
     });
@@ -314,7 +315,7 @@ describe('poison messages', () => {
     }
     expect(await findIngestedEvent(db.pool, tenant, event.eventId)).toBeUndefined();
     await expect(
-      stack.temporal.client.workflow.getHandle(sagaWorkflowId(tenant, RESCAN, correlationId)).describe(),
+      stack.temporal.client.workflow.getHandle(sagaWorkflowId(tenant, RESCAN_SAGA, correlationId)).describe(),
     ).rejects.toBeInstanceOf(WorkflowNotFoundError);
   });
 });
@@ -331,14 +332,14 @@ describe('scale-out', () => {
     const correlationIds = Array.from({ length: 125 }, (_, i) => fresh(`scale-${i}`));
     await Promise.all(
       correlationIds.map((correlationId) =>
-        publish(advisoryPublished(ADVISORY, {}, { tenantId: tenant, correlationId })),
+        publish(advisoryPublished(RAPID_RESET, {}, { tenantId: tenant, correlationId })),
       ),
     );
 
     const acceptedByBoth = async () =>
       (await handled(one.metrics, 'accepted')) + (await handled(two.metrics, 'accepted'));
     await eventually(async () => ((await acceptedByBoth()) >= 500 ? true : undefined), 150_000);
-    const views = await Promise.all(correlationIds.map((c) => stack.result(sagaWorkflowId(tenant, RESCAN, c))));
+    const views = await Promise.all(correlationIds.map((c) => stack.result(sagaWorkflowId(tenant, RESCAN_SAGA, c))));
     expect(views.filter((view) => view.status !== 'completed')).toEqual([]);
     expect(views.every((view) => view.appliedEvents === 4)).toBe(true);
     await consumerSettled(durable);
@@ -411,7 +412,7 @@ describe('drain and re-filtering', () => {
     await consumerSettled(durable);
     await untilHandled(next.metrics, 1);
     expect(await handled(next.metrics, 'accepted')).toBe(1);
-    await Promise.all([first, second].map((e) => resultOf(sagaWorkflowId(tenant, MIRROR, e.aggregateId))));
+    await Promise.all([first, second].map((e) => resultOf(sagaWorkflowId(tenant, MIRROR_SAGA, e.aggregateId))));
   });
 
   it('re-filters the durable consumer to the tenants of its shard', async () => {
@@ -443,7 +444,7 @@ describe('drain and re-filtering', () => {
     await bridge.setTenants([]);
     expect(bridge.status().filterSubjects).toEqual(bridgeFilterSubjects(subjects, []));
     expect(bridge.status()).toMatchObject({ pulling: true, draining: false });
-    await resultOf(sagaWorkflowId(b, MIRROR, ofB.aggregateId));
+    await resultOf(sagaWorkflowId(b, MIRROR_SAGA, ofB.aggregateId));
   });
 });
 

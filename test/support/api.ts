@@ -21,6 +21,7 @@ import { startReferenceServices, type RunningReferenceServices } from '../../ref
 import type { AggregateEvent } from '../../workflows/sagas/definitions.js';
 import { createWorkerHost, type WorkerHost } from '../../workers/host.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER, type TestSigner } from './auth.js';
+import { freePort } from './ports.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 import { createDevServerEnv, uniqueName, workflowBundle } from './temporal.js';
 
@@ -182,4 +183,68 @@ export async function startApiHarness(options: ApiHarnessOptions = {}): Promise<
       await env.teardown();
     },
   };
+}
+
+/** The HTTP methods the tests send with {@link injectAs}. */
+export type InjectMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/**
+ * Injects `method url` into `app` with the bearer token `bearer` (no `authorization` header when it is undefined or
+ * null) and, when `payload` is given, `payload` as its JSON body.
+ */
+export function injectAs(
+  app: FastifyInstance,
+  method: InjectMethod,
+  url: string,
+  bearer: string | null | undefined,
+  payload?: unknown,
+) {
+  return app.inject({
+    method,
+    url,
+    headers: {
+      ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+      ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
+  });
+}
+
+/** An app of {@link startAppWithoutTemporal}. */
+export interface AppWithoutTemporal {
+  app: FastifyInstance;
+  /** Closes the app and its Temporal client. */
+  close: () => Promise<void>;
+}
+
+/**
+ * A second app on the harness' database, tokens and task queues whose Temporal is a free loopback port nothing
+ * listens on: what the API answers while Temporal is unreachable.
+ */
+export async function startAppWithoutTemporal(
+  h: ApiHarness,
+  options: Pick<ApiHarnessOptions, 'packApprovalSecrets'> = {},
+): Promise<AppWithoutTemporal> {
+  const temporal = createTemporalFacade({ address: `127.0.0.1:${await freePort()}`, namespace: 'default' });
+  try {
+    const app = await buildApp({
+      config: loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE }),
+      logger: createLogger({ level: 'silent' }),
+      pool: h.db.pool,
+      temporal,
+      verifyToken: h.signer.verifier,
+      taskQueuePrefix: h.taskQueuePrefix,
+      ...(options.packApprovalSecrets && { packApprovalSecrets: options.packApprovalSecrets }),
+    });
+    return {
+      app,
+      close: async () => {
+        await app.close();
+        await temporal.close();
+      },
+    };
+  } catch (error) {
+    await temporal.close();
+    throw error;
+  }
 }

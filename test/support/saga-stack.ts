@@ -22,6 +22,7 @@ import {
 } from '../../reference-services/server.js';
 import { getSagaQuery, type AggregateEvent, type SagaView } from '../../workflows/sagas/definitions.js';
 import { createWorkerHost, type WorkerHost } from '../../workers/host.js';
+import { createTestDatabase, type TestDatabase } from './postgres.js';
 import { uniqueName, workflowBundle } from './temporal.js';
 
 /** A running saga stack. */
@@ -161,6 +162,46 @@ export async function startSagaStack(
       await reference.close();
       await Promise.allSettled(emitted);
       await temporal.close();
+    },
+  };
+}
+
+/** A saga stack with a Temporal server and a test database of its own. */
+export interface SagaStackWithServers {
+  env: TestWorkflowEnvironment;
+  db: TestDatabase;
+  stack: SagaStack;
+  /** Closes the stack, then drops the database and tears the server down. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a server with `createEnv` (`createTimeSkippingEnv` for timers, `createDevServerEnv`) and a test database,
+ * then a saga stack on them with `options`; what was started is stopped again when the stack does not start.
+ */
+export async function startSagaStackWithServers(
+  createEnv: () => Promise<TestWorkflowEnvironment>,
+  options: Parameters<typeof startSagaStack>[2] = {},
+): Promise<SagaStackWithServers> {
+  const [env, db] = await Promise.all([createEnv(), createTestDatabase()]);
+  const teardown = async () => {
+    await db.drop();
+    await env.teardown();
+  };
+  let stack: SagaStack;
+  try {
+    stack = await startSagaStack(env, db.pool, options);
+  } catch (error) {
+    await teardown();
+    throw error;
+  }
+  return {
+    env,
+    db,
+    stack,
+    async close() {
+      await stack.close();
+      await teardown();
     },
   };
 }

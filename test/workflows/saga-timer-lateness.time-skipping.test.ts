@@ -8,28 +8,22 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sagaWorkflowId, type SagaProgress, type SagaView } from '../../workflows/sagas/definitions.js';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
-import { startSagaStack, type SagaStack } from '../support/saga-stack.js';
-import { advisoryPublished } from '../support/sagas.js';
+import { startSagaStackWithServers, type SagaStack, type SagaStackWithServers } from '../support/saga-stack.js';
+import { advisoryPublished, RESCAN_SAGA } from '../support/sagas.js';
 import { createTimeSkippingEnv } from '../support/temporal.js';
 
 const TENANT = 'acme';
-const RESCAN = 'advisory-impact-rescan';
 const IMAGES = ['payments-api:3.8.2', 'auth-service:2.1.0'];
 
+let servers: SagaStackWithServers | undefined;
 let env: TestWorkflowEnvironment;
-let db: TestDatabase;
 let stack: SagaStack;
 
 beforeAll(async () => {
-  [env, db] = await Promise.all([createTimeSkippingEnv(), createTestDatabase()]);
-  stack = await startSagaStack(env, db.pool, { reference: { neverCompleteImages: IMAGES } });
+  servers = await startSagaStackWithServers(createTimeSkippingEnv, { reference: { neverCompleteImages: IMAGES } });
+  ({ env, stack } = servers);
 });
-afterAll(async () => {
-  await stack?.close();
-  await db?.drop();
-  await env?.teardown();
-});
+afterAll(() => servers?.close());
 
 /** The inputs of every `recordSagaProgress` the workflow scheduled, in order. */
 async function progressWrites(workflowId: string): Promise<SagaProgress[]> {
@@ -44,7 +38,7 @@ async function progressWrites(workflowId: string): Promise<SagaProgress[]> {
 describe('saga timer lateness', () => {
   it('passes each fired wait deadline with its due time and wake-up time in the next projection write', async () => {
     const correlationId = `lateness-${randomUUID().slice(0, 8)}`;
-    const workflowId = sagaWorkflowId(TENANT, RESCAN, correlationId);
+    const workflowId = sagaWorkflowId(TENANT, RESCAN_SAGA, correlationId);
     await stack.post(
       advisoryPublished(
         'CVE-2023-44487',
@@ -59,8 +53,8 @@ describe('saga timer lateness', () => {
     const fired = writes.flatMap((write) => write.timersFired ?? []);
     const startedAt = Date.parse(view.startedAt);
     expect(fired.map((timer) => [timer.saga, timer.dueAt])).toEqual([
-      [RESCAN, startedAt + 3600 * 1000],
-      [RESCAN, startedAt + 2 * 3600 * 1000],
+      [RESCAN_SAGA, startedAt + 3600 * 1000],
+      [RESCAN_SAGA, startedAt + 2 * 3600 * 1000],
     ]);
     for (const timer of fired) expect(timer.firedAt).toBeGreaterThanOrEqual(timer.dueAt);
     // Every write of the instance carries its generation, and none is added for the timers.

@@ -20,15 +20,18 @@ import { recordHistory } from '../support/histories.js';
 import { eventually } from '../support/http-sinks.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { startSagaStack, type SagaStack } from '../support/saga-stack.js';
-import { advisoryPublished, exportRequested, scanCompleted } from '../support/sagas.js';
+import {
+  advisoryPublished,
+  exportRequested,
+  MIRROR_SAGA,
+  RAPID_RESET,
+  RAPID_RESET_IMAGES,
+  RESCAN_SAGA,
+  scanCompleted,
+} from '../support/sagas.js';
 import { createDevServerEnv } from '../support/temporal.js';
 
 const TENANT = 'acme';
-const RESCAN = 'advisory-impact-rescan';
-const MIRROR = 'mirror-bundle-export';
-/** The sample advisory that impacts three images of the bundled data. */
-const ADVISORY = 'CVE-2023-44487';
-const IMAGES = ['payments-api:3.8.2', 'auth-service:2.1.0', 'edge-gateway:1.9.0'];
 
 let env: TestWorkflowEnvironment;
 let db: TestDatabase;
@@ -41,7 +44,7 @@ beforeAll(async () => {
   [env, db] = await Promise.all([createDevServerEnv(), createTestDatabase()]);
   [stack, stuck] = await Promise.all([
     startSagaStack(env, db.pool, { reference: { scanDelayMs: 50 } }),
-    startSagaStack(env, db.pool, { reference: { neverCompleteImages: IMAGES } }),
+    startSagaStack(env, db.pool, { reference: { neverCompleteImages: RAPID_RESET_IMAGES } }),
   ]);
 });
 afterAll(async () => {
@@ -51,11 +54,11 @@ afterAll(async () => {
 });
 
 const fresh = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
-const rescanId = (correlationId: string) => sagaWorkflowId(TENANT, RESCAN, correlationId);
-const mirrorId = (bundleId: string) => sagaWorkflowId(TENANT, MIRROR, bundleId);
+const rescanId = (correlationId: string) => sagaWorkflowId(TENANT, RESCAN_SAGA, correlationId);
+const mirrorId = (bundleId: string) => sagaWorkflowId(TENANT, MIRROR_SAGA, bundleId);
 const received = (s: SagaStack, commandId: string) => s.reference.counters.commandsReceived()[commandId] ?? 0;
 const rescanCommand = (correlationId: string, imageId: string) =>
-  commandIdOf({ tenantId: TENANT, sagaName: RESCAN, correlationId }, `rescan:${imageId}`);
+  commandIdOf({ tenantId: TENANT, sagaName: RESCAN_SAGA, correlationId }, `rescan:${imageId}`);
 const untilRequested = (s: SagaStack, workflowId: string, count: number) =>
   eventually(async () => {
     const view = await s.view(workflowId).catch(() => undefined);
@@ -66,7 +69,7 @@ const untilRequested = (s: SagaStack, workflowId: string, count: number) =>
 describe('advisory impact rescan', () => {
   it('runs the loop: effect → one command per image → Scan.Completed from the Gateway → completed', async () => {
     const correlationId = fresh('run');
-    const [answer] = await stack.post(advisoryPublished(ADVISORY, {}, { tenantId: TENANT, correlationId }));
+    const [answer] = await stack.post(advisoryPublished(RAPID_RESET, {}, { tenantId: TENANT, correlationId }));
     expect(answer).toMatchObject({ status: 'accepted', instances: [{ workflowId: rescanId(correlationId) }] });
 
     const view = await stack.result(rescanId(correlationId));
@@ -77,9 +80,9 @@ describe('advisory impact rescan', () => {
       summary: { impacted: 3, completed: 3, rejected: 0, outstanding: 0 },
     });
     // One command per image, each received once: the deterministic command id is the Idempotency-Key.
-    for (const image of IMAGES) expect(received(stack, rescanCommand(correlationId, image))).toBe(1);
+    for (const image of RAPID_RESET_IMAGES) expect(received(stack, rescanCommand(correlationId, image))).toBe(1);
     const projected = await eventually(async () => {
-      const row = await getSagaInstance(db.pool, TENANT, RESCAN, correlationId);
+      const row = await getSagaInstance(db.pool, TENANT, RESCAN_SAGA, correlationId);
       return row?.status === 'completed' ? row : undefined;
     });
     expect(projected).toMatchObject({ workflowId: rescanId(correlationId), appliedEvents: 4 });
@@ -91,30 +94,31 @@ describe('advisory impact rescan', () => {
 
   it('delivers events that overtook their start event when the instance starts, and records late events after the end', async () => {
     const correlationId = fresh('early');
-    const early = scanCompleted(IMAGES[0]!, correlationId, { tenantId: TENANT, payload: { findings: 9 } });
+    const early = scanCompleted(RAPID_RESET_IMAGES[0]!, correlationId, { tenantId: TENANT, payload: { findings: 9 } });
     expect((await stuck.post(early))[0]).toMatchObject({ status: 'unmatched' });
-    const [pending] = (await listUnmatchedEvents(db.pool, TENANT, { sagaName: RESCAN, limit: 200 })).items.filter(
+    const [pending] = (await listUnmatchedEvents(db.pool, TENANT, { sagaName: RESCAN_SAGA, limit: 200 })).items.filter(
       (e) => e.eventId === early.eventId,
     );
     expect(pending).toMatchObject({ kind: 'unmatched', status: 'pending' });
 
-    await stuck.post(advisoryPublished(ADVISORY, {}, { tenantId: TENANT, correlationId }));
+    await stuck.post(advisoryPublished(RAPID_RESET, {}, { tenantId: TENANT, correlationId }));
     await untilRequested(stuck, rescanId(correlationId), 2); // the early one is consumed at once
-    for (const image of IMAGES.slice(1)) await stuck.post(scanCompleted(image, correlationId, { tenantId: TENANT }));
+    for (const image of RAPID_RESET_IMAGES.slice(1))
+      await stuck.post(scanCompleted(image, correlationId, { tenantId: TENANT }));
     const view = await stuck.result(rescanId(correlationId));
     expect(view.status).toBe('completed');
     const images = (view.state as { images: { imageId: string; findings: number }[] }).images;
-    expect(images.find((i) => i.imageId === IMAGES[0])?.findings).toBe(9);
+    expect(images.find((i) => i.imageId === RAPID_RESET_IMAGES[0])?.findings).toBe(9);
 
-    const log = await listSagaEventLog(db.pool, TENANT, RESCAN, correlationId);
+    const log = await listSagaEventLog(db.pool, TENANT, RESCAN_SAGA, correlationId);
     expect(log.find((e) => e.eventId === early.eventId && e.outcome === 'applied')?.via).toBe('unmatched');
-    const delivered = (await listUnmatchedEvents(db.pool, TENANT, { sagaName: RESCAN, limit: 200 })).items.find(
+    const delivered = (await listUnmatchedEvents(db.pool, TENANT, { sagaName: RESCAN_SAGA, limit: 200 })).items.find(
       (e) => e.eventId === early.eventId,
     );
     expect(delivered?.status).toBe('delivered');
 
     // After the end: recorded as late with the reason, never dropped.
-    const late = scanCompleted(IMAGES[0]!, correlationId, { tenantId: TENANT });
+    const late = scanCompleted(RAPID_RESET_IMAGES[0]!, correlationId, { tenantId: TENANT });
     const [answer] = await stuck.post(late);
     expect(answer).toMatchObject({ status: 'late' });
     expect(answer && 'reason' in answer ? answer.reason : '').toMatch(/has finished \(completed\)/);
@@ -132,15 +136,15 @@ describe('advisory impact rescan', () => {
       effect: 'impact-index.resolve',
       mode: 'unavailable',
       times: 1,
-      key: commandIdOf({ tenantId: TENANT, sagaName: RESCAN, correlationId }, 'resolve-impact'),
+      key: commandIdOf({ tenantId: TENANT, sagaName: RESCAN_SAGA, correlationId }, 'resolve-impact'),
     });
-    await stuck.post(advisoryPublished(ADVISORY, {}, { tenantId: TENANT, correlationId }));
-    for (const image of IMAGES) await stuck.post(scanCompleted(image, correlationId, { tenantId: TENANT }));
+    await stuck.post(advisoryPublished(RAPID_RESET, {}, { tenantId: TENANT, correlationId }));
+    for (const image of RAPID_RESET_IMAGES) await stuck.post(scanCompleted(image, correlationId, { tenantId: TENANT }));
     const view = await stuck.result(rescanId(correlationId));
     expect(view).toMatchObject({ status: 'completed', appliedEvents: 4 });
     expect(
       stuck.reference.counters.providerCalls()[
-        commandIdOf({ tenantId: TENANT, sagaName: RESCAN, correlationId }, 'resolve-impact')
+        commandIdOf({ tenantId: TENANT, sagaName: RESCAN_SAGA, correlationId }, 'resolve-impact')
       ],
     ).toBe(2);
   });
@@ -148,17 +152,19 @@ describe('advisory impact rescan', () => {
   it('deduplicates by eventId, also across continue-as-new, and never repeats a command after it', async () => {
     const correlationId = fresh('can');
     const workflowId = rescanId(correlationId);
-    const start = advisoryPublished(ADVISORY, {}, { tenantId: TENANT, correlationId });
+    const start = advisoryPublished(RAPID_RESET, {}, { tenantId: TENANT, correlationId });
     const handle = await stuck.temporal.client.workflow.signalWithStart('advisoryImpactRescanWorkflow', {
       workflowId,
       taskQueue: `${stuck.taskQueuePrefix}saga`,
-      args: [{ tenantId: TENANT, sagaName: RESCAN, correlationId, continueAsNewAfterEvents: 2 } satisfies SagaInput],
+      args: [
+        { tenantId: TENANT, sagaName: RESCAN_SAGA, correlationId, continueAsNewAfterEvents: 2 } satisfies SagaInput,
+      ],
       signal: sagaEventSignal,
       signalArgs: [{ event: start, via: 'ingress' }],
     });
     const firstRun = handle.signaledRunId;
     await untilRequested(stuck, workflowId, 3);
-    const first = scanCompleted(IMAGES[0]!, correlationId, { tenantId: TENANT });
+    const first = scanCompleted(RAPID_RESET_IMAGES[0]!, correlationId, { tenantId: TENANT });
     await handle.signal(sagaEventSignal, { event: first, via: 'ingress' });
     await handle.signal(sagaEventSignal, { event: first, via: 'ingress' }); // a duplicate in the same run
     // Two events received in the first run: the instance continues as new at its next wait.
@@ -170,7 +176,7 @@ describe('advisory impact rescan', () => {
     expect(firstRun).toMatch(/^[0-9a-f-]{36}$/);
     // The same event again, now in the continued run: still a duplicate.
     await handle.signal(sagaEventSignal, { event: first, via: 'ingress' });
-    for (const image of IMAGES.slice(1)) {
+    for (const image of RAPID_RESET_IMAGES.slice(1)) {
       await handle.signal(sagaEventSignal, {
         event: scanCompleted(image, correlationId, { tenantId: TENANT }),
         via: 'ingress',
@@ -180,8 +186,8 @@ describe('advisory impact rescan', () => {
     expect(view).toMatchObject({ status: 'completed', appliedEvents: 4 });
     expect((view.state as { summary: { completed: number } }).summary.completed).toBe(3);
     // The continued run replayed its code over the memo: no command went out twice.
-    for (const image of IMAGES) expect(received(stuck, rescanCommand(correlationId, image))).toBe(1);
-    const log = await listSagaEventLog(db.pool, TENANT, RESCAN, correlationId);
+    for (const image of RAPID_RESET_IMAGES) expect(received(stuck, rescanCommand(correlationId, image))).toBe(1);
+    const log = await listSagaEventLog(db.pool, TENANT, RESCAN_SAGA, correlationId);
     expect(
       log
         .filter((e) => e.eventId === first.eventId)
@@ -193,7 +199,7 @@ describe('advisory impact rescan', () => {
   it('cancel (Update with a reason) compensates the outstanding rescans in reverse order', async () => {
     const correlationId = fresh('cancel');
     const workflowId = rescanId(correlationId);
-    await stuck.post(advisoryPublished(ADVISORY, {}, { tenantId: TENANT, correlationId }));
+    await stuck.post(advisoryPublished(RAPID_RESET, {}, { tenantId: TENANT, correlationId }));
     await untilRequested(stuck, workflowId, 3);
     const handle = stuck.temporal.client.workflow.getHandle(workflowId);
     const answer = await handle.executeUpdate(cancelSagaUpdate, {
@@ -204,10 +210,13 @@ describe('advisory impact rescan', () => {
     expect(view.status).toBe('compensated');
     expect(view.reason).toBe('cancelled by ops-alice: advisory withdrawn');
     expect(view.compensations.map((c) => [c.step, c.status])).toEqual(
-      [...IMAGES].reverse().map((image) => [`rescan:${image}`, 'compensated']),
+      [...RAPID_RESET_IMAGES].reverse().map((image) => [`rescan:${image}`, 'compensated']),
     );
-    for (const image of IMAGES) {
-      const cancel = commandIdOf({ tenantId: TENANT, sagaName: RESCAN, correlationId }, `compensate:rescan:${image}`);
+    for (const image of RAPID_RESET_IMAGES) {
+      const cancel = commandIdOf(
+        { tenantId: TENANT, sagaName: RESCAN_SAGA, correlationId },
+        `compensate:rescan:${image}`,
+      );
       expect(received(stuck, cancel)).toBe(1);
     }
     // A second cancel is refused: the saga no longer runs.
@@ -227,7 +236,7 @@ describe('mirror bundle export', () => {
     'publish-bundle': 'mirror.publish-bundle',
   } as const;
   const commandOf = (bundleId: string, step: string) =>
-    commandIdOf({ tenantId: TENANT, sagaName: MIRROR, correlationId: bundleId }, step);
+    commandIdOf({ tenantId: TENANT, sagaName: MIRROR_SAGA, correlationId: bundleId }, step);
 
   it('reserves, exports, signs and publishes', async () => {
     const bundleId = fresh('bundle');
@@ -295,7 +304,7 @@ describe('mirror bundle export', () => {
     ]);
     expect(view.compensations[0]?.error).toMatch(/mirror\.delete-export rejected/);
     const projected = await eventually(async () => {
-      const row = await getSagaInstance(db.pool, TENANT, MIRROR, bundleId);
+      const row = await getSagaInstance(db.pool, TENANT, MIRROR_SAGA, bundleId);
       return row?.status === 'compensation_failed' ? row : undefined;
     });
     expect(projected.reason).toMatch(/^Step sign-bundle rejected/);
