@@ -29,6 +29,13 @@ describe('WORKER_MODE', () => {
       'WORKER_QUEUES lists saga, which WORKER_MODE=effect does not serve (its queues: effects)',
     ]);
     expect(WORKER_MODE_QUEUES.effect).toEqual(['effects']);
+    expect(configProblems({ WORKER_MODE: 'effect', WORKER_QUEUES: 'saga,pack-approval' })).toEqual([
+      'WORKER_QUEUES lists saga, pack-approval, which WORKER_MODE=effect does not serve (its queues: effects)',
+    ]);
+    expect(configProblems({ WORKER_MODE: 'saga', WORKER_QUEUES: 'saga,effects' })).toEqual([
+      'WORKER_QUEUES lists effects, which WORKER_MODE=saga does not serve ' +
+        '(its queues: policy-simulation, pack-approval, saga)',
+    ]);
   });
 });
 
@@ -80,6 +87,21 @@ describe('the JetStream bridge', () => {
   });
 });
 
+describe('the two streams', () => {
+  it('refuses subjects both streams capture, a wildcard token against a literal one too, with every other problem', () => {
+    expect(
+      configProblems({
+        NATS_AGGREGATE_SUBJECTS: 'aggregate.>,shared.x',
+        NATS_WORKFLOW_SUBJECTS: 'workflow.>,shared.*',
+      }),
+    ).toEqual([
+      'NATS_AGGREGATE_SUBJECTS must list filters of the form {prefix}.> (events are published on ' +
+        '{prefix}.{tenant}.{aggregateType}.{eventType}; got "shared.x")',
+      'NATS_AGGREGATE_SUBJECTS and NATS_WORKFLOW_SUBJECTS must not overlap ("shared.x" and "shared.*")',
+    ]);
+  });
+});
+
 describe('the egress', () => {
   it('publishes by default, under a {prefix}.> filter of the workflow stream', () => {
     expect(loadConfig({}).nats.egress).toBe(true);
@@ -87,6 +109,12 @@ describe('the egress', () => {
     expect(configProblems({ NATS_WORKFLOW_SUBJECTS: 'workflow.events' })).toEqual([
       'NATS_WORKFLOW_SUBJECTS must include a filter of the form {prefix}.> for the egress to publish under ' +
         '(or set NATS_EGRESS=false)',
+    ]);
+  });
+
+  it('reports a malformed workflow filter once, not also as missing the {prefix}.> of the egress', () => {
+    expect(configProblems({ NATS_WORKFLOW_SUBJECTS: 'workflow.events,workflow..x' })).toEqual([
+      'NATS_WORKFLOW_SUBJECTS must list NATS subject filters: "workflow..x" has an empty token',
     ]);
   });
 });

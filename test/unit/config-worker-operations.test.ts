@@ -3,9 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, loadTenantPlacement, type ReadTextFile } from '../../core/config.js';
 import { configProblems, refusedConfigProblems } from '../support/config.js';
 
-/** A reader of in-memory files; a missing one fails as the file system would. */
+/** A reader of in-memory files, as text only; a missing one fails as the file system would. */
 function files(contents: Record<string, string>): ReadTextFile {
-  return (path) => {
+  return (path, encoding) => {
+    if (encoding !== 'utf8') throw new Error(`${path} read as ${JSON.stringify(encoding)}, not as UTF-8 text`);
     const text = contents[path];
     if (text === undefined) throw Object.assign(new Error(`ENOENT: no such file, open '${path}'`), { code: 'ENOENT' });
     return text;
@@ -49,6 +50,22 @@ describe('tenant placement', () => {
     expect(problems('/broken.json')).toHaveLength(1);
     expect(problems('/broken.json')[0]).toMatch(/^\/broken\.json: /);
     expect(problems('/missing.yaml')[0]).toMatch(/^\/missing\.yaml: ENOENT/);
+  });
+
+  it('refuses a file without a document (empty, or null) like one without a list', () => {
+    const read = files({ '/blank.yaml': '', '/null.json': 'null' });
+    for (const path of ['/blank.yaml', '/null.json']) {
+      expect(refusedConfigProblems(() => loadTenantPlacement(path, read), path)).toEqual([
+        `${path}: tenants must be a non-empty list of tenant ids`,
+      ]);
+    }
+  });
+
+  it('says it is the tenant placement that is invalid, whatever the problem', () => {
+    const read = files({ '/empty.yaml': 'tenants: []\n', '/bad.yaml': 'tenants: ["a b"]\n' });
+    for (const path of ['/empty.yaml', '/bad.yaml', '/missing.yaml']) {
+      expect(() => loadTenantPlacement(path, read), path).toThrow(`Invalid tenant placement:\n  - ${path}: `);
+    }
   });
 
   it('gives the bridge the file’s tenants at start, on its own durable consumer', () => {
