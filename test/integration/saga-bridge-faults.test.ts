@@ -36,14 +36,16 @@ import {
   type RunnerSpec,
   type RunnerStop,
 } from '../support/runner-processes.js';
-import { advisoryPublished, exportRequested } from '../support/sagas.js';
+import {
+  advisoryPublished,
+  exportRequested,
+  MIRROR_SAGA,
+  MIRROR_STEPS,
+  RAPID_RESET,
+  RAPID_RESET_IMAGES,
+  RESCAN_SAGA,
+} from '../support/sagas.js';
 
-const RESCAN = 'advisory-impact-rescan';
-const MIRROR = 'mirror-bundle-export';
-/** The sample advisory that impacts three images of the bundled data. */
-const ADVISORY = 'CVE-2023-44487';
-const IMAGES = ['payments-api:3.8.2', 'auth-service:2.1.0', 'edge-gateway:1.9.0'];
-const MIRROR_STEPS = ['reserve-quota', 'export-bundle', 'sign-bundle', 'publish-bundle'];
 /** Scans complete this long after their rescan was requested, so instances wait across stops and kills. */
 const SCAN_DELAY_MS = 1_000;
 
@@ -114,13 +116,13 @@ function planDrill(tenant: string, rescans: number, exports: number): DrillPlan 
   const rescanIds = Array.from({ length: rescans }, (_, i) => `rescan-${i}-${randomUUID().slice(0, 8)}`);
   const bundleIds = Array.from({ length: exports }, (_, i) => `bundle-${i}-${randomUUID().slice(0, 8)}`);
   const rescanStarts = rescanIds.map((correlationId) => ({
-    event: advisoryPublished(ADVISORY, {}, { tenantId: tenant, correlationId }),
-    sagaName: RESCAN,
+    event: advisoryPublished(RAPID_RESET, {}, { tenantId: tenant, correlationId }),
+    sagaName: RESCAN_SAGA,
     correlationId,
   }));
   const exportStarts = bundleIds.map((bundleId) => ({
     event: exportRequested(bundleId, { tenantId: tenant }),
-    sagaName: MIRROR,
+    sagaName: MIRROR_SAGA,
     correlationId: bundleId,
   }));
   // The exports spread evenly between the rescans.
@@ -138,10 +140,12 @@ function planDrill(tenant: string, rescans: number, exports: number): DrillPlan 
     starts,
     rescans: rescanIds,
     bundles: bundleIds,
-    expectedCommands: rescanIds.flatMap((c) => IMAGES.map((image) => id(RESCAN, c, `rescan:${image}`))),
+    expectedCommands: rescanIds.flatMap((c) =>
+      RAPID_RESET_IMAGES.map((image) => id(RESCAN_SAGA, c, `rescan:${image}`)),
+    ),
     expectedEffects: [
-      ...rescanIds.map((c) => id(RESCAN, c, 'resolve-impact')),
-      ...bundleIds.flatMap((b) => MIRROR_STEPS.map((step) => id(MIRROR, b, step))),
+      ...rescanIds.map((c) => id(RESCAN_SAGA, c, 'resolve-impact')),
+      ...bundleIds.flatMap((b) => MIRROR_STEPS.map((step) => id(MIRROR_SAGA, b, step))),
     ],
   };
 }
@@ -237,16 +241,16 @@ async function settleAndVerify(plan: DrillPlan, before: ConsumerInfo, describeSt
       )),
     );
   }
-  for (const view of views.filter((v) => v.sagaName === RESCAN)) {
+  for (const view of views.filter((v) => v.sagaName === RESCAN_SAGA)) {
     expect(view).toMatchObject({ status: 'completed', appliedEvents: 4, compensations: [] });
     expect(view.state).toMatchObject({ summary: { impacted: 3, completed: 3, outstanding: 0 } });
   }
-  for (const view of views.filter((v) => v.sagaName === MIRROR)) {
+  for (const view of views.filter((v) => v.sagaName === MIRROR_SAGA)) {
     expect(view).toMatchObject({ status: 'completed', appliedEvents: 1, compensations: [] });
     expect(view.state).toMatchObject({ phase: 'published' });
   }
-  expect(views.filter((v) => v.sagaName === RESCAN)).toHaveLength(plan.rescans.length);
-  expect(views.filter((v) => v.sagaName === MIRROR)).toHaveLength(plan.bundles.length);
+  expect(views.filter((v) => v.sagaName === RESCAN_SAGA)).toHaveLength(plan.rescans.length);
+  expect(views.filter((v) => v.sagaName === MIRROR_SAGA)).toHaveLength(plan.bundles.length);
 
   // Every event the bridge consumes was ingested once: each start, and one Scan.Completed per image of each rescan
   // (the Gateway emits one per applied RequestRescan), nothing else.
@@ -265,7 +269,7 @@ async function settleAndVerify(plan: DrillPlan, before: ConsumerInfo, describeSt
   const others = ingested.filter((r) => r.event_type !== 'Scan.Completed');
   expect(others.map((r) => r.event_id).sort()).toEqual(plan.starts.map((s) => s.event.eventId).sort());
   expect(completedScans.map((r) => `${r.correlation_id}|${r.image_id}`).sort()).toEqual(
-    plan.rescans.flatMap((c) => IMAGES.map((image) => `${c}|${image}`)).sort(),
+    plan.rescans.flatMap((c) => RAPID_RESET_IMAGES.map((image) => `${c}|${image}`)).sort(),
   );
 
   // Each one applied once by its saga: one `applied` row per (saga, instance, event) in the event log.
@@ -276,7 +280,7 @@ async function settleAndVerify(plan: DrillPlan, before: ConsumerInfo, describeSt
   );
   const routed = [
     ...plan.starts.map((s) => key(s.sagaName, s.correlationId, s.event.eventId)),
-    ...completedScans.map((r) => key(RESCAN, r.correlation_id!, r.event_id)),
+    ...completedScans.map((r) => key(RESCAN_SAGA, r.correlation_id!, r.event_id)),
   ];
   expect(logged.map((r) => key(r.saga_name, r.correlation_id, r.event_id)).sort()).toEqual([...routed].sort());
   const { rows: quarantined } = await stack.db.pool.query<{ event_id: string | null; error: string }>(
@@ -365,8 +369,8 @@ describe('the JetStream bridge and the workers as processes', () => {
     const result = await settleAndVerify(plan, consumerBefore, replicaOutputs);
     console.log(
       [
-        `rolling restart: ${plan.starts.length} sagas (${plan.rescans.length} ${RESCAN}, ${plan.bundles.length} ` +
-          `${MIRROR}), one start per ${ROLLING.paceMs} ms, ${stops.length} replicas stopped with SIGTERM and replaced`,
+        `rolling restart: ${plan.starts.length} sagas (${plan.rescans.length} ${RESCAN_SAGA}, ${plan.bundles.length} ` +
+          `${MIRROR_SAGA}), one start per ${ROLLING.paceMs} ms, ${stops.length} replicas stopped with SIGTERM and replaced`,
         ...stops.map(
           (s) =>
             `  ${s.name}: SIGTERM after ${s.publishedBefore} starts (unacknowledged messages: ${s.unacknowledged}), ` +
@@ -381,7 +385,7 @@ describe('the JetStream bridge and the workers as processes', () => {
 
   it('lose and duplicate nothing while bridge and effect replicas are SIGKILLed at random and restarted', async () => {
     const plan = planDrill(CRASH.tenant, CRASH.rescans, CRASH.exports);
-    expect(plan.starts.length + plan.rescans.length * IMAGES.length).toBe(500);
+    expect(plan.starts.length + plan.rescans.length * RAPID_RESET_IMAGES.length).toBe(500);
     const batchSize = Math.ceil(plan.starts.length / CRASH.kills);
     const batches = Array.from({ length: CRASH.kills }, (_, b) =>
       plan.starts.slice(b * batchSize, (b + 1) * batchSize).map((s) => s.event),
@@ -425,8 +429,8 @@ describe('the JetStream bridge and the workers as processes', () => {
     const resumed = kills.map((k) => (progress.after(k.at) ?? NaN) - k.at);
     console.log(
       [
-        `crash (seed ${seed}): ${plan.starts.length} sagas (${plan.rescans.length} ${RESCAN}, ${plan.bundles.length} ` +
-          `${MIRROR}), ${kills.length} SIGKILLs`,
+        `crash (seed ${seed}): ${plan.starts.length} sagas (${plan.rescans.length} ${RESCAN_SAGA}, ${plan.bundles.length} ` +
+          `${MIRROR_SAGA}), ${kills.length} SIGKILLs`,
         ...kills.map(
           (k, i) =>
             `  SIGKILL ${k.names.join(' + ')} (unacknowledged messages: ${k.unacknowledged}): work went on after ` +

@@ -30,22 +30,25 @@ import { eventually } from '../support/http-sinks.js';
 import { freePort } from '../support/ports.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { seededRandom } from '../support/runner-processes.js';
-import { advisoryPublished, exportRequested } from '../support/sagas.js';
+import {
+  advisoryPublished,
+  exportRequested,
+  MIRROR_SAGA,
+  MIRROR_STEPS,
+  RAPID_RESET,
+  RAPID_RESET_IMAGES,
+  RESCAN_SAGA,
+} from '../support/sagas.js';
 import { createDevServerEnv } from '../support/temporal.js';
 import {
   killAllWorkerProcesses,
   killWorkerProcess,
   startWorkerProcess,
+  workerProcessEnv,
   type WorkerProcess,
 } from '../support/worker-process.js';
 
 const TENANT = 'acme';
-const RESCAN = 'advisory-impact-rescan';
-const MIRROR = 'mirror-bundle-export';
-/** The sample advisory that impacts three images of the bundled data. */
-const ADVISORY = 'CVE-2023-44487';
-const IMAGES = ['payments-api:3.8.2', 'auth-service:2.1.0', 'edge-gateway:1.9.0'];
-const MIRROR_STEPS = ['reserve-quota', 'export-bundle', 'sign-bundle', 'publish-bundle'];
 
 const RESCANS = 150;
 const EXPORTS = 50;
@@ -148,12 +151,7 @@ describe('sagas while the worker process is SIGKILLed and restarted 11 times', (
     'complete all 200 instances with no event lost and no command or provider call applied twice',
     async () => {
       const workerEnv = {
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'info',
-        DATA_DIR: dataDir,
-        TEMPORAL_ADDRESS: env.address,
-        TEMPORAL_NAMESPACE: env.namespace ?? 'default',
-        DATABASE_URL: db.url,
+        ...workerProcessEnv({ dataDir, env, db }),
         WORKER_QUEUES: 'saga,effects',
         GATEWAY_URL: reference.url,
         REFERENCE_SERVICES_PORT: String(referencePort),
@@ -168,15 +166,15 @@ describe('sagas while the worker process is SIGKILLed and restarted 11 times', (
       for (let i = 0; i < RESCANS; i++) {
         const correlationId = rescans[i]!;
         starts.push({
-          event: advisoryPublished(ADVISORY, {}, { tenantId: TENANT, correlationId }),
-          sagaName: RESCAN,
+          event: advisoryPublished(RAPID_RESET, {}, { tenantId: TENANT, correlationId }),
+          sagaName: RESCAN_SAGA,
           correlationId,
         });
         if (i % 3 === 2) {
           const bundleId = bundles[(i - 2) / 3]!;
           starts.push({
             event: exportRequested(bundleId, { tenantId: TENANT }),
-            sagaName: MIRROR,
+            sagaName: MIRROR_SAGA,
             correlationId: bundleId,
           });
         }
@@ -256,8 +254,8 @@ describe('sagas while the worker process is SIGKILLed and restarted 11 times', (
             )),
           );
         }
-        const rescanViews = views.filter((v) => v.sagaName === RESCAN);
-        const exportViews = views.filter((v) => v.sagaName === MIRROR);
+        const rescanViews = views.filter((v) => v.sagaName === RESCAN_SAGA);
+        const exportViews = views.filter((v) => v.sagaName === MIRROR_SAGA);
         expect(rescanViews).toHaveLength(RESCANS);
         expect(exportViews).toHaveLength(EXPORTS);
         for (const view of rescanViews) {
@@ -273,7 +271,7 @@ describe('sagas while the worker process is SIGKILLed and restarted 11 times', (
         // saga's event log as applied, or recorded as late (it came after its instance ended).
         expect(notIngested).toEqual([]);
         const completedScans = emitted.filter((e) => e.eventType === 'Scan.Completed');
-        expect(completedScans).toHaveLength(RESCANS * IMAGES.length);
+        expect(completedScans).toHaveLength(RESCANS * RAPID_RESET_IMAGES.length);
         const { rows: ingested } = await db.pool.query<{ event_id: string }>(
           `SELECT event_id FROM runner.ingested_events WHERE tenant_id = $1`,
           [TENANT],
@@ -296,7 +294,7 @@ describe('sagas while the worker process is SIGKILLed and restarted 11 times', (
         const recordedLate = new Set(late.map((r) => key(r.saga_name, r.correlation_id, r.event_id)));
         const routed = [
           ...starts.map((s) => key(s.sagaName, s.correlationId, s.event.eventId)),
-          ...completedScans.map((e) => key(RESCAN, e.correlationId!, e.eventId)),
+          ...completedScans.map((e) => key(RESCAN_SAGA, e.correlationId!, e.eventId)),
         ];
         const lost = routed.filter((k) => !applied.has(k) && !recordedLate.has(k));
         expect(lost).toEqual([]);
@@ -304,15 +302,17 @@ describe('sagas while the worker process is SIGKILLed and restarted 11 times', (
 
         // No duplicates: each command and each provider call applied exactly once per commandId, whatever arrived.
         const expectedCommands = rescans.flatMap((correlationId) =>
-          IMAGES.map((image) => commandIdOf({ tenantId: TENANT, sagaName: RESCAN, correlationId }, `rescan:${image}`)),
+          RAPID_RESET_IMAGES.map((image) =>
+            commandIdOf({ tenantId: TENANT, sagaName: RESCAN_SAGA, correlationId }, `rescan:${image}`),
+          ),
         );
         const expectedEffects = [
           ...rescans.map((correlationId) =>
-            commandIdOf({ tenantId: TENANT, sagaName: RESCAN, correlationId }, 'resolve-impact'),
+            commandIdOf({ tenantId: TENANT, sagaName: RESCAN_SAGA, correlationId }, 'resolve-impact'),
           ),
           ...bundles.flatMap((bundleId) =>
             MIRROR_STEPS.map((step) =>
-              commandIdOf({ tenantId: TENANT, sagaName: MIRROR, correlationId: bundleId }, step),
+              commandIdOf({ tenantId: TENANT, sagaName: MIRROR_SAGA, correlationId: bundleId }, step),
             ),
           ),
         ];
@@ -341,7 +341,7 @@ describe('sagas while the worker process is SIGKILLed and restarted 11 times', (
         const extra = (counts: Record<string, number>) => sum(counts) - Object.keys(counts).length;
         console.log(
           [
-            `saga crash test (seed ${seed}): ${starts.length} instances (${RESCANS} ${RESCAN}, ${EXPORTS} ${MIRROR}), ` +
+            `saga crash test (seed ${seed}): ${starts.length} instances (${RESCANS} ${RESCAN_SAGA}, ${EXPORTS} ${MIRROR_SAGA}), ` +
               `${kills.length} SIGKILLs of the worker process group, ${restarts.length} worker starts`,
             `  duration: ${seconds(finishedAt - startedAt)} from the first start to every instance final ` +
               `(${seconds(finishedAt - lastKillAt)} after the last kill)`,

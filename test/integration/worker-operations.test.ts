@@ -32,6 +32,7 @@ import {
   killAllWorkerProcesses,
   signalWorkerProcess,
   startWorkerProcess,
+  workerProcessEnv,
   type WorkerProcess,
 } from '../support/worker-process.js';
 
@@ -104,12 +105,7 @@ async function startHoldingProxy(target: () => string) {
 }
 
 const workerEnv = (extra: Record<string, string>): Record<string, string> => ({
-  NODE_ENV: 'test',
-  LOG_LEVEL: 'info',
-  DATA_DIR: dataDir,
-  TEMPORAL_ADDRESS: env.address,
-  TEMPORAL_NAMESPACE: env.namespace ?? 'default',
-  DATABASE_URL: db.url,
+  ...workerProcessEnv({ dataDir, env, db }),
   NATS_URL: nats.url,
   EFFECTS_MANIFEST: manifestPath,
   GATEWAY_URL: reference.url,

@@ -10,7 +10,7 @@
  * awaited with its exit code) or SIGKILL (its whole process group at once, as a machine that dies). Every process
  * started here is killed when the test file ends, and when the test process exits however it exits.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,9 @@ import { aggregatePublishPrefix } from '../../workers/saga-streams.js';
 import { startTestNats, type TestNats } from './nats.js';
 import { freePort } from './ports.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
+import { createProcessGroups, killProcessGroup } from './process-groups.js';
 import { createDevServerEnv } from './temporal.js';
+import { workerProcessEnv } from './worker-process.js';
 
 /** What one replica is. */
 export interface RunnerSpec {
@@ -71,20 +73,7 @@ const PORT_ATTEMPTS = 3;
 /** What each mode polls in a drill. */
 const MODE_QUEUES: Record<WorkerMode, string> = { saga: 'saga', effect: 'effects', combined: 'saga,effects' };
 
-const running = new Set<ChildProcess>();
-
-function killGroup(child: ChildProcess): void {
-  try {
-    process.kill(-child.pid!, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-// A test that times out or a vitest fork that is torn down must not leave replicas consuming the next test's stream.
-process.once('exit', () => {
-  for (const child of running) killGroup(child);
-});
+const groups = createProcessGroups();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -117,7 +106,7 @@ async function spawnRunner(spec: RunnerSpec, env: Record<string, string>, opsPor
       ...(spec.bridge !== undefined && { NATS_BRIDGE: String(spec.bridge) }),
     },
   });
-  running.add(child);
+  groups.add(child);
   let output = '';
   // Both pipes are read for the whole life of the process: a full pipe would block the worker's logging.
   const append = (chunk: Buffer) => {
@@ -127,9 +116,8 @@ async function spawnRunner(spec: RunnerSpec, env: Record<string, string>, opsPor
   child.stderr.on('data', append);
   const exited = new Promise<RunnerExit>((resolve) => {
     child.once('exit', (code, signal) => {
-      running.delete(child);
       // What the process started outlives it otherwise; nothing of a stopped replica may keep running.
-      killGroup(child);
+      killProcessGroup(child);
       resolve({ code, signal, at: Date.now() });
     });
   });
@@ -144,7 +132,7 @@ async function spawnRunner(spec: RunnerSpec, env: Record<string, string>, opsPor
       );
     }
     if (Date.now() > deadline) {
-      killGroup(child);
+      killProcessGroup(child);
       throw new Error(`${spec.name} (${spec.mode}) was not ready within ${READY_TIMEOUT_MS} ms:\n${output}`);
     }
     await sleep(100);
@@ -189,40 +177,23 @@ export async function terminateRunnerProcess(runner: RunnerProcess): Promise<Run
   const timeout = sleep(STOP_TIMEOUT_MS).then(() => undefined);
   const exit = await Promise.race([runner.exited, timeout]);
   if (!exit) {
-    killRunnerGroup(runner);
+    killProcessGroup(runner.pid);
     throw new Error(`${runner.spec.name} did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM:\n${runner.output()}`);
   }
   return { ...exit, tookMs: exit.at - at };
 }
 
-function killRunnerGroup(runner: RunnerProcess): void {
-  try {
-    process.kill(-runner.pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
 /** SIGKILLs the replica's whole process group and resolves once it has exited (epoch ms of the kill). */
 export async function killRunnerProcess(runner: RunnerProcess): Promise<number> {
   const at = Date.now();
-  killRunnerGroup(runner);
+  killProcessGroup(runner.pid);
   await runner.exited;
   return at;
 }
 
 /** SIGKILLs every runner process still running (afterAll: also when the test failed half-way). */
-export async function killAllRunnerProcesses(): Promise<void> {
-  await Promise.all(
-    [...running].map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          child.once('exit', () => resolve());
-          killGroup(child);
-        }),
-    ),
-  );
+export function killAllRunnerProcesses(): Promise<void> {
+  return groups.killAll();
 }
 
 /** A small seeded generator (mulberry32): a drill prints its seed, so a run's schedule can be repeated. */
@@ -284,12 +255,7 @@ export async function startRunnerDrillStack(options: RunnerDrillOptions = {}): P
     freePort(),
   ]);
   const runnerEnv: Record<string, string> = {
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'info',
-    DATA_DIR: dataDir,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_NAMESPACE: env.namespace ?? 'default',
-    DATABASE_URL: db.url,
+    ...workerProcessEnv({ dataDir, env, db }),
     // Four replicas and the test share the test run's Postgres with the other test files.
     PG_POOL_MAX: '6',
     NATS_URL: nats.server.url,

@@ -6,6 +6,9 @@
  * ends, and when the test process exits however it exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestDatabase } from './postgres.js';
+import { createProcessGroups, killProcessGroup } from './process-groups.js';
 
 /** A started worker process. */
 export interface WorkerProcess {
@@ -26,20 +29,26 @@ const READY_LINE = '"msg":"operations port listening"';
 /** What a worker process runs unless the test's environment says otherwise. */
 const DEFAULT_ENV = { WORKER_OPS_PORT: '0', NATS_BRIDGE: 'false', NATS_EGRESS: 'false' };
 
-const running = new Set<ChildProcess>();
+const groups = createProcessGroups();
 
-function killGroup(child: ChildProcess): void {
-  try {
-    process.kill(-child.pid!, 'SIGKILL');
-  } catch {
-    // already gone
-  }
+/**
+ * What every worker process of a test needs: the test's Temporal server and database, a data folder, and logging at
+ * `info` (the ready line is logged at `info`).
+ */
+export function workerProcessEnv(servers: {
+  dataDir: string;
+  env: TestWorkflowEnvironment;
+  db: TestDatabase;
+}): Record<string, string> {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    DATA_DIR: servers.dataDir,
+    TEMPORAL_ADDRESS: servers.env.address,
+    TEMPORAL_NAMESPACE: servers.env.namespace ?? 'default',
+    DATABASE_URL: servers.db.url,
+  };
 }
-
-// A test that times out or a vitest fork that is torn down must not leave workers polling the next test's server.
-process.once('exit', () => {
-  for (const child of running) killGroup(child);
-});
 
 /**
  * Spawns `node --import tsx workers/main.ts` with `env` over this process' environment, in its own process group; resolves once it
@@ -54,8 +63,7 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...DEFAULT_ENV, ...env },
   });
-  running.add(child);
-  child.once('exit', () => running.delete(child));
+  groups.add(child);
   let output = '';
   // Both pipes are read for the whole life of the process: a full pipe would block the worker's logging.
   const append = (chunk: Buffer) => {
@@ -101,22 +109,12 @@ export async function killWorkerProcess(worker: WorkerProcess): Promise<number> 
     else child.once('exit', () => resolve());
   });
   const at = Date.now();
-  killGroup(child);
+  killProcessGroup(child);
   await exited;
   return at;
 }
 
 /** SIGKILLs every worker process still running (afterAll: also when the test failed half-way). */
-export async function killAllWorkerProcesses(): Promise<void> {
-  const children = [...running];
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          child.once('exit', () => resolve());
-          killGroup(child);
-        }),
-    ),
-  );
+export function killAllWorkerProcesses(): Promise<void> {
+  return groups.killAll();
 }
