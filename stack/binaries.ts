@@ -581,3 +581,31 @@ export async function resolveChromium(options: ResolveOptions = {}): Promise<str
     "No Chromium for the browser tests: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH.",
   );
 }
+
+/** Everything the tests and the production-topology test run, as {@link provisionAll} resolved it. */
+export interface ProvisionedBinaries {
+  cli: Awaited<ReturnType<typeof resolveTemporalCli>>;
+  testServer: Awaited<ReturnType<typeof resolveTestServer>>;
+  nats: Awaited<ReturnType<typeof resolveNatsServer>>;
+  server: Awaited<ReturnType<typeof resolveTemporalServer>>;
+  sqlTool: Awaited<ReturnType<typeof resolveTemporalSqlTool>>;
+  serverModule: TemporalServerModule;
+  /** Chromium of the browser tests. */
+  chromium: string;
+}
+
+/**
+ * Resolves (building when needed, side by side) every binary of the product's tests: `npm run provision` and the
+ * test run's global setup both call it, so CI caches exactly what the tests use.
+ */
+export async function provisionAll(options: Pick<ResolveOptions, 'log'> = {}): Promise<ProvisionedBinaries> {
+  const [cli, testServer, nats, server, sqlTool, serverModule] = await Promise.all([
+    resolveTemporalCli(options),
+    resolveTestServer(options),
+    resolveNatsServer(options),
+    resolveTemporalServer(options),
+    resolveTemporalSqlTool(options),
+    resolveTemporalServerModule(options),
+  ]);
+  return { cli, testServer, nats, server, sqlTool, serverModule, chromium: await resolveChromium(options) };
+}

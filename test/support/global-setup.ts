@@ -8,28 +8,13 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { embeddedDatabaseUrl } from '../../core/config.js';
-import {
-  resolveChromium,
-  resolveNatsServer,
-  resolveTemporalCli,
-  resolveTemporalServer,
-  resolveTemporalServerModule,
-  resolveTemporalSqlTool,
-  resolveTestServer,
-} from '../../stack/binaries.js';
+import { provisionAll } from '../../stack/binaries.js';
 import { startEmbeddedPostgres } from '../../stack/postgres.js';
 import { freePort } from './ports.js';
 
 export default async function setup(): Promise<() => Promise<void>> {
   const log = (message: string) => console.log(`[setup] ${message}`);
-  const [cli, testServer, nats, server, sqlTool, serverModule] = await Promise.all([
-    resolveTemporalCli({ log }),
-    resolveTestServer({ log }),
-    resolveNatsServer({ log }),
-    resolveTemporalServer({ log }),
-    resolveTemporalSqlTool({ log }),
-    resolveTemporalServerModule({ log }),
-  ]);
+  const { cli, testServer, nats, server, sqlTool, serverModule, chromium } = await provisionAll({ log });
   if (cli.path) process.env.TEMPORAL_CLI_PATH = cli.path;
   if (testServer.path) process.env.TEMPORAL_TEST_SERVER_PATH = testServer.path;
   process.env.NATS_SERVER_PATH = nats.path;
@@ -40,7 +25,7 @@ export default async function setup(): Promise<() => Promise<void>> {
     `Temporal CLI: ${cli.path ?? 'SDK download'}; time-skipping server: ${testServer.path ?? 'SDK download'}; ` +
       `nats-server: ${nats.path}; Temporal server: ${server.path}`,
   );
-  process.env.CHROMIUM_PATH = await resolveChromium({ log });
+  process.env.CHROMIUM_PATH = chromium;
 
   const dir = await mkdtemp(join(tmpdir(), 'stellaops-test-pg-'));
   await chmod(dir, 0o755); // the postgres system user must reach the data directory
