@@ -108,7 +108,8 @@ describe('approval page in Chromium', () => {
       await context.close();
     }
 
-    const callback = await eventually(() => runner.received.find((r) => r.body.includes(event.runId)));
+    // Generous waits: on two cores the suite's process drills may run beside this test and slow its worker down.
+    const callback = await eventually(() => runner.received.find((r) => r.body.includes(event.runId)), 60_000);
     expect(callback.headers.authorization).toBe('Bearer tr-resume-secret-0123456789');
     expect(JSON.parse(callback.body)).toMatchObject({
       runId: event.runId,
@@ -119,7 +120,7 @@ describe('approval page in Chromium', () => {
     const view = await eventually(async () => {
       const v = await getApprovalView(h.db.pool, 'acme', event.runId, 'deploy-prod');
       return v?.resume.status === 'resumed' ? v : undefined;
-    });
+    }, 60_000);
     expect(view.state).toBe('approved');
     expect(view.decision).toMatchObject({ comment: 'Looks good — ship it' });
   });

@@ -197,8 +197,13 @@ describe('redelivery', () => {
     const view: SagaView = await resultOf(sagaWorkflowId(tenant, RESCAN_SAGA, correlationId));
     expect(view).toMatchObject({ status: 'completed', appliedEvents: 4 });
     await consumerSettled(durable);
-    const naks = await handled(metrics, 'nak');
-    await untilHandled(metrics, naks + 6);
+    // A message is counted once its ack is confirmed, a moment after the consumer shows it acknowledged; the NAK count
+    // may still grow meanwhile (a copy in its backoff), so the wait is on the outcomes themselves.
+    await eventually(async () => {
+      const routed = (await handled(metrics, 'accepted')) + (await handled(metrics, 'late'));
+      return routed >= 4 && (await handled(metrics, 'duplicate')) >= 2 ? true : undefined;
+    }, 60_000);
+    await consumerSettled(durable);
     // The start once and its three Scan.Completed (published by the Gateway to the stream); the copies duplicates.
     // A call cut short as Temporal came back may have started the instance even so: the saga then ran to its end on
     // the scans, and the start's next delivery found it finished (late), which routes nothing a second time.
