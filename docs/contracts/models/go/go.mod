@@ -1,0 +1,3 @@
+module stellaops.dev/contracts
+
+go 1.22
