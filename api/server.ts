@@ -4,7 +4,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { databaseUrlOf, loadConfig, temporalAddressOf, type AppConfig } from '../core/config.js';
+import { databaseUrlOf, loadConfig, temporalConnectionOf, type AppConfig } from '../core/config.js';
 import { loadOrCreateLocalKey } from '../core/local-keys.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { createPool, type Pool } from '../db/pool.js';
@@ -40,7 +40,7 @@ export async function startApiServer(config: AppConfig, logger: Logger): Promise
     max: config.database.poolMax,
     logger,
   });
-  const temporal = createTemporalFacade({ address: temporalAddressOf(config), namespace: config.temporal.namespace });
+  const temporal = createTemporalFacade({ ...temporalConnectionOf(config), namespace: config.temporal.namespace });
   const app = await buildApp({ config, logger, pool, temporal, verifyToken: await createVerifierFromConfig(config) });
   const address = await app.listen({ host: config.api.host, port: config.api.port });
   return {

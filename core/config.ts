@@ -13,6 +13,12 @@ import {
   UrlPolicyViolation,
 } from '../activities/shared/outbound-policy.js';
 import { ID_PATTERN } from '../workflows/shared/schemas.js';
+import {
+  loadTemporalConnectionSettings,
+  temporalConnectionOptions,
+  type TemporalConnectionOptions,
+  type TemporalTlsSettings,
+} from './temporal-connection.js';
 
 /** The task queues of the product: one per capability (sagas to come), plus `effects`. */
 export const TASK_QUEUES = ['policy-simulation', 'pack-approval', 'saga', 'effects'] as const;
@@ -26,9 +32,18 @@ export interface AppConfig {
   logLevel: string;
   dataDir: string;
   temporal: {
-    /** External server address; undefined means "start the embedded dev server". */
+    /**
+     * External server address (`TEMPORAL_ADDRESS` or the `temporal.toml` profile's); undefined means "start the
+     * embedded dev server".
+     */
     address: string | undefined;
     namespace: string;
+    /** TLS of the connection (`TEMPORAL_TLS*` or the profile's `tls`); undefined connects in plaintext. */
+    tls?: TemporalTlsSettings | undefined;
+    /** `TEMPORAL_API_KEY` (Temporal Cloud); a secret, never logged. */
+    apiKey?: string | undefined;
+    /** gRPC metadata sent with every call (`TEMPORAL_GRPC_META_*`). */
+    metadata?: Record<string, string> | undefined;
     devPort: number;
     uiPort: number;
     /** Bind address of the embedded dev server (and its UI). */
@@ -601,10 +616,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
       problems.push('DATABASE_URL must name its user when DATABASE_MIGRATION_URL is set (migrations grant that role)');
     }
   }
-  const temporalAddress = optional('TEMPORAL_ADDRESS');
-  if (temporalAddress && !/^[^\s:/]+:\d+$/.test(temporalAddress)) {
-    problems.push(`TEMPORAL_ADDRESS must be host:port (got "${temporalAddress}")`);
-  }
+  const temporal = loadTemporalConnectionSettings(env, readFile, problems);
 
   const policyEngineUrl = optional('POLICY_ENGINE_URL');
   if (policyEngineUrl && !/^https?:\/\/[^\s]+$/.test(policyEngineUrl)) {
@@ -790,8 +802,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
     logLevel: str('LOG_LEVEL', 'info'),
     dataDir,
     temporal: {
-      address: temporalAddress,
-      namespace: str('TEMPORAL_NAMESPACE', 'default'),
+      address: temporal.address,
+      namespace: temporal.namespace ?? 'default',
+      tls: temporal.tls,
+      apiKey: temporal.apiKey,
+      metadata: temporal.metadata,
       devPort: int('TEMPORAL_DEV_PORT', 7233, 1, PORT_MAX),
       uiPort: int('TEMPORAL_UI_PORT', 8233, 1, PORT_MAX),
       devIp: str('TEMPORAL_DEV_IP', '127.0.0.1'),
@@ -1031,6 +1046,14 @@ export function temporalAddressOf(config: AppConfig): string {
     config.temporal.address ??
     `${config.temporal.devIp === '0.0.0.0' ? '127.0.0.1' : config.temporal.devIp}:${config.temporal.devPort}`
   );
+}
+
+/**
+ * The options every Temporal connection of the process is made with (API client, workers, stack set-up): the
+ * address of {@link temporalAddressOf} with the configured TLS, API key and gRPC metadata.
+ */
+export function temporalConnectionOf(config: AppConfig): TemporalConnectionOptions {
+  return temporalConnectionOptions(temporalAddressOf(config), config.temporal);
 }
 
 /** The NATS servers the process talks to: `NATS_URL` (split at commas), else the embedded nats-server. */

@@ -6,13 +6,14 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Connection } from '@temporalio/client';
+import { connectTemporalClient } from '../core/temporal-connection.js';
 import {
   databaseUrlOf,
   gatewayUrlOf,
   natsServersOf,
   policyEngineUrlOf,
   temporalAddressOf,
+  temporalConnectionOf,
   type AppConfig,
 } from '../core/config.js';
 import { startPolicyEngine, type RunningPolicyEngine } from '../policy-engine/server.js';
@@ -127,7 +128,7 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
     await migrateConfigured(config, logger);
 
     const temporalAddress = temporalAddressOf(config);
-    const connection = await Connection.connect({ address: temporalAddress });
+    const connection = await connectTemporalClient(temporalConnectionOf(config));
     try {
       const added = await ensureSearchAttributes(connection, config.temporal.namespace);
       if (added.length > 0) logger.info({ added }, 'search attributes registered');

@@ -32,7 +32,7 @@ import {
   loadConfig,
   loadTenantPlacement,
   policyEngineUrlOf,
-  temporalAddressOf,
+  temporalConnectionOf,
   WORKFLOW_TASK_QUEUES,
   type AppConfig,
 } from '../core/config.js';
@@ -117,7 +117,7 @@ export async function startWorkers(
     for (const close of closers.reverse()) await close().catch((err: unknown) => logger.warn({ err }, 'close failed'));
   };
   try {
-    const connection = await NativeConnection.connect({ address: temporalAddressOf(config) });
+    const connection = await NativeConnection.connect(temporalConnectionOf(config));
     closers.push(() => connection.close());
     let nats: NatsConnection | undefined;
     let bridge: SagaBridge | undefined;
@@ -141,10 +141,7 @@ export async function startWorkers(
       });
     }
     if (nats && config.nats.bridge.enabled) {
-      const temporal = createTemporalFacade({
-        address: temporalAddressOf(config),
-        namespace: config.temporal.namespace,
-      });
+      const temporal = createTemporalFacade({ ...temporalConnectionOf(config), namespace: config.temporal.namespace });
       closers.push(() => temporal.close());
       bridge = await startSagaBridge({
         connection: nats,

@@ -3,6 +3,7 @@
  * Temporal is down, and the gRPC channel reconnects by itself when it is back.
  */
 import { Client, Connection } from '@temporalio/client';
+import type { TemporalConnectionOptions } from '../../core/temporal-connection.js';
 
 /** Deadline of an API-initiated Temporal call; past it the request answers 503. */
 export const TEMPORAL_CALL_DEADLINE_MS = 5_000;
@@ -20,9 +21,13 @@ export interface TemporalFacade {
   close(): Promise<void>;
 }
 
-/** Creates the facade over a lazy connection to `address`. */
-export function createTemporalFacade(options: { address: string; namespace: string }): TemporalFacade {
-  const connection = Connection.lazy({ address: options.address });
+/**
+ * Creates the facade over a lazy connection to `address`, with the TLS, API key and metadata of `options` (the
+ * configuration's `temporalConnectionOf`).
+ */
+export function createTemporalFacade(options: TemporalConnectionOptions & { namespace: string }): TemporalFacade {
+  const { namespace: _namespace, ...connectionOptions } = options;
+  const connection = Connection.lazy(connectionOptions);
   const client = new Client({ connection, namespace: options.namespace });
   const withDeadline = <T>(fn: () => Promise<T>, ms = TEMPORAL_CALL_DEADLINE_MS) =>
     connection.withDeadline(Date.now() + ms, fn);

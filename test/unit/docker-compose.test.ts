@@ -465,7 +465,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('gives the app services only variables the configuration reads, with values it accepts', () => {
-    const configSource = read('core/config.ts');
+    const configSource = read('core/config.ts') + read('core/temporal-connection.ts');
     for (const name of CONFIG_VARIABLES) expect(configSource, `core/config.ts reads ${name}`).toContain(`'${name}'`);
 
     for (const name of APP_SERVICES) {
