@@ -616,6 +616,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
       problems.push('DATABASE_URL must name its user when DATABASE_MIGRATION_URL is set (migrations grant that role)');
     }
   }
+  // pg reads a connection string's TLS files only when it first connects: checked here so a bad one stops the start.
+  for (const name of ['DATABASE_URL', 'DATABASE_MIGRATION_URL'] as const) {
+    problems.push(...databaseTlsFileProblems(name, optional(name), readFile));
+  }
   const temporal = loadTemporalConnectionSettings(env, readFile, problems);
 
   const policyEngineUrl = optional('POLICY_ENGINE_URL');
@@ -1029,6 +1033,28 @@ export function migrationDatabaseUrlOf(config: AppConfig): string {
 export function applicationRoleOf(config: AppConfig): string | undefined {
   const application = userOf(databaseUrlOf(config));
   return application && application !== userOf(migrationDatabaseUrlOf(config)) ? application : undefined;
+}
+
+/**
+ * Problems with the TLS files a Postgres connection string names (`sslrootcert`, `sslcert`, `sslkey`, read by
+ * pg-connection-string): each must be a readable PEM file.
+ */
+function databaseTlsFileProblems(name: string, url: string | undefined, readFile: ReadTextFile): string[] {
+  let params: URLSearchParams;
+  try {
+    params = new URL(url ?? '').searchParams;
+  } catch {
+    return [];
+  }
+  return (['sslrootcert', 'sslcert', 'sslkey'] as const).flatMap((param) => {
+    const file = params.get(param);
+    if (!file) return [];
+    try {
+      return readFile(file, 'utf8').includes('-----BEGIN ') ? [] : [`${name}: ${param} ${file} is not a PEM file`];
+    } catch (error) {
+      return [`${name}: cannot read ${param} ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`];
+    }
+  });
 }
 
 /** The user name of a connection string; undefined when it names none (or cannot be parsed). */

@@ -145,3 +145,25 @@ describe('Temporal connection', () => {
     ]);
   });
 });
+
+describe('Postgres TLS files in the connection string', () => {
+  it('accepts the CA and client files of sslrootcert, sslcert and sslkey', () => {
+    const url = `postgres://app@db.internal/stellaops?sslmode=verify-full&sslrootcert=${pki.caCert}&sslcert=${pki.clientCert}&sslkey=${pki.clientKey}`;
+    expect(loadConfig({ DATABASE_URL: url }).database.url).toBe(url);
+  });
+
+  it('refuses a CA file it cannot read or that is no PEM, naming the variable and the file', async () => {
+    const missing = join(dir, 'absent-ca.pem');
+    expect(configProblems({ DATABASE_URL: `postgres://app@db/s?sslmode=verify-full&sslrootcert=${missing}` })).toEqual([
+      `DATABASE_URL: cannot read sslrootcert ${missing} (ENOENT)`,
+    ]);
+    const junk = join(dir, 'junk-ca.pem');
+    await writeFile(junk, 'nothing\n');
+    expect(
+      configProblems({
+        DATABASE_URL: 'postgres://app@db/s',
+        DATABASE_MIGRATION_URL: `postgres://owner@db/s?sslrootcert=${junk}`,
+      }),
+    ).toEqual([`DATABASE_MIGRATION_URL: sslrootcert ${junk} is not a PEM file`]);
+  });
+});
