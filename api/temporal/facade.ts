@@ -3,7 +3,7 @@
  * Temporal is down, and the gRPC channel reconnects by itself when it is back.
  */
 import { Client, Connection } from '@temporalio/client';
-import type { TemporalConnectionOptions } from '../../core/temporal-connection.js';
+import { temporalTlsProblem, type TemporalConnectionOptions } from '../../core/temporal-connection.js';
 
 /** Deadline of an API-initiated Temporal call; past it the request answers 503. */
 export const TEMPORAL_CALL_DEADLINE_MS = 5_000;
@@ -38,7 +38,16 @@ export function createTemporalFacade(options: TemporalConnectionOptions & { name
     address: options.address,
     withDeadline,
     async ping(ms = 2_000) {
-      await withDeadline(() => connection.workflowService.getSystemInfo({}), ms);
+      try {
+        await withDeadline(() => connection.workflowService.getSystemInfo({}), ms);
+      } catch (error) {
+        // The gRPC client reports a refused TLS handshake as a missed deadline; /ready should say what is wrong.
+        const tlsProblem = connectionOptions.tls
+          ? await temporalTlsProblem(connectionOptions.address, connectionOptions.tls)
+          : undefined;
+        if (!tlsProblem) throw error;
+        throw new Error(`Temporal at ${options.address}: TLS connection refused: ${tlsProblem}`, { cause: error });
+      }
     },
     async close() {
       await connection.close();

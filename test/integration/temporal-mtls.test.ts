@@ -115,7 +115,21 @@ describe('Temporal over mutual TLS', () => {
     'a client that trusts another CA is refused, naming the certificate',
     async () => {
       const options = temporalConnectionOf(loadConfig(tlsEnv({ TEMPORAL_TLS_SERVER_CA_CERT_PATH: pki.otherCaCert })));
+      // The API starts anyway (its connection is lazy); its readiness probe says why Temporal is down.
+      const facade = createTemporalFacade({ ...options, namespace: 'default' });
+      facades.push(facade);
+      await expect(facade.ping()).rejects.toThrow(
+        `Temporal at ${proxyAddress}: TLS connection refused: the server's certificate is not trusted`,
+      );
       await expect(NativeConnection.connect(options)).rejects.toThrow(/InvalidCertificate\(UnknownIssuer\)/);
+      // A worker started so stops at once, saying why, rather than polling nothing.
+      await expect(
+        startWorkerProcess({
+          ...workerProcessEnv({ dataDir: join(dir, 'worker-other-ca'), env, db }),
+          ...tlsEnv({ TEMPORAL_TLS_SERVER_CA_CERT_PATH: pki.otherCaCert }),
+          WORKER_MODE: 'saga',
+        }),
+      ).rejects.toThrow(/worker exited[\s\S]*InvalidCertificate\(UnknownIssuer\)/);
       await expect(connectTemporalClient(options)).rejects.toThrow(
         /TLS connection refused: the server's certificate is not trusted .*TEMPORAL_TLS_SERVER_CA_CERT_PATH/,
       );
@@ -130,6 +144,9 @@ describe('Temporal over mutual TLS', () => {
         loadConfig(tlsEnv({ TEMPORAL_TLS_CLIENT_CERT_PATH: '', TEMPORAL_TLS_CLIENT_KEY_PATH: '' })),
       );
       expect(options.tls?.clientCertPair).toBeUndefined();
+      const facade = createTemporalFacade({ ...options, namespace: 'default' });
+      facades.push(facade);
+      await expect(facade.ping()).rejects.toThrow(/TLS connection refused: the server requires a client certificate/);
       await expect(NativeConnection.connect(options)).rejects.toThrow(/CertificateRequired/);
       await expect(connectTemporalClient(options)).rejects.toThrow(
         /TLS connection refused: the server requires a client certificate \(TEMPORAL_TLS_CLIENT_CERT_PATH/,
