@@ -268,7 +268,8 @@ function tlsErrorText(error: NodeJS.ErrnoException, presentedCertificate: boolea
   return error.message;
 }
 
+/** An error's code, else the first line of its message: a TOML parser's excerpt of the file may quote an API key. */
 function reason(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return code ?? (error instanceof Error ? error.message : String(error));
+  return code ?? (error instanceof Error ? error.message : String(error)).split('\n')[0]!.trim();
 }

@@ -104,10 +104,10 @@ describe('Temporal connection', () => {
       `TEMPORAL_CONFIG_FILE: cannot read ${missing} (ENOENT)`,
     ]);
     const broken = join(dir, 'broken.toml');
-    await writeFile(broken, '[profile.default\naddress = ');
-    expect(configProblems({ TEMPORAL_CONFIG_FILE: broken })).toEqual([
-      expect.stringContaining(`cannot load profile "default" of ${broken}`),
-    ]);
+    await writeFile(broken, '[profile.default]\napi_key = "s3cret-key"\naddress = \n');
+    const problems = configProblems({ TEMPORAL_CONFIG_FILE: broken });
+    expect(problems).toEqual([expect.stringContaining(`cannot load profile "default" of ${broken}`)]);
+    expect(problems.join('\n')).not.toContain('s3cret-key');
   });
 
   it('refuses a missing certificate file, naming the variable and the file', () => {
