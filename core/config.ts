@@ -173,6 +173,16 @@ export interface AppConfig {
     /** Overall evaluation timeout of a run, in seconds. */
     evaluationTimeoutSeconds: number;
   };
+  /** OpenTelemetry tracing; off (no SDK, no interceptors) unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set. */
+  otel: OtelConfig;
+}
+
+/** Tracing settings: spans exported over OTLP/HTTP when an endpoint is given. */
+export interface OtelConfig {
+  /** `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL (`/v1/traces` is appended); undefined: tracing off. */
+  endpoint: string | undefined;
+  /** `OTEL_SERVICE_NAME`: the `service.name` of this process' spans; default `stellaops-workflows`. */
+  serviceName: string;
 }
 
 /** The modes of a worker process (the Runner's): what it polls and whether it runs the JetStream bridge. */
@@ -798,6 +808,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
     );
   }
 
+  const otelEndpoint = optional('OTEL_EXPORTER_OTLP_ENDPOINT');
+  if (otelEndpoint && !/^https?:\/\/[^\s]+$/.test(otelEndpoint)) {
+    problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (got "${otelEndpoint}")`);
+  }
+
   const dataDir = resolve(str('DATA_DIR', '.data'));
   const apiPort = int('API_PORT', 3000, 0, PORT_MAX);
 
@@ -893,6 +908,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
       metricsWindow: int('POLICY_SIMULATION_METRICS_WINDOW', 200, 1, 10_000),
       evaluationTimeoutSeconds: int('POLICY_SIMULATION_TIMEOUT_SECONDS', 900, 1, 86_400),
     },
+    otel: { endpoint: otelEndpoint, serviceName: str('OTEL_SERVICE_NAME', 'stellaops-workflows') },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -1,5 +1,6 @@
 /** Structured JSON logging (pino) shared by every process. */
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { activeTraceFields } from './tracing.js';
 
 export type { Logger } from 'pino';
 
@@ -18,6 +19,8 @@ export function createLogger(
       paths: ['req.headers.authorization', 'headers.authorization', '*.password', '*.token', '*.secret'],
       censor: '[redacted]',
     },
+    // `traceId`/`spanId` of the active span, so a line joins its trace; nothing when tracing is off or no span is.
+    mixin: activeTraceFields,
   };
   const destination = options.destination ?? (options.sync ? pino.destination({ dest: 1, sync: true }) : undefined);
   return destination ? pino(pinoOptions, destination) : pino(pinoOptions);

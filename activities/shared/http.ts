@@ -2,11 +2,13 @@
  * The one outbound HTTP layer of every activity that calls out (the completion webhook, the notification webhooks,
  * the Task Runner client, the Policy Engine call): POST once with a timeout and without following redirects, the
  * URL policy of `./url-policy.ts`, Standard Webhooks signing, Retry-After, one error class (`DeliveryError`), one
- * mapping of a failed call to a Temporal failure (`deliveryFailure`) and URLs logged without their secret parts.
+ * mapping of a failed call to a Temporal failure (`deliveryFailure`), the active trace's `traceparent` and URLs logged
+ * without their secret parts.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { Webhook } from 'standardwebhooks';
 import type { Logger } from '../../core/logger.js';
+import { activeTraceparent } from '../../core/tracing.js';
 import { checkOutboundUrl, HEADER_VALUE, urlForLogs } from './outbound-policy.js';
 
 export { HEADER_NAME, HEADER_VALUE, urlForLogs } from './outbound-policy.js';
@@ -193,8 +195,12 @@ export async function postJson(request: JsonPost): Promise<{ status: number; bod
 
   const method = request.method ?? 'POST';
   const sendsBody = method !== 'GET';
+  // The active span's traceparent (an activity's, from the tracing interceptor) continues the trace; an explicit
+  // one in `request.headers` (a saga command's metadata) wins. Nothing is added when no span is active.
+  const traceparent = activeTraceparent();
   const headers: Record<string, string> = {
     ...(sendsBody && { 'Content-Type': 'application/json' }),
+    ...(traceparent && { traceparent }),
     ...request.headers,
   };
   for (const [name, value] of Object.entries(headers)) {

@@ -109,6 +109,7 @@ describe('configuration defaults', () => {
         metricsWindow: 200,
         evaluationTimeoutSeconds: 900,
       },
+      otel: { endpoint: undefined, serviceName: 'stellaops-workflows' },
     };
     expect(loadConfig({})).toEqual(expected);
     expect(policyEngineUrlOf(loadConfig({}))).toBe('http://127.0.0.1:3100');
@@ -261,6 +262,7 @@ describe('configuration defaults', () => {
         metricsWindow: 50,
         evaluationTimeoutSeconds: 60,
       },
+      otel: { endpoint: undefined, serviceName: 'stellaops-workflows' },
     });
     expect(policyEngineUrlOf(config)).toBe('https://engine.internal');
     expect(gatewayUrlOf(config)).toBe('https://gateway.internal');

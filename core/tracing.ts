@@ -1,0 +1,77 @@
+/**
+ * OpenTelemetry tracing of one process: the tracer provider, the W3C trace-context propagator and the helpers the
+ * outbound HTTP layer and the logger read the active span through. Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set
+ * (or a test hands in its own span processor): then no provider is registered, the OpenTelemetry API stays a no-op
+ * and nothing is traced or invented.
+ */
+import { context, isSpanContextValid, propagation, trace } from '@opentelemetry/api';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import type { OtelConfig } from './config.js';
+
+/** A started tracer provider: `shutdown` flushes the spans still buffered and unregisters the provider. */
+export interface Tracing {
+  provider: NodeTracerProvider;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts tracing when `config.endpoint` is set (spans batched to `{endpoint}/v1/traces` over OTLP/HTTP) or when
+ * `spanProcessor` is given (tests: an in-memory exporter behind a simple processor); otherwise returns undefined
+ * and registers nothing, so tracing costs nothing when it is off.
+ */
+export async function startTracing(
+  config: OtelConfig,
+  options: { spanProcessor?: SpanProcessor } = {},
+): Promise<Tracing | undefined> {
+  if (!options.spanProcessor && !config.endpoint) return undefined;
+  // Loaded only here: a process with tracing off never loads the SDK, only the no-op API the helpers below read.
+  const [{ W3CTraceContextPropagator }, { Resource }, { BatchSpanProcessor }, { NodeTracerProvider }] =
+    await Promise.all([
+      import('@opentelemetry/core'),
+      import('@opentelemetry/resources'),
+      import('@opentelemetry/sdk-trace-base'),
+      import('@opentelemetry/sdk-trace-node'),
+    ]);
+  let processor = options.spanProcessor;
+  if (!processor) {
+    const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
+    processor = new BatchSpanProcessor(
+      new OTLPTraceExporter({ url: `${(config.endpoint ?? '').replace(/\/+$/, '')}/v1/traces` }),
+    );
+  }
+  const provider = new NodeTracerProvider({
+    resource: new Resource({ 'service.name': config.serviceName }),
+    spanProcessors: [processor],
+  });
+  // Registers the AsyncLocalStorage context manager too, so an activity's span is active inside its awaits.
+  provider.register({ propagator: new W3CTraceContextPropagator() });
+  return {
+    provider,
+    async shutdown() {
+      await provider.shutdown();
+      trace.disable();
+      propagation.disable();
+      context.disable();
+    },
+  };
+}
+
+/**
+ * The W3C `traceparent` of the active span (an activity's span from the Temporal interceptor, a request's span),
+ * or undefined when no span is active or tracing is off: a trace is continued, never invented.
+ */
+export function activeTraceparent(): string | undefined {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  if (!spanContext || !isSpanContextValid(spanContext)) return undefined;
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  return carrier.traceparent;
+}
+
+/** `traceId` and `spanId` of the active span, for log lines (pino `mixin`); empty when no span is active. */
+export function activeTraceFields(): { traceId?: string; spanId?: string } {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  if (!spanContext || !isSpanContextValid(spanContext)) return {};
+  return { traceId: spanContext.traceId, spanId: spanContext.spanId };
+}
