@@ -10,6 +10,7 @@ import { approvalLinkSecretOf, packEventSecretsOf } from '../core/local-secrets.
 import type { AppDeps, BuildAppDeps } from './deps.js';
 import { ErrorResponse, frameworkErrorHandler, registerErrorHandlers } from './errors.js';
 import { createMetricsRegistry, registerHttpMetrics } from './metrics.js';
+import { registerRequestTracing } from './plugins/tracing.js';
 import { strictValidatorFactory } from './plugins/strict-input.js';
 import { policySimulationRoutes } from './routes/policy-simulations.js';
 import { approvalPageRoutes } from './routes/approval-page.js';
@@ -90,6 +91,7 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   app.addHook('onClose', async () => full.policyRunHub.close());
   registerErrorHandlers(app);
   registerHttpMetrics(app, full.metrics);
+  registerRequestTracing(app);
 
   await app.register(swagger, {
     openapi: {

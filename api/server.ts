@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { databaseUrlOf, loadConfig, temporalConnectionOf, type AppConfig } from '../core/config.js';
 import { loadOrCreateLocalKey } from '../core/local-keys.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { currentTracing, startTracing, temporalTracingOf } from '../core/tracing.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { buildApp } from './app.js';
 import { createTokenVerifier, type TokenVerifier } from './plugins/auth.js';
@@ -40,7 +41,12 @@ export async function startApiServer(config: AppConfig, logger: Logger): Promise
     max: config.database.poolMax,
     logger,
   });
-  const temporal = createTemporalFacade({ ...temporalConnectionOf(config), namespace: config.temporal.namespace });
+  const tracing = currentTracing();
+  const temporal = createTemporalFacade({
+    ...temporalConnectionOf(config),
+    namespace: config.temporal.namespace,
+    interceptors: tracing && (await temporalTracingOf(tracing)).clientInterceptors,
+  });
   const app = await buildApp({ config, logger, pool, temporal, verifyToken: await createVerifierFromConfig(config) });
   const address = await app.listen({ host: config.api.host, port: config.api.port });
   return {
@@ -59,10 +65,15 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, name: 'stellaops-api', sync: true });
   let starting: Promise<ApiServer> | undefined;
+  const tracing = await startTracing(config.otel);
   const shutdown = installShutdown({
     logger,
     deadlineMs: 15_000,
-    steps: [{ name: 'API', done: 'API closed', run: async () => (await starting?.catch(() => undefined))?.close() }],
+    steps: [
+      { name: 'API', done: 'API closed', run: async () => (await starting?.catch(() => undefined))?.close() },
+      // Last, so the spans of the final requests are flushed too (a step only when tracing is on).
+      ...(tracing ? [{ name: 'tracing', done: 'traces flushed', run: () => tracing.shutdown() }] : []),
+    ],
   });
   try {
     starting = startApiServer(config, logger);

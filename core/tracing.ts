@@ -5,13 +5,21 @@
  * and nothing is traced or invented.
  */
 import { context, isSpanContextValid, propagation, trace } from '@opentelemetry/api';
+import { createRequire } from 'node:module';
+import type { Resource } from '@opentelemetry/resources';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import type { WorkflowClientInterceptor } from '@temporalio/client';
+import type { OpenTelemetryWorkflowExporter } from '@temporalio/interceptors-opentelemetry';
+import type { ActivityInterceptorsFactory, InjectedSink } from '@temporalio/worker';
 import type { OtelConfig } from './config.js';
 
 /** A started tracer provider: `shutdown` flushes the spans still buffered and unregisters the provider. */
 export interface Tracing {
   provider: NodeTracerProvider;
+  /** Where the spans go: workflow spans reach it through the worker's `exporter` sink. */
+  spanProcessor: SpanProcessor;
+  resource: Resource;
   shutdown(): Promise<void>;
 }
 
@@ -40,21 +48,32 @@ export async function startTracing(
       new OTLPTraceExporter({ url: `${(config.endpoint ?? '').replace(/\/+$/, '')}/v1/traces` }),
     );
   }
-  const provider = new NodeTracerProvider({
-    resource: new Resource({ 'service.name': config.serviceName }),
-    spanProcessors: [processor],
-  });
+  const resource = new Resource({ 'service.name': config.serviceName });
+  const provider = new NodeTracerProvider({ resource, spanProcessors: [processor] });
   // Registers the AsyncLocalStorage context manager too, so an activity's span is active inside its awaits.
   provider.register({ propagator: new W3CTraceContextPropagator() });
-  return {
+  const tracing: Tracing = {
     provider,
+    spanProcessor: processor,
+    resource,
     async shutdown() {
+      if (current === tracing) current = undefined;
       await provider.shutdown();
       trace.disable();
       propagation.disable();
       context.disable();
     },
   };
+  current = tracing;
+  return tracing;
+}
+
+/** The tracing this process started (the provider is process-global); undefined while tracing is off. */
+let current: Tracing | undefined;
+
+/** The tracing started in this process, if any: what decides whether request spans and interceptors are installed. */
+export function currentTracing(): Tracing | undefined {
+  return current;
 }
 
 /**
@@ -74,4 +93,34 @@ export function activeTraceFields(): { traceId?: string; spanId?: string } {
   const spanContext = trace.getActiveSpan()?.spanContext();
   if (!spanContext || !isSpanContextValid(spanContext)) return {};
   return { traceId: spanContext.traceId, spanId: spanContext.spanId };
+}
+
+/** The Temporal side of tracing: what the API's client and the workers install when tracing is on. */
+export interface TemporalTracing {
+  /** The client's workflow interceptor: a start, signal or update carries the active span to the workflow. */
+  clientInterceptors: WorkflowClientInterceptor[];
+  /** Activity spans, children of the workflow span that scheduled them, active while the activity runs. */
+  activityInterceptors: ActivityInterceptorsFactory[];
+  /** Modules the workflow bundle must include (`bundleWorkflowCode`'s `workflowInterceptorModules`). */
+  workflowInterceptorModules: string[];
+  /** The `exporter` sink the workflow interceptors hand their spans to, out of the sandbox. */
+  sinks: { exporter: InjectedSink<OpenTelemetryWorkflowExporter> };
+}
+
+const require = createRequire(import.meta.url);
+
+/** The Temporal interceptors of a started `tracing` (loaded only then, so a process with tracing off never does). */
+export async function temporalTracingOf(tracing: Tracing): Promise<TemporalTracing> {
+  const otel = await import('@temporalio/interceptors-opentelemetry');
+  return {
+    clientInterceptors: [new otel.OpenTelemetryWorkflowClientInterceptor()],
+    activityInterceptors: [
+      (ctx) => ({
+        inbound: new otel.OpenTelemetryActivityInboundInterceptor(ctx),
+        outbound: new otel.OpenTelemetryActivityOutboundInterceptor(ctx),
+      }),
+    ],
+    workflowInterceptorModules: [require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors')],
+    sinks: { exporter: otel.makeWorkflowExporter(tracing.spanProcessor, tracing.resource) },
+  };
 }

@@ -18,6 +18,7 @@ import { freePort } from '../stack/ports.js';
 import { WORKFLOW_TASK_QUEUES, type TaskQueueName } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { ActivitiesByQueue } from '../activities/index.js';
+import type { TemporalTracing } from '../core/tracing.js';
 
 /** Path of the only workflow bundle entry. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -59,9 +60,19 @@ export async function installRuntime(
   return { sdkMetricsUrl: `http://127.0.0.1:${port}/metrics` };
 }
 
-/** Bundles the workflow code (webpack); do it once per process and share the result. */
-export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
+/**
+ * Bundles the workflow code (webpack); do it once per process and share the result. With `tracing`, the bundle
+ * includes the tracing workflow interceptors (give the same `tracing` to `createWorkerHost`).
+ */
+export async function bundleWorkflows(
+  options: { tracing?: TemporalTracing | undefined } = {},
+): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: new DefaultLogger('WARN'),
+    // The bundle is built once per process: with tracing on, its workflows start and carry spans.
+    ...(options.tracing && { workflowInterceptorModules: options.tracing.workflowInterceptorModules }),
+  });
 }
 
 /** Options of {@link createWorkerHost}. */
@@ -80,6 +91,8 @@ export interface WorkerHostOptions {
   taskQueuePrefix?: string;
   /** Seconds given to in-flight activities on shutdown before they are cancelled. */
   shutdownGraceSeconds?: number;
+  /** Tracing's activity interceptors and workflow span sink, when tracing is on (the bundle built with it too). */
+  tracing?: TemporalTracing | undefined;
 }
 
 /** A running set of workers. */
@@ -118,6 +131,10 @@ export async function createWorkerHost(options: WorkerHostOptions): Promise<Work
           ? { maxConcurrentActivityTaskExecutions: options.effectsConcurrency }
           : {}),
         shutdownGraceTime: `${options.shutdownGraceSeconds ?? 10}s`,
+        ...(options.tracing && {
+          interceptors: { activity: options.tracing.activityInterceptors },
+          ...(hostsWorkflows && { sinks: options.tracing.sinks }),
+        }),
       });
     }),
   );

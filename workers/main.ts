@@ -37,6 +37,7 @@ import {
   type AppConfig,
 } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { currentTracing, startTracing, temporalTracingOf } from '../core/tracing.js';
 import { VERSION } from '../core/version.js';
 import { createPool } from '../db/pool.js';
 import { installShutdown } from '../stack/shutdown.js';
@@ -152,6 +153,8 @@ export async function startWorkers(
         metrics,
       });
     }
+    const tracing = currentTracing();
+    const temporalTracing = tracing && (await temporalTracingOf(tracing));
     const host = await createWorkerHost({
       connection,
       namespace: config.temporal.namespace,
@@ -169,10 +172,11 @@ export async function startWorkers(
       effectsConcurrency: config.sagas.effectsConcurrency,
       // Bundling takes seconds: an `effect` worker, which hosts no workflows, starts without it.
       ...(config.worker.queues.some((queue) => (WORKFLOW_TASK_QUEUES as readonly string[]).includes(queue)) && {
-        workflowBundle: await bundleWorkflows(),
+        workflowBundle: await bundleWorkflows({ tracing: temporalTracing }),
       }),
       logger,
       shutdownGraceSeconds: config.worker.shutdownGraceSeconds,
+      tracing: temporalTracing,
     });
     if (config.worker.queues.includes('pack-approval')) {
       const client = new Client({ connection, namespace: config.temporal.namespace });
@@ -285,12 +289,15 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, name: 'stellaops-worker', sync: true });
   let starting: Promise<RunningWorkers> | undefined;
+  const tracing = await startTracing(config.otel);
   const shutdown = installShutdown({
     logger,
     // The grace time of in-flight work, plus the bridge's last acknowledgements and the connections' close.
     deadlineMs: (config.worker.shutdownGraceSeconds + 10) * 1000,
     steps: [
       { name: 'workers', done: 'workers drained', run: async () => (await starting?.catch(() => undefined))?.stop() },
+      // Last, so the spans of the drained work are flushed too (a step only when tracing is on).
+      ...(tracing ? [{ name: 'tracing', done: 'traces flushed', run: () => tracing.shutdown() }] : []),
     ],
   });
   try {

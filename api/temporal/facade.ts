@@ -2,7 +2,7 @@
  * The API's one long-lived Temporal client. The connection is lazy: the API starts (and answers 503) while
  * Temporal is down, and the gRPC channel reconnects by itself when it is back.
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowClientInterceptor } from '@temporalio/client';
 import { temporalTlsProblem, type TemporalConnectionOptions } from '../../core/temporal-connection.js';
 
 /** Deadline of an API-initiated Temporal call; past it the request answers 503. */
@@ -23,12 +23,22 @@ export interface TemporalFacade {
 
 /**
  * Creates the facade over a lazy connection to `address`, with the TLS, API key and metadata of `options` (the
- * configuration's `temporalConnectionOf`).
+ * configuration's `temporalConnectionOf`) and the client interceptors given.
  */
-export function createTemporalFacade(options: TemporalConnectionOptions & { namespace: string }): TemporalFacade {
-  const { namespace: _namespace, ...connectionOptions } = options;
+export function createTemporalFacade(
+  options: TemporalConnectionOptions & {
+    namespace: string;
+    /** The client's workflow interceptors (tracing's, when it is on); none by default. */
+    interceptors?: WorkflowClientInterceptor[] | undefined;
+  },
+): TemporalFacade {
+  const { namespace: _namespace, interceptors, ...connectionOptions } = options;
   const connection = Connection.lazy(connectionOptions);
-  const client = new Client({ connection, namespace: options.namespace });
+  const client = new Client({
+    connection,
+    namespace: options.namespace,
+    ...(interceptors?.length && { interceptors: { workflow: interceptors } }),
+  });
   const withDeadline = <T>(fn: () => Promise<T>, ms = TEMPORAL_CALL_DEADLINE_MS) =>
     connection.withDeadline(Date.now() + ms, fn);
   return {

@@ -1,0 +1,130 @@
+/**
+ * One trace from an API request to the last outbound call: the request's `traceparent` is continued by the request
+ * span, the client's workflow start, the workflow and activity spans, and reaches the Policy Engine the activity calls.
+ */
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivitiesByQueue } from '../../activities/index.js';
+import { buildApp } from '../../api/app.js';
+import { createTemporalFacade } from '../../api/temporal/facade.js';
+import { loadConfig, loadWebhookConfig } from '../../core/config.js';
+import { generateSecret, generateWebhookSecret } from '../../core/local-secrets.js';
+import { createLogger } from '../../core/logger.js';
+import { Scope } from '../../core/scopes.js';
+import { currentTracing, startTracing, temporalTracingOf, type Tracing } from '../../core/tracing.js';
+import { bundleWorkflows, createWorkerHost } from '../../workers/host.js';
+import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../support/auth.js';
+import { eventually, startHttpReceiver } from '../support/http-sinks.js';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { simulationBody } from '../support/simulations.js';
+import { createDevServerEnv, uniqueName } from '../support/temporal.js';
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const INCOMING = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+
+describe('tracing off', () => {
+  it('starts nothing without an OTLP endpoint: no tracing, no client interceptors', async () => {
+    expect(await startTracing(loadConfig({}).otel)).toBeUndefined();
+    expect(currentTracing()).toBeUndefined();
+    const temporal = createTemporalFacade({ address: '127.0.0.1:1', namespace: 'default' });
+    expect(temporal.client.options.interceptors.workflow ?? []).toEqual([]);
+    await temporal.close();
+  });
+});
+
+describe('tracing on', () => {
+  const exporter = new InMemorySpanExporter();
+  let tracing: Tracing;
+  let env: TestWorkflowEnvironment;
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    tracing = (await startTracing(
+      { endpoint: undefined, serviceName: 'tracing-test' },
+      { spanProcessor: new SimpleSpanProcessor(exporter) },
+    ))!;
+    [env, db] = await Promise.all([createDevServerEnv(), createTestDatabase()]);
+  }, 180_000);
+  afterAll(async () => {
+    await tracing?.shutdown();
+    await db?.drop();
+    await env?.teardown();
+  });
+
+  it('carries one trace id from the API request through the workflow and activity to the Policy Engine call', async () => {
+    const logger = createLogger({ level: 'warn', name: 'tracing-test' });
+    // The engine refuses the evaluation for good: the first call is all the test needs.
+    const engine = await startHttpReceiver(() => (res) => res.writeHead(422).end());
+    const signer = await createTestSigner();
+    const temporalTracing = await temporalTracingOf(tracing);
+    const temporal = createTemporalFacade({
+      address: env.address,
+      namespace: env.namespace ?? 'default',
+      interceptors: temporalTracing.clientInterceptors,
+    });
+    const taskQueuePrefix = `${uniqueName('trace')}-`;
+    const app = await buildApp({
+      config: loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE }),
+      logger,
+      pool: db.pool,
+      temporal,
+      verifyToken: signer.verifier,
+      taskQueuePrefix,
+      packApprovalSecrets: { eventSecrets: [generateWebhookSecret()], linkSecret: generateSecret() },
+    });
+    const host = await createWorkerHost({
+      connection: env.nativeConnection,
+      namespace: env.namespace ?? 'default',
+      queues: ['policy-simulation'],
+      activitiesByQueue: createActivitiesByQueue({
+        pool: db.pool,
+        logger,
+        policyEngineUrl: engine.url,
+        policyWebhook: loadWebhookConfig({}),
+      }),
+      workflowBundle: await bundleWorkflows({ tracing: temporalTracing }),
+      logger,
+      taskQueuePrefix,
+      tracing: temporalTracing,
+    });
+    const running = host.run();
+    try {
+      const token = await signer.token({ tenant: 'acme', scopes: [Scope.PolicySimulate] });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/scheduler/policies/simulations',
+        headers: { authorization: `Bearer ${token}`, traceparent: INCOMING },
+        payload: simulationBody(),
+      });
+      expect(res.statusCode).toBe(201);
+
+      const call = await eventually(() => engine.received[0], 60_000);
+      const [, traceId, spanId] = String(call.headers.traceparent).split('-');
+      expect(traceId).toBe(TRACE_ID);
+
+      const spans = await eventually(() => {
+        const finished = exporter.getFinishedSpans();
+        const names = finished.map((span) => span.name);
+        return names.some((name) => name.startsWith('RunActivity')) &&
+          names.some((name) => name.startsWith('StartActivity')) &&
+          names.some((name) => name.startsWith('POST '))
+          ? finished
+          : undefined;
+      }, 60_000);
+      const of = (prefix: string) => spans.filter((span) => span.name.startsWith(prefix));
+      for (const prefix of ['POST ', 'StartWorkflow', 'StartActivity', 'RunActivity']) {
+        expect(of(prefix).length, prefix).toBeGreaterThan(0);
+        for (const span of of(prefix)) expect(span.spanContext().traceId, prefix).toBe(TRACE_ID);
+      }
+      // The engine got the span of the activity attempt that called it.
+      expect(of('RunActivity').map((span) => span.spanContext().spanId)).toContain(spanId);
+    } finally {
+      host.shutdown();
+      await running.catch(() => undefined);
+      await app.close();
+      await temporal.close();
+      await engine.close();
+    }
+  }, 180_000);
+});
