@@ -63,9 +63,10 @@ export async function startApiServer(config: AppConfig, logger: Logger): Promise
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const config = loadConfig();
+  // Before the logger: its lines carry trace ids only when tracing is on.
+  const tracing = await startTracing(config.otel);
   const logger = createLogger({ level: config.logLevel, name: 'stellaops-api', sync: true });
   let starting: Promise<ApiServer> | undefined;
-  const tracing = await startTracing(config.otel);
   const shutdown = installShutdown({
     logger,
     deadlineMs: 15_000,

@@ -1,11 +1,12 @@
 /** Structured JSON logging (pino) shared by every process. */
 import { pino, type DestinationStream, type Logger } from 'pino';
-import { activeTraceFields } from './tracing.js';
+import { activeTraceFields, currentTracing } from './tracing.js';
 
 export type { Logger } from 'pino';
 
 /**
- * Creates the process logger; secrets in well-known fields are redacted. `sync` writes each line to stdout before
+ * Creates the process logger; secrets in well-known fields are redacted, and with tracing on (started before the
+ * logger) each line inside a span carries its `traceId` and `spanId`. `sync` writes each line to stdout before
  * the call returns, for process loggers whose lines must keep their order and survive `process.exit` (a shutdown's
  * last lines); the default destination writes asynchronously.
  */
@@ -19,8 +20,9 @@ export function createLogger(
       paths: ['req.headers.authorization', 'headers.authorization', '*.password', '*.token', '*.secret'],
       censor: '[redacted]',
     },
-    // `traceId`/`spanId` of the active span, so a line joins its trace; nothing when tracing is off or no span is.
-    mixin: activeTraceFields,
+    // `traceId`/`spanId` of the active span, so a line joins its trace; a logger created while tracing is off
+    // (`startTracing` not called, or no endpoint) has no mixin at all.
+    ...(currentTracing() && { mixin: activeTraceFields }),
   };
   const destination = options.destination ?? (options.sync ? pino.destination({ dest: 1, sync: true }) : undefined);
   return destination ? pino(pinoOptions, destination) : pino(pinoOptions);

@@ -287,9 +287,10 @@ function infoOf(
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const config = loadConfig();
+  // Before the logger: its lines carry trace ids only when tracing is on.
+  const tracing = await startTracing(config.otel);
   const logger = createLogger({ level: config.logLevel, name: 'stellaops-worker', sync: true });
   let starting: Promise<RunningWorkers> | undefined;
-  const tracing = await startTracing(config.otel);
   const shutdown = installShutdown({
     logger,
     // The grace time of in-flight work, plus the bridge's last acknowledgements and the connections' close.
