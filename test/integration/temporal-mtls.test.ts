@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { connect as connectTcp, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
@@ -19,6 +19,7 @@ import { loadConfig, temporalConnectionOf } from '../../core/config.js';
 import { connectTemporalClient } from '../../core/temporal-connection.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { createDevServerEnv } from '../support/temporal.js';
+import { pipeToUpstream } from '../support/tcp-proxy.js';
 import { createTestPki, type TestPki } from '../support/tls.js';
 import { killAllWorkerProcesses, startWorkerProcess, workerProcessEnv } from '../support/worker-process.js';
 
@@ -39,17 +40,7 @@ async function startMtlsProxy(target: string): Promise<TlsServer> {
   const [key, cert, ca] = await Promise.all([readFile(pki.serverKey), readFile(pki.serverCert), readFile(pki.caCert)]);
   const server = createTlsServer(
     { key, cert, ca, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] },
-    (client) => {
-      const upstream = connectTcp({ host, port: Number(port) });
-      for (const socket of [client, upstream]) {
-        sockets.add(socket);
-        socket.once('close', () => sockets.delete(socket));
-        socket.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-      client.once('close', () => upstream.destroy());
-      upstream.once('close', () => client.destroy());
-    },
+    (client) => pipeToUpstream(client, { host, port: Number(port) }, sockets),
   );
   // Refused handshakes surface here; the client's side of them is what the tests assert on.
   server.on('tlsClientError', () => undefined);

@@ -17,6 +17,22 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
+/**
+ * Pipes an accepted connection to `upstream` both ways, each side closing the other; both sockets are tracked in
+ * `sockets` until they close (so a test can drop them all).
+ */
+export function pipeToUpstream(client: Socket, upstream: { host: string; port: number }, sockets: Set<Socket>): void {
+  const server = connect(upstream);
+  for (const socket of [client, server]) {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+  }
+  client.pipe(server).pipe(client);
+  client.once('close', () => server.destroy());
+  server.once('close', () => client.destroy());
+}
+
 /** Starts a proxy to `target` (`host:port`), accepting connections. */
 export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
@@ -27,15 +43,7 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const listen = () =>
     new Promise<void>((resolve, reject) => {
       const next = createServer((client) => {
-        const upstream = connect({ host, port });
-        for (const socket of [client, upstream]) {
-          sockets.add(socket);
-          socket.once('close', () => sockets.delete(socket));
-          socket.on('error', () => undefined);
-        }
-        client.pipe(upstream).pipe(client);
-        client.once('close', () => upstream.destroy());
-        upstream.once('close', () => client.destroy());
+        pipeToUpstream(client, { host, port }, sockets);
       });
       next.once('error', reject);
       next.listen(listenPort, '127.0.0.1', () => {
