@@ -62,6 +62,18 @@ export interface InfraHandle {
   stop(): Promise<void>;
 }
 
+/**
+ * The API's codec endpoint as the embedded Web UI's browser calls it: on this machine, so a wildcard or loopback bind
+ * address is reached at 127.0.0.1 (the address the codec trusts the embedded UI from). Undefined with `API_PORT=0`:
+ * the port is chosen after the dev server has started.
+ */
+export function codecEndpointOf(config: AppConfig): string | undefined {
+  const { host, port } = config.api;
+  if (port === 0) return undefined;
+  const reachable = ['0.0.0.0', '::', '127.0.0.1', 'localhost'].includes(host) ? '127.0.0.1' : host;
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}/codec`;
+}
+
 /** Starts (or connects to) Postgres and Temporal, applies migrations and registers search attributes. */
 export async function startInfrastructure(config: AppConfig, logger: Logger): Promise<InfraHandle> {
   await mkdir(config.dataDir, { recursive: true });
@@ -108,6 +120,7 @@ export async function startInfrastructure(config: AppConfig, logger: Logger): Pr
               ip: config.temporal.devIp,
               port: config.temporal.devPort,
               uiPort: config.temporal.uiPort,
+              uiCodecEndpoint: codecEndpointOf(config),
               namespace: config.temporal.namespace,
               dbFilename: join(config.dataDir, 'temporal', 'dev-server.sqlite'),
               logger,

@@ -20,6 +20,11 @@ export interface DevServerOptions {
   ip: string;
   port: number;
   uiPort?: number;
+  /**
+   * The codec endpoint the Web UI decodes payloads with (`--ui-codec-endpoint`, the URL the browser calls, without
+   * `/decode`); only with `uiPort`.
+   */
+  uiCodecEndpoint?: string;
   namespace: string;
   /** SQLite file; the server keeps its data across restarts when set. */
   dbFilename?: string;
@@ -63,7 +68,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       ...(options.dbFilename ? { dbFilename: options.dbFilename } : {}),
       searchAttributes: [...SEARCH_ATTRIBUTE_KEYS],
       log: { format: 'json', level: 'warn' },
-      extraArgs: [...FAIRNESS_ARGS, ...SINGLE_PARTITION_ARGS],
+      extraArgs: [...FAIRNESS_ARGS, ...SINGLE_PARTITION_ARGS, ...uiCodecArgs(options)],
     },
   });
   let stopped = false;
@@ -96,8 +101,16 @@ export const SINGLE_PARTITION_ARGS = [
  */
 export const FAIRNESS_ARGS = ['--dynamic-config-value', 'matching.enableFairness=true'] as const;
 
-/** The command line the SDK would use for the same options. */
-function devServerArgs(options: DevServerOptions): string[] {
+/** The Web UI's codec endpoint flag, when the UI is on and an endpoint is given. */
+function uiCodecArgs(options: DevServerOptions): string[] {
+  return options.uiPort && options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : [];
+}
+
+/**
+ * The arguments of `temporal` for the dev server of `options`: the command line the SDK would use for the same
+ * options, with the product's dynamic configuration, search attributes and, with the Web UI on, its codec endpoint.
+ */
+export function devServerArgs(options: DevServerOptions): string[] {
   return [
     ...['server', 'start-dev', '--ip', options.ip, '--port', String(options.port)],
     ...['--namespace', options.namespace, '--log-format', 'json', '--log-level', 'warn'],
@@ -108,6 +121,7 @@ function devServerArgs(options: DevServerOptions): string[] {
     ...SINGLE_PARTITION_ARGS,
     ...(options.dbFilename ? ['--db-filename', options.dbFilename] : []),
     ...(options.uiPort ? ['--ui-port', String(options.uiPort)] : ['--headless']),
+    ...uiCodecArgs(options),
     ...SEARCH_ATTRIBUTE_KEYS.flatMap((key) => [
       '--search-attribute',
       `${key.name}=${TypedSearchAttributes.toMetadataType(key.type)}`,
