@@ -39,6 +39,13 @@ export default tseslint.config(
     },
   },
   {
+    // CommonJS modules the Temporal SDK loads by path (require, and its workflow bundler): no type information.
+    files: ['**/*.cjs'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // Workflows are deterministic: no Node builtins, no I/O libraries, no activity implementations.
     files: ['workflows/**/*.ts'],
     rules: {

@@ -1,4 +1,5 @@
 /** What the API is built from: its own module, so routes depend on it without depending on `app.ts`. */
+import type { PayloadCodec } from '@temporalio/common';
 import type { Registry } from 'prom-client';
 import type { AppConfig } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
@@ -23,6 +24,8 @@ export interface AppDeps {
   sseKeepAliveMs?: number;
   /** Inbound event secrets (several during a rotation) and the approval-link secret. */
   packApprovalSecrets: { eventSecrets: string[]; linkSecret: string };
+  /** The payload codec of the API's Temporal client (`core/payload-codec.ts`), for the codec endpoint. */
+  payloadCodec?: PayloadCodec;
 }
 
 /** What `buildApp` is given: {@link AppDeps} with defaults for the metrics registry, prefix and secrets. */

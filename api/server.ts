@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { databaseUrlOf, loadConfig, temporalConnectionOf, type AppConfig } from '../core/config.js';
 import { loadOrCreateLocalKey } from '../core/local-keys.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { dataConverterOf } from '../core/payload-codec.js';
 import { currentTracing, startTracing, temporalTracingOf } from '../core/tracing.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { buildApp } from './app.js';
@@ -42,12 +43,22 @@ export async function startApiServer(config: AppConfig, logger: Logger): Promise
     logger,
   });
   const tracing = currentTracing();
+  // One data converter: the client encrypts with it and the codec endpoint decodes for the Web UI with its codec.
+  const dataConverter = await dataConverterOf(config);
   const temporal = createTemporalFacade({
     ...temporalConnectionOf(config),
     namespace: config.temporal.namespace,
     interceptors: tracing && (await temporalTracingOf(tracing)).clientInterceptors,
+    dataConverter,
   });
-  const app = await buildApp({ config, logger, pool, temporal, verifyToken: await createVerifierFromConfig(config) });
+  const app = await buildApp({
+    config,
+    logger,
+    pool,
+    temporal,
+    verifyToken: await createVerifierFromConfig(config),
+    payloadCodec: dataConverter.payloadCodecs?.[0],
+  });
   const address = await app.listen({ host: config.api.host, port: config.api.port });
   return {
     app,

@@ -19,6 +19,7 @@ import {
   type TemporalConnectionOptions,
   type TemporalTlsSettings,
 } from './temporal-connection.js';
+import type { PayloadCodecKey } from './payload-codec.js';
 
 /** The task queues of the product: one per capability (sagas to come), plus `effects`. */
 export const TASK_QUEUES = ['policy-simulation', 'pack-approval', 'saga', 'effects'] as const;
@@ -175,6 +176,139 @@ export interface AppConfig {
   };
   /** OpenTelemetry tracing; off (no SDK, no interceptors) unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set. */
   otel: OtelConfig;
+  /** Encryption of Temporal payloads and the codec endpoint that decodes them for the Web UI. */
+  payloadCodec: PayloadCodecConfig;
+}
+
+/** Settings of the payload codec (AES-256-GCM encryption of every Temporal payload). */
+export interface PayloadCodecConfig {
+  /**
+   * `PAYLOAD_CODEC_KEYS` or `PAYLOAD_CODEC_KEYS_FILE`, oldest first: the last one encrypts, every one decrypts;
+   * undefined: the key generated under `dataDir` (local runs only). Secrets, never logged.
+   */
+  keys: PayloadCodecKey[] | undefined;
+  /** `CODEC_CORS_ORIGINS`: browser origins the codec endpoint answers (the Web UI's); default the embedded UI's. */
+  corsOrigins: string[];
+  /** `CODEC_TRUST_LOCAL_UI`: the codec endpoint trusts the embedded Web UI without a token (`npm start` only). */
+  trustLocalUi: boolean;
+}
+
+/** Length in bytes of an AES-256 key. */
+export const PAYLOAD_CODEC_KEY_BYTES = 32;
+/** What a payload codec key id is made of (it travels in every encrypted payload's metadata). */
+export const PAYLOAD_CODEC_KEY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * Parses one `keyId:base64key` entry into a codec key, or says what is wrong with it, never quoting the key material
+ * (a malformed entry is not quoted at all: where the id ends is unknown).
+ */
+export function parsePayloadCodecKey(entry: string): PayloadCodecKey | { problem: string } {
+  const colon = entry.indexOf(':');
+  if (colon < 0) return { problem: 'must be keyId:base64key' };
+  const id = entry.slice(0, colon).trim();
+  const encoded = entry.slice(colon + 1).trim();
+  if (!PAYLOAD_CODEC_KEY_ID_PATTERN.test(id)) {
+    return { problem: "must start with a key id of 1 to 64 letters, digits, '.', '_' or '-' before the ':'" };
+  }
+  // Buffer.from ignores what is not base64: a strict check, so a typo is not a silently shorter key.
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) {
+    return { problem: `(key id "${id}") must have a base64 key after the ':'` };
+  }
+  const key = Buffer.from(encoded, 'base64');
+  if (key.length !== PAYLOAD_CODEC_KEY_BYTES) {
+    return {
+      problem: `(key id "${id}") must have a key of exactly ${PAYLOAD_CODEC_KEY_BYTES} bytes (got ${key.length})`,
+    };
+  }
+  return { id, key };
+}
+
+/** Reads the payload codec settings, recording every problem (naming the variable, never a key) in `problems`. */
+function payloadCodecConfigOf(
+  env: NodeJS.ProcessEnv,
+  readFile: ReadTextFile,
+  problems: string[],
+  settings: { nodeEnv: string; uiPort: number },
+): PayloadCodecConfig {
+  const optional = (name: string): string | undefined => env[name]?.trim() || undefined;
+  const inline = optional('PAYLOAD_CODEC_KEYS');
+  const file = optional('PAYLOAD_CODEC_KEYS_FILE') && resolve(optional('PAYLOAD_CODEC_KEYS_FILE')!);
+  let keys: PayloadCodecKey[] | undefined;
+  if (inline && file) {
+    problems.push('PAYLOAD_CODEC_KEYS and PAYLOAD_CODEC_KEYS_FILE exclude each other: set one');
+  } else if (inline || file) {
+    const source = inline ? 'PAYLOAD_CODEC_KEYS' : `PAYLOAD_CODEC_KEYS_FILE ("${file}")`;
+    let entries: { entry: string; where: string }[] = [];
+    if (inline) {
+      entries = inline
+        .split(',')
+        .map((entry, i) => ({ entry: entry.trim(), where: `entry ${i + 1}` }))
+        .filter(({ entry }) => entry !== '');
+    } else {
+      try {
+        entries = readFile(file!, 'utf8')
+          .split(/\r?\n/)
+          .map((line, i) => ({ entry: line.trim(), where: `line ${i + 1}` }))
+          .filter(({ entry }) => entry !== '' && !entry.startsWith('#'));
+      } catch (error) {
+        problems.push(`${source} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+    }
+    const before = problems.length;
+    const parsed: PayloadCodecKey[] = [];
+    for (const { entry, where } of entries) {
+      const key = parsePayloadCodecKey(entry);
+      if ('problem' in key) problems.push(`${source}: ${where} ${key.problem}`);
+      else if (parsed.some((other) => other.id === key.id)) {
+        problems.push(`${source}: ${where} repeats the key id "${key.id}" (each key needs its own id)`);
+      } else parsed.push(key);
+    }
+    if (problems.length === before && parsed.length === 0) problems.push(`${source} lists no key`);
+    keys = parsed;
+  }
+  if (settings.nodeEnv === 'production' && !inline && !file) {
+    problems.push(
+      'NODE_ENV=production needs PAYLOAD_CODEC_KEYS or PAYLOAD_CODEC_KEYS_FILE: the generated local key is for local runs only',
+    );
+  }
+
+  const rawOrigins = optional('CODEC_CORS_ORIGINS');
+  let corsOrigins: string[] =
+    settings.nodeEnv === 'production'
+      ? []
+      : [`http://127.0.0.1:${settings.uiPort}`, `http://localhost:${settings.uiPort}`];
+  if (rawOrigins !== undefined) {
+    corsOrigins = [];
+    for (const raw of rawOrigins.split(',').map((origin) => origin.trim())) {
+      const url = URL.canParse(raw) ? new URL(raw) : undefined;
+      // An origin is scheme, host and port: the browser sends exactly that, so anything more would never match.
+      if (
+        !url ||
+        !['http:', 'https:'].includes(url.protocol) ||
+        url.pathname !== '/' ||
+        url.search !== '' ||
+        url.hash !== '' ||
+        url.username !== '' ||
+        url.password !== '' ||
+        raw.endsWith('?') ||
+        raw.endsWith('#')
+      ) {
+        problems.push(
+          `CODEC_CORS_ORIGINS must list http(s) origins without a path, e.g. https://ui.example (got "${raw}")`,
+        );
+      } else corsOrigins.push(url.origin);
+    }
+  }
+
+  const rawTrust = optional('CODEC_TRUST_LOCAL_UI')?.toLowerCase();
+  const trustLocalUi = rawTrust === 'true';
+  if (rawTrust !== undefined && rawTrust !== 'true' && rawTrust !== 'false') {
+    problems.push(`CODEC_TRUST_LOCAL_UI must be true or false (got "${env.CODEC_TRUST_LOCAL_UI}")`);
+  }
+  if (trustLocalUi && settings.nodeEnv === 'production') {
+    problems.push('CODEC_TRUST_LOCAL_UI=true is for local runs only: NODE_ENV=production decodes for tokens only');
+  }
+  return { keys, corsOrigins: [...new Set(corsOrigins)], trustLocalUi };
 }
 
 /** Tracing settings: spans exported over OTLP/HTTP when an endpoint is given. */
@@ -815,6 +949,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
 
   const dataDir = resolve(str('DATA_DIR', '.data'));
   const apiPort = int('API_PORT', 3000, 0, PORT_MAX);
+  const uiPort = int('TEMPORAL_UI_PORT', 8233, 1, PORT_MAX);
 
   const config: AppConfig = {
     env: nodeEnv as AppConfig['env'],
@@ -827,7 +962,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
       apiKey: temporal.apiKey,
       metadata: temporal.metadata,
       devPort: int('TEMPORAL_DEV_PORT', 7233, 1, PORT_MAX),
-      uiPort: int('TEMPORAL_UI_PORT', 8233, 1, PORT_MAX),
+      uiPort,
       devIp: str('TEMPORAL_DEV_IP', '127.0.0.1'),
     },
     database: {
@@ -909,6 +1044,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readFile: ReadT
       evaluationTimeoutSeconds: int('POLICY_SIMULATION_TIMEOUT_SECONDS', 900, 1, 86_400),
     },
     otel: { endpoint: otelEndpoint, serviceName: str('OTEL_SERVICE_NAME', 'stellaops-workflows') },
+    payloadCodec: payloadCodecConfigOf(env, readFile, problems, { nodeEnv, uiPort }),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -14,6 +14,7 @@ import {
   type NativeConnection,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
 import { freePort } from '../stack/ports.js';
 import { WORKFLOW_TASK_QUEUES, type TaskQueueName } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
@@ -62,16 +63,20 @@ export async function installRuntime(
 
 /**
  * Bundles the workflow code (webpack); do it once per process and share the result. With `tracing`, the bundle
- * includes the tracing workflow interceptors (give the same `tracing` to `createWorkerHost`).
+ * includes the tracing workflow interceptors; with `dataConverter`, its payload and failure converter modules, which
+ * the workflow sandbox only gets from its bundle (give the same `tracing` and `dataConverter` to `createWorkerHost`).
  */
 export async function bundleWorkflows(
-  options: { tracing?: TemporalTracing | undefined } = {},
+  options: { tracing?: TemporalTracing | undefined; dataConverter?: DataConverter | undefined } = {},
 ): Promise<WorkflowBundleWithSourceMap> {
+  const { payloadConverterPath, failureConverterPath } = options.dataConverter ?? {};
   return bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
     logger: new DefaultLogger('WARN'),
     // The bundle is built once per process: with tracing on, its workflows start and carry spans.
     ...(options.tracing && { workflowInterceptorModules: options.tracing.workflowInterceptorModules }),
+    ...(payloadConverterPath && { payloadConverterPath }),
+    ...(failureConverterPath && { failureConverterPath }),
   });
 }
 
@@ -93,6 +98,11 @@ export interface WorkerHostOptions {
   shutdownGraceSeconds?: number;
   /** Tracing's activity interceptors and workflow span sink, when tracing is on (the bundle built with it too). */
   tracing?: TemporalTracing | undefined;
+  /**
+   * The payload codec and failure converter of every worker (`dataConverterOf`; the bundle built with it too); the
+   * SDK's plain JSON when undefined.
+   */
+  dataConverter?: DataConverter | undefined;
 }
 
 /** A running set of workers. */
@@ -131,6 +141,7 @@ export async function createWorkerHost(options: WorkerHostOptions): Promise<Work
           ? { maxConcurrentActivityTaskExecutions: options.effectsConcurrency }
           : {}),
         shutdownGraceTime: `${options.shutdownGraceSeconds ?? 10}s`,
+        ...(options.dataConverter && { dataConverter: options.dataConverter }),
         ...(options.tracing && {
           interceptors: { activity: options.tracing.activityInterceptors },
           ...(hostsWorkflows && { sinks: options.tracing.sinks }),

@@ -37,6 +37,7 @@ import {
   type AppConfig,
 } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { dataConverterOf } from '../core/payload-codec.js';
 import { currentTracing, startTracing, temporalTracingOf } from '../core/tracing.js';
 import { VERSION } from '../core/version.js';
 import { createPool } from '../db/pool.js';
@@ -105,6 +106,8 @@ export async function startWorkers(
   const effects = effectsSetupOf(config, logger);
   // Before anything connects: a token verifier that cannot be built (an unreadable key) stops the start.
   const verifyToken = await createVerifierFromConfig(config);
+  // Every Temporal client and worker of the process encrypts and decrypts payloads with it.
+  const dataConverter = await dataConverterOf(config);
   const metrics = createRunnerMetrics();
   const pool = createPool({
     connectionString: databaseUrlOf(config),
@@ -142,7 +145,11 @@ export async function startWorkers(
       });
     }
     if (nats && config.nats.bridge.enabled) {
-      const temporal = createTemporalFacade({ ...temporalConnectionOf(config), namespace: config.temporal.namespace });
+      const temporal = createTemporalFacade({
+        ...temporalConnectionOf(config),
+        namespace: config.temporal.namespace,
+        dataConverter,
+      });
       closers.push(() => temporal.close());
       bridge = await startSagaBridge({
         connection: nats,
@@ -172,14 +179,15 @@ export async function startWorkers(
       effectsConcurrency: config.sagas.effectsConcurrency,
       // Bundling takes seconds: an `effect` worker, which hosts no workflows, starts without it.
       ...(config.worker.queues.some((queue) => (WORKFLOW_TASK_QUEUES as readonly string[]).includes(queue)) && {
-        workflowBundle: await bundleWorkflows({ tracing: temporalTracing }),
+        workflowBundle: await bundleWorkflows({ tracing: temporalTracing, dataConverter }),
       }),
       logger,
       shutdownGraceSeconds: config.worker.shutdownGraceSeconds,
       tracing: temporalTracing,
+      dataConverter,
     });
     if (config.worker.queues.includes('pack-approval')) {
-      const client = new Client({ connection, namespace: config.temporal.namespace });
+      const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
       const created = await ensureRetentionSchedule(client, {
         retentionDays: config.packApprovals.retentionDays,
         taskQueue: 'pack-approval',

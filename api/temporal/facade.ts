@@ -3,6 +3,7 @@
  * Temporal is down, and the gRPC channel reconnects by itself when it is back.
  */
 import { Client, Connection, type WorkflowClientInterceptor } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { temporalTlsProblem, type TemporalConnectionOptions } from '../../core/temporal-connection.js';
 
 /** Deadline of an API-initiated Temporal call; past it the request answers 503. */
@@ -23,21 +24,24 @@ export interface TemporalFacade {
 
 /**
  * Creates the facade over a lazy connection to `address`, with the TLS, API key and metadata of `options` (the
- * configuration's `temporalConnectionOf`) and the client interceptors given.
+ * configuration's `temporalConnectionOf`), the client interceptors and the data converter given.
  */
 export function createTemporalFacade(
   options: TemporalConnectionOptions & {
     namespace: string;
     /** The client's workflow interceptors (tracing's, when it is on); none by default. */
     interceptors?: WorkflowClientInterceptor[] | undefined;
+    /** The payload codec and failure converter (`dataConverterOf`); the SDK's plain JSON when undefined. */
+    dataConverter?: DataConverter | undefined;
   },
 ): TemporalFacade {
-  const { namespace: _namespace, interceptors, ...connectionOptions } = options;
+  const { namespace: _namespace, interceptors, dataConverter, ...connectionOptions } = options;
   const connection = Connection.lazy(connectionOptions);
   const client = new Client({
     connection,
     namespace: options.namespace,
     ...(interceptors?.length && { interceptors: { workflow: interceptors } }),
+    ...(dataConverter && { dataConverter }),
   });
   const withDeadline = <T>(fn: () => Promise<T>, ms = TEMPORAL_CALL_DEADLINE_MS) =>
     connection.withDeadline(Date.now() + ms, fn);

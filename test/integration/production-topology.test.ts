@@ -291,6 +291,7 @@ beforeAll(async () => {
     POLICY_ENGINE_URL: engine.url,
     PACK_EVENTS_SIGNING_SECRETS: eventSecret,
     APPROVAL_LINK_SECRET: randomBytes(32).toString('hex'),
+    PAYLOAD_CODEC_KEYS: `topology-1:${randomBytes(32).toString('base64')}`,
     PUBLIC_BASE_URL: `http://127.0.0.1:${apiPorts[0]}`,
     GATEWAY_URL: reference.url,
     EFFECTS_MANIFEST_FILE: manifest,

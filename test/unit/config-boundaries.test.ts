@@ -26,6 +26,7 @@ const PRODUCTION = {
   AUTH_JWKS_URL: 'https://issuer.example.com/.well-known/jwks.json',
   PACK_EVENTS_SIGNING_SECRETS: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
   APPROVAL_LINK_SECRET: 'a-long-link-secret',
+  PAYLOAD_CODEC_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`,
 };
 
 // Workflow-stream filters without a {prefix}.> are only usable when nothing publishes under them.
@@ -110,6 +111,11 @@ describe('configuration defaults', () => {
         evaluationTimeoutSeconds: 900,
       },
       otel: { endpoint: undefined, serviceName: 'stellaops-workflows' },
+      payloadCodec: {
+        keys: undefined,
+        corsOrigins: ['http://127.0.0.1:8233', 'http://localhost:8233'],
+        trustLocalUi: false,
+      },
     };
     expect(loadConfig({})).toEqual(expected);
     expect(policyEngineUrlOf(loadConfig({}))).toBe('http://127.0.0.1:3100');
@@ -263,6 +269,7 @@ describe('configuration defaults', () => {
         evaluationTimeoutSeconds: 60,
       },
       otel: { endpoint: undefined, serviceName: 'stellaops-workflows' },
+      payloadCodec: { keys: [{ id: 'k1', key: Buffer.alloc(32, 1) }], corsOrigins: [], trustLocalUi: false },
     });
     expect(policyEngineUrlOf(config)).toBe('https://engine.internal');
     expect(gatewayUrlOf(config)).toBe('https://gateway.internal');

@@ -61,6 +61,7 @@ describe('loadConfig', () => {
       AUTH_JWKS_URL: 'https://idp.example/jwks.json',
       PACK_EVENTS_SIGNING_SECRETS: 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=',
       APPROVAL_LINK_SECRET: 'a-long-link-secret',
+      PAYLOAD_CODEC_KEYS: `k1:${Buffer.alloc(32, 1).toString('base64')}`,
     });
     expect(config.auth.useLocalKey).toBe(false);
   });
