@@ -238,6 +238,7 @@ function payloadCodecConfigOf(
     problems.push('PAYLOAD_CODEC_KEYS and PAYLOAD_CODEC_KEYS_FILE exclude each other: set one');
   } else if (inline || file) {
     const source = inline ? 'PAYLOAD_CODEC_KEYS' : `PAYLOAD_CODEC_KEYS_FILE ("${file}")`;
+    const before = problems.length;
     let entries: { entry: string; where: string }[] = [];
     if (inline) {
       entries = inline
@@ -254,7 +255,6 @@ function payloadCodecConfigOf(
         problems.push(`${source} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
       }
     }
-    const before = problems.length;
     const parsed: PayloadCodecKey[] = [];
     for (const { entry, where } of entries) {
       const key = parsePayloadCodecKey(entry);
