@@ -14,6 +14,7 @@ import { registerRequestTracing } from './plugins/tracing.js';
 import { strictValidatorFactory } from './plugins/strict-input.js';
 import { policySimulationRoutes } from './routes/policy-simulations.js';
 import { approvalPageRoutes } from './routes/approval-page.js';
+import { codecRoutes } from './routes/codec.js';
 import { notifyConfigRoutes } from './routes/notify-config.js';
 import { packApprovalRoutes } from './routes/pack-approvals.js';
 import { runnerRoutes } from './routes/runner.js';
@@ -129,5 +130,6 @@ export async function buildApp(deps: BuildAppDeps): Promise<FastifyInstance> {
   await app.register(sagaRoutes, { deps: full });
   await app.register(sagaQuarantineRoutes, { deps: full });
   await app.register(runnerRoutes, { deps: full });
+  await app.register(codecRoutes, { deps: full });
   return app;
 }

@@ -23,6 +23,11 @@ export const Scope = {
   RunnerSagasOperate: 'Runner.Sagas:Operate',
   /** Operate the Runner itself: its workers view, and its workers' drain and reload. Not bound to a tenant's data. */
   SystemAdmin: 'system:admin',
+  /**
+   * Decode (and encode) payloads through the codec endpoint, `/codec/decode` and `/codec/encode`: an operator's scope,
+   * since decoding shows in plain what Temporal and the database hold encrypted. Not bound to a tenant's data.
+   */
+  PayloadsDecode: 'system:payloads:decode',
 } as const;
 export type Scope = (typeof Scope)[keyof typeof Scope];
 
