@@ -17,10 +17,20 @@ import { installShutdown } from '../stack/shutdown.js';
 import { installRuntime } from '../workers/host.js';
 import { startWorkers, type RunningWorkers } from '../workers/main.js';
 
+/**
+ * `config` with the codec endpoint trusting the embedded Web UI (`CODEC_TRUST_LOCAL_UI`), when this start runs the dev
+ * server and its UI: that UI has no login, so it cannot pass a token (see `api/routes/codec.ts`). Never with
+ * `NODE_ENV=production`, which refuses the setting, nor against an external Temporal, whose UI is not ours.
+ */
+function trustingEmbeddedUi(config: AppConfig): AppConfig {
+  if (config.env === 'production' || config.temporal.address) return config;
+  return { ...config, payloadCodec: { ...config.payloadCodec, trustLocalUi: true } };
+}
+
 const startedAt = Date.now();
 let config: AppConfig;
 try {
-  config = loadConfig();
+  config = trustingEmbeddedUi(loadConfig());
 } catch (error) {
   if (error instanceof ConfigError) {
     console.error(error.message);
