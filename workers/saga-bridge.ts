@@ -2,13 +2,14 @@
  * The JetStream → sagas bridge: a durable pull consumer on the aggregate stream, filtered to the subjects of the
  * sagas' triggers (one set per tenant of a shard, or every tenant) and shared by every replica, so the server splits
  * the messages between them and never hands one to two replicas at once. Each message goes through the one routing
- * code path of the HTTP ingress (`SagaIngress.ingestEvents`, `via: 'jetstream'`): same routing, deduplication by
+ * code path of the HTTP ingress (`SagaIngress.ingestEachEvent`, `via: 'jetstream'`): same routing, deduplication by
  * (tenant, eventId), unmatched and late handling.
  *
  * Acknowledgement discipline:
  * - ack only once the ingress answered (accepted, duplicate, unmatched or late: Temporal took the signal, or the event
  *   was recorded); a working ack every ackWait/3 keeps a slow call from being delivered to another replica;
- * - the ingress throwing (Temporal or Postgres unavailable) → NAK with a backoff by delivery count;
+ * - the ingress failing for an event (Temporal or Postgres unavailable) → NAK of that message alone, with a backoff by
+ *   delivery count;
  * - a payload that does not decode, an event that fails the contract or routing, a subject whose tenant differs from
  *   the event's → recorded in quarantine at once, then terminated;
  * - still failing at the `maxDeliver`-th delivery → recorded in quarantine (`max_deliver`), then terminated.
@@ -443,19 +444,17 @@ export async function startSagaBridge(options: SagaBridgeOptions): Promise<SagaB
     }
     const ingested = (async () => {
       if (events.length === 0) return;
-      let results: IngestResult[];
-      try {
-        results = await ingress.ingestEvents(
-          events.map((e) => e.event),
-          { via: 'jetstream' },
-        );
-      } catch (error) {
-        await Promise.all(events.map(({ entry, event }) => failed(entry, event, error)));
-        return;
-      }
+      // Each message is settled by its own event's result: one that failed is retried while the others of the batch,
+      // recorded, are acknowledged (NAKing them too would have them answered `duplicate` at their next delivery).
+      const settled = await ingress.ingestEachEvent(
+        events.map((e) => e.event),
+        { via: 'jetstream' },
+      );
       await Promise.all(
         events.map(({ entry, event }, i) => {
-          const result = results[i]!;
+          const settlement = settled[i]!;
+          if (settlement.status === 'rejected') return failed(entry, event, settlement.reason);
+          const result = settlement.value;
           if (result.status !== 'invalid') return ack(entry, event, result.status);
           // Valid by the contract, refused by routing (a correlation id the saga cannot derive, …).
           return quarantine(entry, {

@@ -136,6 +136,14 @@ export interface SagaIngress {
    */
   ingestEvents(events: readonly AggregateEvent[], options?: IngestOptions): Promise<IngestResult[]>;
   /**
+   * {@link ingestEvents} answering each event's own settlement instead of throwing for the batch: a transport that
+   * acknowledges event by event (the JetStream bridge) confirms those recorded and retries only those that failed.
+   */
+  ingestEachEvent(
+    events: readonly AggregateEvent[],
+    options?: IngestOptions,
+  ): Promise<PromiseSettledResult<IngestResult>[]>;
+  /**
    * Routes a recorded unmatched or late event again: to its running instance, or — a late start event — to a new
    * instance (next generation). Marks the row `redelivered`, logs and audits it. A second call answers the row.
    * @throws 404 unknown row (or another tenant's), 409 when the event can only go to a running instance and none runs.
@@ -237,23 +245,29 @@ export function createSagaIngress(deps: { pool: Pool; logger: Logger; temporal: 
     return { ...result, eventId: event.eventId, instances: outcomes };
   };
 
+  const ingestEachEvent: SagaIngress['ingestEachEvent'] = async (events, options = {}) => {
+    const via = options.via ?? 'ingress';
+    // Events of one instance (and repeats of one event id) are ingested in request order, so a start event and
+    // the events after it in one batch reach the instance in that order; the others run side by side.
+    const tails = new Map<string, Promise<unknown>>();
+    const slots = createSlots(INGEST_CONCURRENCY);
+    const runs = events.map((event) => {
+      const routing = routeEvent(event, SAGAS);
+      const keys = [`event:${event.eventId}`, ...routing.routes.map((route) => route.workflowId)];
+      const before = keys.flatMap((key) => tails.get(key) ?? []);
+      const run = Promise.allSettled(before).then(() => slots.run(() => ingestOne(event, routing, via)));
+      for (const key of keys) tails.set(key, run);
+      return run;
+    });
+    return Promise.allSettled(runs);
+  };
+
   return {
-    async ingestEvents(events, options = {}) {
-      const via = options.via ?? 'ingress';
-      // Events of one instance (and repeats of one event id) are ingested in request order, so a start event and
-      // the events after it in one batch reach the instance in that order; the others run side by side.
-      const tails = new Map<string, Promise<unknown>>();
-      const slots = createSlots(INGEST_CONCURRENCY);
-      const runs = events.map((event) => {
-        const routing = routeEvent(event, SAGAS);
-        const keys = [`event:${event.eventId}`, ...routing.routes.map((route) => route.workflowId)];
-        const before = keys.flatMap((key) => tails.get(key) ?? []);
-        const run = Promise.allSettled(before).then(() => slots.run(() => ingestOne(event, routing, via)));
-        for (const key of keys) tails.set(key, run);
-        return run;
-      });
+    ingestEachEvent,
+
+    async ingestEvents(events, options) {
       // Every event is settled before the answer: a failure answers 503 only once the others are recorded.
-      const settled = await Promise.allSettled(runs);
+      const settled = await ingestEachEvent(events, options);
       const failed = settled.find((s) => s.status === 'rejected');
       if (failed) throw failed.reason;
       return settled.map((s) => (s as PromiseFulfilledResult<IngestResult>).value);

@@ -202,7 +202,10 @@ describe('redelivery', () => {
     await eventually(async () => {
       const routed = (await handled(metrics, 'accepted')) + (await handled(metrics, 'late'));
       return routed >= 4 && (await handled(metrics, 'duplicate')) >= 2 ? true : undefined;
-    }, 60_000);
+    }, 60_000).catch(async (error: unknown) => {
+      const { values } = await metrics.bridge.messages.get();
+      throw new Error(`${(error as Error).message}: ${JSON.stringify(values.map((v) => [v.labels.outcome, v.value]))}`);
+    });
     await consumerSettled(durable);
     // The start once and its three Scan.Completed (published by the Gateway to the stream); the copies duplicates.
     // A call cut short as Temporal came back may have started the instance even so: the saga then ran to its end on
@@ -226,6 +229,55 @@ describe('redelivery', () => {
     const scan = stored!.json<AggregateEvent>();
     expect(scan).toMatchObject({ tenantId: tenant, eventType: 'Scan.Completed', correlationId });
     expect(stored!.header.get('Nats-Msg-Id')).toBe(scan.eventId);
+  });
+  it('acknowledges the events of a batch the ingress recorded, and NAKs only the one it failed on', async () => {
+    const tenant = fresh('t-partial');
+    const [held, failing, recorded] = ['held', 'failing', 'recorded'].map((name) =>
+      exportRequested(fresh(name), { tenantId: tenant }),
+    ) as [AggregateEvent, AggregateEvent, AggregateEvent];
+    const durable = fresh('partial');
+    const calls: string[][] = [];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let failed = false;
+    // The real ingress, but the first call is held until the other two messages wait in the bridge (so they come
+    // as one batch), and the first attempt at `failing` fails as an unreachable Temporal would.
+    const flaky: SagaIngress = {
+      ...stack.ingress,
+      async ingestEachEvent(events, options) {
+        calls.push(events.map((e) => e.eventId));
+        if (calls.length === 1) await released;
+        const settled = await stack.ingress.ingestEachEvent(
+          events.filter((e) => failed || e.eventId !== failing.eventId),
+          options,
+        );
+        return events.map((e) => {
+          if (failed || e.eventId !== failing.eventId) return settled.shift()!;
+          failed = true;
+          return { status: 'rejected', reason: new Error('Temporal unavailable') };
+        });
+      },
+    };
+    const { metrics } = await startBridge({ tenants: [tenant], durable, ingress: flaky });
+    await publish(held);
+    await eventually(() => (calls.length === 1 ? true : undefined));
+    await publish(failing);
+    await publish(recorded);
+    await eventually(async () => {
+      const info = await nats.jsm.consumers.info(nats.config.nats.aggregateStream.name, durable);
+      return info.num_ack_pending === 3 ? true : undefined;
+    });
+    release();
+
+    await consumerSettled(durable);
+    await untilHandled(metrics, 4);
+    expect(calls).toEqual([[held.eventId], [failing.eventId, recorded.eventId], [failing.eventId]]);
+    expect([await handled(metrics, 'accepted'), await handled(metrics, 'nak')]).toEqual([3, 1]);
+    expect(await handled(metrics, 'duplicate')).toBe(0);
+    expect(await redeliveries(metrics)).toBe(1);
+    for (const event of [held, failing, recorded]) {
+      expect(await findIngestedEvent(db.pool, tenant, event.eventId), event.eventId).toBeDefined();
+    }
   });
 });
 
@@ -386,10 +438,10 @@ describe('drain and re-filtering', () => {
     // The real ingress, reached once the test lets the call go on: a slow Temporal as the bridge sees it.
     const slow: SagaIngress = {
       ...stack.ingress,
-      async ingestEvents(events, options) {
+      async ingestEachEvent(events, options) {
         entered();
         await held;
-        return stack.ingress.ingestEvents(events, options);
+        return stack.ingress.ingestEachEvent(events, options);
       },
     };
     const { bridge, metrics } = await startBridge({ tenants: [tenant], durable, ingress: slow });
