@@ -6,11 +6,13 @@
  * anything is decoded, and an undecodable payload answers 422 naming its key id, never key material.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import type { FastifyInstance, InjectOptions } from 'fastify';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import type { CodecPayload, CodecPayloads } from '../../api/schemas/codec.js';
@@ -37,6 +39,7 @@ import { uniqueName } from '../support/temporal.js';
 const DECODE = '/codec/decode';
 const ENCODE = '/codec/encode';
 const SECRET = 'sbom-payments-api-finding-CVE-2026-0001-secret-marker';
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 const previousKey: PayloadCodecKey = { id: 'codec-test-1', key: randomBytes(32) };
 const currentKey: PayloadCodecKey = { id: 'codec-test-2', key: randomBytes(32) };
@@ -81,10 +84,10 @@ let apiUrl: string;
 let uiOrigin: string;
 let devServer: DevServerHandle;
 const apps: { app: FastifyInstance; temporal: TemporalFacade }[] = [];
-/** The API as production runs it (no trusted local UI), listening on `apiUrl`. */
+/** The API as production runs it (no trusted local UI). */
 let app: FastifyInstance;
 let appLog: MemoryLogger;
-/** The API as npm start runs it: the embedded Web UI trusted from this machine. */
+/** The API as npm start runs it, listening on `apiUrl`: the embedded Web UI trusted from this machine. */
 let trusting: FastifyInstance;
 let trustingLog: MemoryLogger;
 
@@ -126,7 +129,7 @@ beforeAll(async () => {
   trustingLog = memoryLogger();
   app = await codecApp({}, appLog);
   trusting = await codecApp({ CODEC_TRUST_LOCAL_UI: 'true' }, trustingLog);
-  apiUrl = await app.listen({ host: '127.0.0.1', port: 0 });
+  apiUrl = await trusting.listen({ host: '127.0.0.1', port: 0 });
   devServer = await startDevServer({
     ip: '127.0.0.1',
     port: temporalPort,
@@ -220,59 +223,90 @@ describe('encode and decode', () => {
 });
 
 describe('with Temporal and its clients', () => {
-  it('lets the temporal CLI show a workflow input decoded that Temporal only holds encrypted', async () => {
+  let connection: Connection;
+  beforeAll(async () => {
+    connection = await Connection.connect({ address: `127.0.0.1:${temporalPort}` });
+  });
+  afterAll(async () => {
+    await connection?.close();
+  });
+
+  /** Starts a workflow (no worker runs it) whose input carries {@link SECRET}, as a product client encrypts it. */
+  async function startProbe(): Promise<string> {
     const workflowId = uniqueName('codec-probe');
-    const connection = await Connection.connect({ address: `127.0.0.1:${temporalPort}` });
+    const client = new Client({ connection, namespace: 'default', dataConverter: { payloadCodecs: [codec] } });
+    await client.workflow.start('codecProbeWorkflow', {
+      workflowId,
+      taskQueue: uniqueName('codec-probe'),
+      args: [{ finding: SECRET }],
+    });
+    return workflowId;
+  }
+
+  it('lets the temporal CLI show a workflow input decoded that Temporal only holds encrypted', async () => {
+    const workflowId = await startProbe();
+    const history = await connection.workflowService.getWorkflowExecutionHistory({
+      namespace: 'default',
+      execution: { workflowId },
+    });
+    const input = history.history!.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+    expect(Buffer.from(input.data!).toString('latin1')).not.toContain(SECRET);
+    expect(Buffer.from(input.metadata!.encoding!).toString('utf8')).toBe(ENCRYPTED_ENCODING);
+
+    const cli = (await resolveTemporalCli({ build: false, allowDownload: false })).path!;
+    const show = (auth: string[]) =>
+      promisify(execFile)(cli, [
+        ...['workflow', 'show', '--address', `127.0.0.1:${temporalPort}`, '--namespace', 'default'],
+        ...['--workflow-id', workflowId, '--output', 'json', '--codec-endpoint', `${apiUrl}/codec`, ...auth],
+      ]);
+    /** The workflow input as the CLI shows it: its first event's first payload. */
+    const shownInput = (stdout: string): CodecPayload =>
+      (
+        JSON.parse(stdout) as {
+          events: { workflowExecutionStartedEventAttributes: { input: { payloads: CodecPayload[] } } }[];
+        }
+      ).events[0]!.workflowExecutionStartedEventAttributes.input.payloads[0]!;
+    const decoded = shownInput((await show(['--codec-auth', `Bearer ${operatorToken}`])).stdout);
+    expect(text(decoded.metadata?.encoding)).toBe('json/plain');
+    expect(JSON.parse(text(decoded.data))).toEqual({ finding: SECRET });
+
+    // Without a token the codec refuses, and the CLI, which retries a failed decode until its timeout, shows nothing.
+    const logged = trustingLog.records.length;
+    const refused = await show(['--command-timeout', '3s']).then(
+      ({ stdout }) => ({ failed: false, output: stdout }),
+      (error: { stdout?: string; stderr?: string }) => ({ failed: true, output: `${error.stdout}${error.stderr}` }),
+    );
+    expect(refused.failed).toBe(true);
+    const refusals = trustingLog.records
+      .slice(logged)
+      .filter((r) => (r.res as { statusCode?: number } | undefined)?.statusCode === 401);
+    expect(refusals.length).toBeGreaterThan(0);
+    expect(refused.output).not.toContain(SECRET);
+    expect(refused.output).not.toContain(b64(JSON.stringify({ finding: SECRET })));
+    expectNoSecretsIn(trustingLog, [SECRET]);
+  });
+
+  it('shows the embedded Web UI, in a browser, a workflow input decoded through the endpoint', async () => {
+    const workflowId = await startProbe();
+    // Fails (never skips) without Chromium; the test setup provisions it.
+    expect(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (set CHROMIUM_PATH)`).toBe(true);
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    });
     try {
-      // A client as the product's: its payloads are encrypted before they leave the process.
-      const client = new Client({ connection, namespace: 'default', dataConverter: { payloadCodecs: [codec] } });
-      await client.workflow.start('codecProbeWorkflow', {
-        workflowId,
-        taskQueue: uniqueName('codec-probe'),
-        args: [{ finding: SECRET }],
+      const page = await browser.newPage();
+      const decodes: number[] = [];
+      page.on('response', (res) => {
+        if (res.url() === `${apiUrl}${DECODE}`) decodes.push(res.status());
       });
-      const history = await connection.workflowService.getWorkflowExecutionHistory({
-        namespace: 'default',
-        execution: { workflowId },
-      });
-      const input = history.history!.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
-      expect(Buffer.from(input.data!).toString('latin1')).not.toContain(SECRET);
-      expect(Buffer.from(input.metadata!.encoding!).toString('utf8')).toBe(ENCRYPTED_ENCODING);
-
-      const cli = (await resolveTemporalCli({ build: false, allowDownload: false })).path!;
-      const show = (auth: string[]) =>
-        promisify(execFile)(cli, [
-          ...['workflow', 'show', '--address', `127.0.0.1:${temporalPort}`, '--namespace', 'default'],
-          ...['--workflow-id', workflowId, '--output', 'json', '--codec-endpoint', `${apiUrl}/codec`, ...auth],
-        ]);
-      /** The workflow input as the CLI shows it: its first event's first payload. */
-      const shownInput = (stdout: string): CodecPayload =>
-        (
-          JSON.parse(stdout) as {
-            events: { workflowExecutionStartedEventAttributes: { input: { payloads: CodecPayload[] } } }[];
-          }
-        ).events[0]!.workflowExecutionStartedEventAttributes.input.payloads[0]!;
-      const decoded = shownInput((await show(['--codec-auth', `Bearer ${operatorToken}`])).stdout);
-      expect(text(decoded.metadata?.encoding)).toBe('json/plain');
-      expect(JSON.parse(text(decoded.data))).toEqual({ finding: SECRET });
-
-      // Without a token the codec refuses, and the CLI, which retries a failed decode until its timeout, shows nothing.
-      const logged = appLog.records.length;
-      const refused = await show(['--command-timeout', '3s']).then(
-        ({ stdout }) => ({ failed: false, output: stdout }),
-        (error: { stdout?: string; stderr?: string }) => ({ failed: true, output: `${error.stdout}${error.stderr}` }),
-      );
-      expect(refused.failed).toBe(true);
-      const refusals = appLog.records
-        .slice(logged)
-        .filter((r) => (r.res as { statusCode?: number } | undefined)?.statusCode === 401);
-      expect(refusals.length).toBeGreaterThan(0);
-      expect(refused.output).not.toContain(SECRET);
-      expect(refused.output).not.toContain(b64(JSON.stringify({ finding: SECRET })));
+      await page.goto(`${devServer.uiUrl}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
+      await page.getByText(SECRET).first().waitFor({ timeout: 60_000 });
+      expect(decodes.length).toBeGreaterThan(0);
+      expect(decodes.every((status) => status === 200)).toBe(true);
     } finally {
-      await connection.close();
+      await browser.close();
     }
-    expectNoSecretsIn(appLog, [SECRET]);
   });
 
   it('gives the dev server Web UI the API codec endpoint', async () => {
