@@ -4,7 +4,15 @@
  * (or a test hands in its own span processor): then no provider is registered, the OpenTelemetry API stays a no-op
  * and nothing is traced or invented.
  */
-import { context, isSpanContextValid, propagation, trace } from '@opentelemetry/api';
+import {
+  context,
+  isSpanContextValid,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
 import { createRequire } from 'node:module';
 import type { Resource } from '@opentelemetry/resources';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -86,6 +94,40 @@ export function activeTraceparent(): string | undefined {
   const carrier: Record<string, string> = {};
   propagation.inject(context.active(), carrier);
   return carrier.traceparent;
+}
+
+/**
+ * Runs `fn` in a span continuing the trace of `traceparent`, the W3C trace context an event carries (a pack-approval
+ * event's `traceparent`, a saga event's `metadata.traceparent`): the Temporal client's spans (the workflow start or
+ * signal) and so the workflow and its activities join the trace of whoever emitted the event. The span is linked to
+ * the span active at the call (the request's), so neither trace loses the other. With tracing off, or no valid
+ * `traceparent`, `fn` runs as it is.
+ */
+export async function withTraceparent<T>(
+  traceparent: string | undefined,
+  spanName: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (!current || !traceparent) return fn();
+  const parent = propagation.extract(ROOT_CONTEXT, { traceparent });
+  const remote = trace.getSpanContext(parent);
+  if (!remote || !isSpanContextValid(remote)) return fn();
+  const caller = trace.getActiveSpan()?.spanContext();
+  const span = trace
+    .getTracer('stellaops-events')
+    .startSpan(
+      spanName,
+      { kind: SpanKind.CONSUMER, ...(caller && isSpanContextValid(caller) && { links: [{ context: caller }] }) },
+      parent,
+    );
+  try {
+    return await context.with(trace.setSpan(parent, span), fn);
+  } catch (error) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error)?.message });
+    throw error;
+  } finally {
+    span.end();
+  }
 }
 
 /** `traceId` and `spanId` of the active span, for log lines (pino `mixin`); empty when no span is active. */

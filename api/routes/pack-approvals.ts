@@ -11,6 +11,7 @@ import { Type } from '@sinclair/typebox';
 import { verifyApprovalLink } from '../../notify/approval-links.js';
 import { Scope } from '../../core/scopes.js';
 import { getApprovalView, recordIngestedEvent, claimSignatureAndCheckEvent } from '../../db/queries/pack-approvals.js';
+import { withTraceparent } from '../../core/tracing.js';
 import { packApprovalWorkflowId, type PackApprovalEvent } from '../../workflows/pack-approval/definitions.js';
 import type { AppDeps } from '../deps.js';
 import { commonErrorResponses, errorRef, forbidden, notFound, unauthorized } from '../errors.js';
@@ -87,7 +88,8 @@ export const packApprovalRoutes: FastifyPluginAsyncTypebox<{
       }
       // Signal first, then remember the id: a crash in between only means the retry is signalled again, which the
       // workflow deduplicates by eventId. Nothing accepted is lost.
-      await packApprovals.signalEvent(event);
+      // The event's own trace context, when the Task Runner sent one, is the parent of the signal (and the workflow).
+      await withTraceparent(event.traceparent, `ingest ${event.type}`, () => packApprovals.signalEvent(event));
       const first = await recordIngestedEvent(pool, event.tenantId, event.eventId, workflowId);
       request.log.info(
         {

@@ -11,6 +11,7 @@
  * which the workflow deduplicates by eventId. Nothing is lost, nothing doubled.
  */
 import type { Logger } from '../../core/logger.js';
+import { withTraceparent } from '../../core/tracing.js';
 import { withTransaction, type Pool } from '../../db/pool.js';
 import { recordAudit } from '../../db/queries/audit.js';
 import {
@@ -207,7 +208,10 @@ export function createSagaIngress(deps: { pool: Pool; logger: Logger; temporal: 
     }
     const outcomes: SagaRouteOutcome[] = [];
     for (const route of routes) {
-      const delivery = await temporal.deliver(route, event, via);
+      // The event's trace context, when its aggregate sent one, is the parent of the delivery (and the workflow's).
+      const delivery = await withTraceparent(event.metadata?.traceparent, `ingest ${event.eventType}`, () =>
+        temporal.deliver(route, event, via),
+      );
       outcomes.push({
         sagaName: route.sagaName,
         correlationId: route.correlationId,

@@ -1,6 +1,8 @@
 /**
  * One trace from an API request to the last outbound call: the request's `traceparent` is continued by the request
- * span, the client's workflow start, the workflow and activity spans, and reaches the Policy Engine the activity calls.
+ * span, the client's workflow start, the workflow and activity spans, and reaches the Policy Engine the activity calls;
+ * the trace context an event carries (a pack-approval event's `traceparent`, a saga event's `metadata.traceparent`)
+ * is the parent of the signal that delivers it.
  */
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -17,6 +19,8 @@ import { bundleWorkflows, createWorkerHost } from '../../workers/host.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../support/auth.js';
 import { eventually, startHttpReceiver } from '../support/http-sinks.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { sampleEvent, signedHeaders } from '../support/pack-approvals.js';
+import { advisoryPublished, RAPID_RESET } from '../support/sagas.js';
 import { simulationBody } from '../support/simulations.js';
 import { createDevServerEnv, uniqueName } from '../support/temporal.js';
 
@@ -125,6 +129,80 @@ describe('tracing on', () => {
       await app.close();
       await temporal.close();
       await engine.close();
+    }
+  }, 180_000);
+
+  it("continues the trace an event carries: a pack-approval event's traceparent, a saga event's metadata", async () => {
+    const logger = createLogger({ level: 'warn', name: 'tracing-test' });
+    const signer = await createTestSigner();
+    const temporalTracing = await temporalTracingOf(tracing);
+    const temporal = createTemporalFacade({
+      address: env.address,
+      namespace: env.namespace ?? 'default',
+      interceptors: temporalTracing.clientInterceptors,
+    });
+    const eventSecret = generateWebhookSecret();
+    // No worker: the signals are the client's spans, which is where the event's trace context must arrive.
+    const app = await buildApp({
+      config: loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE }),
+      logger,
+      pool: db.pool,
+      temporal,
+      verifyToken: signer.verifier,
+      taskQueuePrefix: `${uniqueName('trace')}-`,
+      packApprovalSecrets: { eventSecrets: [eventSecret], linkSecret: generateSecret() },
+    });
+    const [packTrace, sagaTrace] = ['a1', 'b2'].map((p) => p.repeat(16));
+    try {
+      const pack = sampleEvent({ traceparent: `00-${packTrace}-1111111111111111-01` });
+      const body = JSON.stringify(pack);
+      const packToken = await signer.token({ tenant: pack.tenantId, scopes: [Scope.PacksApprove] });
+      const packRes = await app.inject({
+        method: 'POST',
+        url: '/notifications/pack-approvals',
+        headers: {
+          authorization: `Bearer ${packToken}`,
+          'content-type': 'application/json',
+          traceparent: INCOMING,
+          ...signedHeaders(eventSecret, body),
+        },
+        payload: body,
+      });
+      expect(packRes.statusCode, packRes.body).toBe(202);
+
+      const saga = advisoryPublished(
+        RAPID_RESET,
+        {},
+        {
+          tenantId: 'acme',
+          correlationId: uniqueName('c'),
+          metadata: { traceparent: `00-${sagaTrace}-2222222222222222-01` },
+        },
+      );
+      const sagaToken = await signer.token({ tenant: 'acme', scopes: [Scope.RunnerEventsWrite] });
+      const sagaRes = await app.inject({
+        method: 'POST',
+        url: '/api/v1/events',
+        headers: { authorization: `Bearer ${sagaToken}`, traceparent: INCOMING },
+        payload: saga,
+      });
+      expect(sagaRes.statusCode, sagaRes.body).toBe(202);
+
+      const spans = exporter.getFinishedSpans();
+      const traceOf = (prefix: string) =>
+        spans.filter((span) => span.name.startsWith(prefix)).map((span) => span.spanContext().traceId);
+      expect(traceOf('ingest PackApprovalRequested')).toEqual([packTrace]);
+      expect(traceOf('ingest Advisory.Published')).toEqual([sagaTrace]);
+      // Each delivering signal is a child of its event's span, in its event's trace, not the request's.
+      const signals = spans.filter((span) => span.name.startsWith('SignalWithStartWorkflow'));
+      expect(signals.map((span) => span.spanContext().traceId).sort()).toEqual([packTrace, sagaTrace].sort());
+      // The event's span is linked to the request's, so the request's trace still finds it.
+      for (const span of spans.filter((s) => s.name.startsWith('ingest '))) {
+        expect(span.links.map((link) => link.context.traceId)).toEqual([TRACE_ID]);
+      }
+    } finally {
+      await app.close();
+      await temporal.close();
     }
   }, 180_000);
 });
