@@ -10,6 +10,7 @@ import { ConfigError, loadConfig, type AppConfig } from '../core/config.js';
 import { loadOrCreateLocalKey, mintToken } from '../core/local-keys.js';
 import { createLogger } from '../core/logger.js';
 import { ALL_SCOPES } from '../core/scopes.js';
+import { startTracing } from '../core/tracing.js';
 import { startApiServer, type ApiServer } from '../api/server.js';
 import { startInfrastructure, type InfraHandle } from '../stack/index.js';
 import { stopServerProcesses } from '../stack/server-process.js';
@@ -38,6 +39,9 @@ try {
   }
   throw error;
 }
+// Before the logger (its lines carry trace ids only when tracing is on) and before the API and workers, which pick
+// up the started tracing: with OTEL_EXPORTER_OTLP_ENDPOINT set, the whole product sends its traces.
+const tracing = await startTracing(config.otel);
 // Synchronous writes: the shutdown ends in process.exit(), which would drop or reorder a line still being written.
 const logger = createLogger({ level: config.logLevel, sync: true });
 
@@ -55,6 +59,8 @@ const shutdown = installShutdown({
   steps: [
     { name: 'workers', done: 'workers drained', run: async () => (await started(workers))?.stop() },
     { name: 'API', done: 'API closed', run: async () => (await started(api))?.close() },
+    // After the workers and the API, so the spans of their last work are flushed too (a step only when tracing is on).
+    ...(tracing ? [{ name: 'tracing', done: 'traces flushed', run: () => tracing.shutdown() }] : []),
     {
       name: 'servers',
       done: 'servers stopped',

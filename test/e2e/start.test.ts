@@ -1,19 +1,21 @@
 /**
  * `npm start` as a user runs it: a child process on free box.ports and a temporary data directory, driven over
- * HTTP. Ctrl-C (SIGINT to the process group) must leave nothing behind, and a second start finds its data.
+ * HTTP. Ctrl-C (SIGINT to the process group) must leave nothing behind, and a second start finds its data. The first
+ * start sends its traces to a loopback OTLP receiver (OTEL_EXPORTER_OTLP_ENDPOINT), as it would to a collector.
  */
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { embeddedDatabaseUrl } from '../../core/config.js';
+import { startHttpReceiver } from '../support/http-sinks.js';
 import { isListening } from '../support/ports.js';
 import { startStack, stackEnv, useStackSandbox, stopStack, type Stack } from '../support/stack.js';
 
 const box = useStackSandbox('start');
 
 const env = () => stackEnv(box.dataDir, box.ports);
-async function start(): Promise<Stack> {
-  box.current = await startStack(env());
+async function start(extra: NodeJS.ProcessEnv = {}): Promise<Stack> {
+  box.current = await startStack({ ...env(), ...extra });
   return box.current;
 }
 
@@ -40,7 +42,10 @@ const api = (path: string, init: RequestInit & { token?: string } = {}) =>
 
 describe('npm start', () => {
   it('runs the whole product, answers deep readiness, shows runs by TenantId in the Web UI, stops cleanly', async () => {
-    const stack = await start();
+    const collector = await startHttpReceiver(
+      () => (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'),
+    );
+    const stack = await start({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_SERVICE_NAME: 'e2e-start' });
     expect(stack.output()).toContain(`http://127.0.0.1:${box.ports.ui}/namespaces/default/workflows?query=TenantId`);
 
     const ready = await api('/ready?deep=true');
@@ -117,6 +122,18 @@ describe('npm start', () => {
     expect(simulationListed).toBe(true);
 
     expect(await stop(stack)).toBe(0);
+    // The spans were flushed by the shutdown at the latest: a request's, a workflow's and an activity's.
+    await collector.close();
+    const exported = collector.received.filter((r) => r.method === 'POST' && r.url === '/v1/traces');
+    const spans = exported.map((r) => r.body).join('\n');
+    expect(spans).toContain('e2e-start');
+    for (const name of [
+      'POST /api/v1/scheduler/policies/simulations',
+      'RunWorkflow:selfCheckWorkflow',
+      'RunActivity:evaluatePolicySimulation',
+    ]) {
+      expect(spans, name).toContain(name);
+    }
     for (const port of Object.values(box.ports)) expect(await isListening(port), `port ${port} still open`).toBe(false);
     expect(processesUsing(box.dataDir)).toEqual([]);
 
