@@ -11,7 +11,7 @@ import {
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import protos from '@temporalio/proto';
 import {
   cancelSagaUpdate,
@@ -183,8 +183,11 @@ export function createSagaTemporal(temporal: TemporalFacade, settings: { taskQue
         maximumPageSize: 1,
       }),
     );
-    const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    const input = payload ? defaultPayloadConverter.fromPayload<SagaInput | undefined>(payload) : undefined;
+    // A raw history holds payloads as the client's codecs wrote them (encrypted): decoded as the client would.
+    const { payloadConverter, payloadCodecs } = client.workflow.options.loadedDataConverter;
+    let payloads = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.slice(0, 1) ?? [];
+    for (const codec of [...payloadCodecs].reverse()) payloads = await codec.decode(payloads);
+    const input = payloads[0] ? payloadConverter.fromPayload<SagaInput | undefined>(payloads[0]) : undefined;
     return input?.generation ?? 0;
   };
 

@@ -14,13 +14,17 @@ import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../../api/server.js';
+import { createSagaTemporal } from '../../api/temporal/sagas.js';
 import { startSelfCheck } from '../../api/temporal/self-check.js';
 import { loadConfig, type AppConfig } from '../../core/config.js';
 import { ENCRYPTED_ENCODING, KEY_ID_METADATA, payloadCodecKeysOf } from '../../core/payload-codec.js';
 import { startWorkers, type RunningWorkers } from '../../workers/main.js';
+import { mirrorBundleExport } from '../../workflows/mirror-bundle-export/definitions.js';
+import { sagaWorkflowId } from '../../workflows/sagas/definitions.js';
 import { eventually } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
+import { exportRequested } from '../support/sagas.js';
 import { createDevServerEnv } from '../support/temporal.js';
 
 const TENANT = `codec-${randomUUID().slice(0, 8)}`;
@@ -146,5 +150,37 @@ describe('payload encryption of the product API and workers', () => {
     expect(failed?.message).toBe('Encoded failure');
     expect(failed?.stackTrace ?? '').toBe('');
     expectEncrypted([failed!.encodedAttributes as Payload], localKey!.id, ['activityCount', 'between']);
+  });
+
+  it('reads the generation of a saga run from its encrypted start input when the run is started again', async () => {
+    const [localKey] = await payloadCodecKeysOf(config);
+    const bundleId = `codec-${randomUUID().slice(0, 8)}`;
+    const workflowId = sagaWorkflowId(TENANT, mirrorBundleExport.name, bundleId);
+    // A closed run under the saga's id whose (encrypted) input carries a generation, run to its end by the worker.
+    const earlier = await api!.temporal.client.workflow.start('selfCheckWorkflow', {
+      workflowId,
+      taskQueue: 'policy-simulation',
+      args: [{ tenantId: TENANT, activityCount: 0, generation: 4 }],
+    });
+    await earlier.result();
+
+    // On a queue no worker serves: only the start is looked at.
+    const sagas = createSagaTemporal(api!.temporal, { taskQueuePrefix: 'unserved-' });
+    const route = {
+      sagaName: mirrorBundleExport.name,
+      workflowType: mirrorBundleExport.workflowType,
+      correlationId: bundleId,
+      workflowId,
+      starts: true,
+    };
+    await expect(sagas.startAgain(route, exportRequested(bundleId, { tenantId: TENANT }))).resolves.toEqual({
+      delivery: 'started',
+      generation: 5,
+    });
+    const restarted = (await rawHistory(workflowId)).find(
+      (event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+    )?.workflowExecutionStartedEventAttributes;
+    expectEncrypted((restarted?.input?.payloads ?? []) as Payload[], localKey!.id, [TENANT, bundleId, 'generation']);
+    await api!.temporal.client.workflow.getHandle(workflowId).terminate('test over');
   });
 });
