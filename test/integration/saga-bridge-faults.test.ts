@@ -234,7 +234,7 @@ async function settleAndVerify(plan: DrillPlan, before: ConsumerInfo, describeSt
           .slice(i, i + 25)
           .map(
             (s) =>
-              stack.env.client.workflow
+              stack.client.workflow
                 .getHandle(sagaWorkflowId(plan.tenant, s.sagaName, s.correlationId))
                 .result() as Promise<SagaView>,
           ),

@@ -44,6 +44,7 @@ import {
   killAllWorkerProcesses,
   killWorkerProcess,
   startWorkerProcess,
+  workerProcessDataConverter,
   workerProcessEnv,
   type WorkerProcess,
 } from '../support/worker-process.js';
@@ -121,7 +122,11 @@ beforeAll(async () => {
     freePort(),
     mkdtemp(join(tmpdir(), 'stellaops-saga-crash-')),
   ]);
-  temporal = createTemporalFacade({ address: env.address, namespace: env.namespace ?? 'default' });
+  temporal = createTemporalFacade({
+    address: env.address,
+    namespace: env.namespace ?? 'default',
+    dataConverter: await workerProcessDataConverter(dataDir),
+  });
   ingress = createSagaIngress({
     pool: db.pool,
     logger: createLogger({ level: 'warn', name: 'saga-crash' }),

@@ -21,7 +21,12 @@ import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { createDevServerEnv } from '../support/temporal.js';
 import { pipeToUpstream } from '../support/tcp-proxy.js';
 import { createTestPki, type TestPki } from '../support/tls.js';
-import { killAllWorkerProcesses, startWorkerProcess, workerProcessEnv } from '../support/worker-process.js';
+import {
+  killAllWorkerProcesses,
+  startWorkerProcess,
+  workerProcessDataConverter,
+  workerProcessEnv,
+} from '../support/worker-process.js';
 
 const TEST_TIMEOUT_MS = 180_000;
 
@@ -82,14 +87,19 @@ describe('Temporal over mutual TLS', () => {
   it(
     'a worker process and the API client connect with the client certificate and run a self-check',
     async () => {
+      const dataDir = join(dir, 'worker');
       await startWorkerProcess({
-        ...workerProcessEnv({ dataDir: join(dir, 'worker'), env, db }),
+        ...workerProcessEnv({ dataDir, env, db }),
         ...tlsEnv(),
         WORKER_MODE: 'saga',
       });
       const config = loadConfig({ ...tlsEnv(), TEMPORAL_NAMESPACE: env.namespace ?? 'default' });
       expect(config.temporal.tls?.clientCertificate).toBeDefined();
-      const facade = createTemporalFacade({ ...temporalConnectionOf(config), namespace: config.temporal.namespace });
+      const facade = createTemporalFacade({
+        ...temporalConnectionOf(config),
+        namespace: config.temporal.namespace,
+        dataConverter: await workerProcessDataConverter(dataDir),
+      });
       facades.push(facade);
       const { handle } = await startSelfCheck(facade, {
         tenantId: 'local',

@@ -17,7 +17,12 @@ import { eventually } from '../support/http-sinks.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { simulationBody } from '../support/simulations.js';
 import { createDevServerEnv } from '../support/temporal.js';
-import { killAllWorkerProcesses, killWorkerProcess, startWorkerProcess } from '../support/worker-process.js';
+import {
+  killAllWorkerProcesses,
+  killWorkerProcess,
+  startWorkerProcess,
+  workerProcessDataConverter,
+} from '../support/worker-process.js';
 
 /** Recovery must take less than this after the crash. */
 const RECOVERY_BOUND_MS = 30_000;
@@ -62,8 +67,12 @@ async function startPeer(answer: (req: IncomingMessage, body: string, res: Serve
 
 beforeAll(async () => {
   [env, db, engine] = await Promise.all([createDevServerEnv(), createTestDatabase(), startPolicyEngine()]);
-  temporal = createTemporalFacade({ address: env.address, namespace: 'default' });
   dataDir = await mkdtemp(join(tmpdir(), 'stellaops-worker-crash-'));
+  temporal = createTemporalFacade({
+    address: env.address,
+    namespace: 'default',
+    dataConverter: await workerProcessDataConverter(dataDir),
+  });
 });
 afterAll(async () => {
   await killAllWorkerProcesses();

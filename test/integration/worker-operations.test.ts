@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,6 +33,7 @@ import {
   killAllWorkerProcesses,
   signalWorkerProcess,
   startWorkerProcess,
+  workerProcessDataConverter,
   workerProcessEnv,
   type WorkerProcess,
 } from '../support/worker-process.js';
@@ -167,7 +169,13 @@ const typeName = (type: string) => type.replace(/^EVENT_TYPE_/, '');
 
 /** Resolves once the saga's workflow (started by the bridge, some time after the publish) has completed. */
 async function finished(workflowId: string): Promise<void> {
-  const handle = env.client.workflow.getHandle(workflowId);
+  // With the workers' data converter: the result is encrypted.
+  const client = new Client({
+    connection: env.connection,
+    namespace: env.namespace ?? 'default',
+    dataConverter: await workerProcessDataConverter(dataDir),
+  });
+  const handle = client.workflow.getHandle(workflowId);
   await eventually(
     () =>
       handle.describe().then(

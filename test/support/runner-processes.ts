@@ -15,6 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, type ConsumerInfo } from '@nats-io/jetstream';
+import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { AppConfig, WorkerMode } from '../../core/config.js';
 import { createLogger } from '../../core/logger.js';
@@ -27,7 +28,7 @@ import { freePort } from './ports.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 import { createProcessGroups, killProcessGroup } from './process-groups.js';
 import { createDevServerEnv } from './temporal.js';
-import { workerProcessEnv } from './worker-process.js';
+import { workerProcessDataConverter, workerProcessEnv } from './worker-process.js';
 
 /** What one replica is. */
 export interface RunnerSpec {
@@ -219,6 +220,8 @@ export interface RunnerDrillOptions {
 /** The shared parts of a drill and the replicas running on them. */
 export interface RunnerDrillStack {
   env: TestWorkflowEnvironment;
+  /** A client of `env` with the replicas' data converter: it reads the results they encrypt. */
+  client: Client;
   db: TestDatabase;
   nats: TestNats;
   /** The reference services; their emitter publishes the Gateway's events to the aggregate stream. */
@@ -277,8 +280,15 @@ export async function startRunnerDrillStack(options: RunnerDrillOptions = {}): P
   });
   const aggregates = createJetStreamEmitter({ js: jetstream(nats.connection), subjectPrefix, logger });
 
+  const client = new Client({
+    connection: env.connection,
+    namespace: env.namespace ?? 'default',
+    dataConverter: await workerProcessDataConverter(dataDir),
+  });
+
   return {
     env,
+    client,
     db,
     nats,
     reference: reference as RunningReferenceServices & { emitter: OutboxEmitter },

@@ -6,7 +6,10 @@
  * ends, and when the test process exits however it exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { DataConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { loadConfig } from '../../core/config.js';
+import { dataConverterOf } from '../../core/payload-codec.js';
 import type { TestDatabase } from './postgres.js';
 import { createProcessGroups, killProcessGroup } from './process-groups.js';
 
@@ -48,6 +51,14 @@ export function workerProcessEnv(servers: {
     TEMPORAL_NAMESPACE: servers.env.namespace ?? 'default',
     DATABASE_URL: servers.db.url,
   };
+}
+
+/**
+ * The data converter of the worker processes on `dataDir`: the payload codec of the key they generate there, so a
+ * test's client reads what they encrypt (results, queries, failures), as the API of the same data directory does.
+ */
+export function workerProcessDataConverter(dataDir: string): Promise<DataConverter> {
+  return dataConverterOf(loadConfig({ DATA_DIR: dataDir }));
 }
 
 /**
