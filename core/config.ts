@@ -211,7 +211,7 @@ export function parsePayloadCodecKey(entry: string): PayloadCodecKey | { problem
     return { problem: "must start with a key id of 1 to 64 letters, digits, '.', '_' or '-' before the ':'" };
   }
   // Buffer.from ignores what is not base64: a strict check, so a typo is not a silently shorter key.
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded)) {
     return { problem: `(key id "${id}") must have a base64 key after the ':'` };
   }
   const key = Buffer.from(encoded, 'base64');

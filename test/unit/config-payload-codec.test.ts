@@ -57,6 +57,11 @@ describe('payload codec configuration', () => {
     ]);
   });
 
+  it('takes a key without its base64 padding', () => {
+    const { keys } = loadConfig({ PAYLOAD_CODEC_KEYS: `k:${KEY_A.replace(/=+$/, '')}` }).payloadCodec;
+    expect(keys).toEqual([{ id: 'k', key: Buffer.from(KEY_A, 'base64') }]);
+  });
+
   it('reads PAYLOAD_CODEC_KEYS_FILE: one entry a line, comments and blank lines skipped', () => {
     const content = `# rotated yearly\n\n2025:${KEY_A}\r\n  # the newest last\n2026:${KEY_B}\n`;
     const { keys } = loadConfig({ PAYLOAD_CODEC_KEYS_FILE: FILE }, serving(content)).payloadCodec;
