@@ -32,9 +32,12 @@ export function sanitizeHistory(value: unknown): unknown {
   );
 }
 
-/** Writes the handle's (sanitized) history as `<name>.json` when recording; a no-op otherwise. */
-export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
+/**
+ * Writes the handle's (sanitized) history as `<name>.json` in `dir` (a folder path ending in `/`, the committed
+ * histories by default) when recording; a no-op otherwise.
+ */
+export async function recordHistory(handle: WorkflowHandle, name: string, dir: string = HISTORIES_DIR): Promise<void> {
   if (process.env.RECORD_HISTORIES !== '1') return;
   const history = JSON.parse(historyToJSON(await handle.fetchHistory())) as unknown;
-  await writeFile(`${HISTORIES_DIR}${name}.json`, `${JSON.stringify(sanitizeHistory(history), null, 2)}\n`);
+  await writeFile(`${dir}${name}.json`, `${JSON.stringify(sanitizeHistory(history), null, 2)}\n`);
 }
