@@ -1,10 +1,11 @@
 /**
- * `npm run bench [-- metrics|throughput]`: runs the benchmarks and prints their figures. Each reports a ratio
- * against a baseline measured in the same run on the same machine; none is a pass/fail test.
+ * `npm run bench [-- metrics|throughput|pack-approvals|sagas|codec]`: runs the benchmarks and prints their figures.
+ * Each reports a ratio against a baseline measured in the same run on the same machine; none is a pass/fail test.
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { benchMetricsLatency } from './metrics-latency.js';
 import { benchPackApprovals } from './pack-approvals.js';
+import { benchPayloadCodec } from './payload-codec.js';
 import { benchSagaIngress } from './saga-ingress.js';
 import { benchSagaJetStream } from './saga-jetstream.js';
 import { benchSagaThroughput } from './saga-throughput.js';
@@ -40,4 +41,8 @@ if (which === 'all' || which === 'sagas' || which === 'saga-ingress') {
 if (which === 'all' || which === 'sagas' || which === 'saga-jetstream') {
   console.log('sagas over JetStream vs the ingress: throughput, consumer lag at a steady rate, backlog drain:');
   console.log(format(await benchSagaJetStream()));
+}
+if (which === 'all' || which === 'codec') {
+  console.log('payload codec off vs on (same server): CPU per payload, simulation throughput, ingestion latency:');
+  console.log(format(await benchPayloadCodec()));
 }

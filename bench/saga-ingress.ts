@@ -45,7 +45,7 @@ function startEvent(i: number): AggregateEvent {
  * Calls `send(i)` at `rate` per second for `seconds` (open loop: requests leave on schedule whatever the answers),
  * starting `offsetMs` in; resolves with the latency of each call in milliseconds.
  */
-async function steady(
+export async function steady(
   rate: number,
   seconds: number,
   offsetMs: number,

@@ -2,6 +2,7 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivitiesByQueue, type ActivityDeps } from '../activities/index.js';
 import { createEffectsManifestSource, loadEffectsManifest } from '../activities/sagas/effects-manifest.js';
@@ -16,7 +17,7 @@ import { startReferenceServices, type RunningReferenceServices } from '../refere
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../stack/postgres.js';
 import { startDevServer } from '../stack/temporal.js';
 import type { AggregateEvent, SagaView } from '../workflows/sagas/definitions.js';
-import { bundleWorkflows, createWorkerHost } from '../workers/host.js';
+import { bundleWorkflows, createWorkerHost, type WorkerHost } from '../workers/host.js';
 import { freePort } from '../stack/ports.js';
 
 export { freePort };
@@ -66,29 +67,52 @@ export async function closedLoop(count: number, concurrency: number, one: () => 
   return count / ((Date.now() - started) / 1000);
 }
 
-/** Postgres, a dev server and workers on every queue, as the benchmarks need them. */
+/** A Temporal client and workers on every queue of a {@link startBenchStack} server, of one data converter. */
+export interface BenchWorkers {
+  temporal: TemporalFacade;
+  /** Prefix of the queues these workers serve (give it to the start helpers and `buildApp`). */
+  taskQueuePrefix: string;
+}
+
+/**
+ * Postgres, a dev server and workers on every queue, as the benchmarks need them. `addWorkers` adds another client and
+ * set of workers on the same server and Postgres with a data converter (the bundle built with it, as the product's
+ * workers are) on queues under their own prefix, so one process compares converters on the same stack.
+ */
 export async function startBenchStack(activities: Omit<ActivityDeps, 'pool' | 'logger'>) {
   const pg = await benchPostgres();
   const server = await startDevServer({ ip: '127.0.0.1', port: await freePort(), namespace: 'default' });
   const connection = await NativeConnection.connect({ address: server.address });
-  const temporal = createTemporalFacade({ address: server.address, namespace: 'default' });
-  const host = await createWorkerHost({
-    connection,
-    namespace: 'default',
-    queues: TASK_QUEUES,
-    activitiesByQueue: createActivitiesByQueue({ pool: pg.pool, logger, ...activities }),
-    workflowBundle: await bundleWorkflows(),
-    logger,
-  });
-  const running = host.run();
+  const activitiesByQueue = createActivitiesByQueue({ pool: pg.pool, logger, ...activities });
+  const hosts: { host: WorkerHost; running: Promise<void>; temporal: TemporalFacade }[] = [];
+  const addWorkers = async (
+    options: { dataConverter?: DataConverter; taskQueuePrefix?: string } = {},
+  ): Promise<BenchWorkers> => {
+    const { dataConverter, taskQueuePrefix = '' } = options;
+    const temporal = createTemporalFacade({ address: server.address, namespace: 'default', dataConverter });
+    const host = await createWorkerHost({
+      connection,
+      namespace: 'default',
+      queues: TASK_QUEUES,
+      activitiesByQueue,
+      workflowBundle: await bundleWorkflows({ dataConverter }),
+      logger,
+      taskQueuePrefix,
+      dataConverter,
+    });
+    hosts.push({ host, running: host.run(), temporal });
+    return { temporal, taskQueuePrefix };
+  };
+  const { temporal } = await addWorkers();
   return {
     pool: pg.pool,
     temporal,
+    addWorkers,
     async close() {
-      host.shutdown();
-      await running;
+      for (const { host } of hosts) host.shutdown();
+      await Promise.all(hosts.map(({ running }) => running));
       await connection.close();
-      await temporal.close();
+      await Promise.all(hosts.map(({ temporal }) => temporal.close()));
       await server.stop();
       await pg.close();
     },
