@@ -144,11 +144,15 @@ export async function startWorkers(
         logger,
       });
     }
+    const tracing = currentTracing();
+    const temporalTracing = tracing && (await temporalTracingOf(tracing));
     if (nats && config.nats.bridge.enabled) {
       const temporal = createTemporalFacade({
         ...temporalConnectionOf(config),
         namespace: config.temporal.namespace,
         dataConverter,
+        // A saga event's own trace context reaches its workflow through the client's signal, as over HTTP.
+        interceptors: temporalTracing?.clientInterceptors,
       });
       closers.push(() => temporal.close());
       bridge = await startSagaBridge({
@@ -160,8 +164,6 @@ export async function startWorkers(
         metrics,
       });
     }
-    const tracing = currentTracing();
-    const temporalTracing = tracing && (await temporalTracingOf(tracing));
     const host = await createWorkerHost({
       connection,
       namespace: config.temporal.namespace,
