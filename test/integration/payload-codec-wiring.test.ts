@@ -25,6 +25,7 @@ import { eventually } from '../support/http-sinks.js';
 import { memoryLogger } from '../support/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { exportRequested } from '../support/sagas.js';
+import { inProcessProductEnv } from '../support/config.js';
 import { createDevServerEnv } from '../support/temporal.js';
 
 const TENANT = `codec-${randomUUID().slice(0, 8)}`;
@@ -46,19 +47,12 @@ beforeAll(async () => {
     mkdtemp(join(tmpdir(), 'payload-codec-wiring-')),
   ]);
   // No PAYLOAD_CODEC_KEYS: the key generated under DATA_DIR, as `npm start` runs.
-  config = loadConfig({
-    NODE_ENV: 'test',
-    DATA_DIR: dataDir,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_NAMESPACE: env.namespace ?? 'default',
-    DATABASE_URL: db.url,
-    WORKER_QUEUES: 'policy-simulation',
-    WORKER_OPS_PORT: '0',
-    NATS_BRIDGE: 'false',
-    NATS_EGRESS: 'false',
-    API_PORT: '0',
-    SELF_CHECK_TENANT: TENANT,
-  });
+  config = loadConfig(
+    inProcessProductEnv(
+      { dataDir, temporalAddress: env.address, namespace: env.namespace, databaseUrl: db.url },
+      { WORKER_QUEUES: 'policy-simulation', SELF_CHECK_TENANT: TENANT },
+    ),
+  );
   // The test setup installed the SDK runtime, without a metrics exporter: /metrics is not asked for here.
   workers = await startWorkers(config, logger, { sdkMetricsUrl: 'http://127.0.0.1:1/metrics' });
   api = await startApiServer(config, logger);

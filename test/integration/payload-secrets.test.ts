@@ -30,6 +30,7 @@ import { memoryLogger, type MemoryLogger } from '../support/logger.js';
 import { postSignedEvent, sampleEvent } from '../support/pack-approvals.js';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.js';
 import { simulationBody } from '../support/simulations.js';
+import { inProcessProductEnv } from '../support/config.js';
 import { createDevServerEnv } from '../support/temporal.js';
 
 const TENANT = `secrets-${randomUUID().slice(0, 8)}`;
@@ -66,19 +67,12 @@ beforeAll(async () => {
     mkdtemp(join(tmpdir(), 'payload-secrets-')),
   ]);
   // No PAYLOAD_CODEC_KEYS, no SMTP_URL: the key and the event secret generated under DATA_DIR, mail to its inbox.
-  config = loadConfig({
-    NODE_ENV: 'test',
-    DATA_DIR: dataDir,
-    TEMPORAL_ADDRESS: env.address,
-    TEMPORAL_NAMESPACE: env.namespace ?? 'default',
-    DATABASE_URL: db.url,
-    POLICY_ENGINE_URL: engine.url,
-    WORKER_QUEUES: 'policy-simulation,pack-approval',
-    WORKER_OPS_PORT: '0',
-    NATS_BRIDGE: 'false',
-    NATS_EGRESS: 'false',
-    API_PORT: '0',
-  });
+  config = loadConfig(
+    inProcessProductEnv(
+      { dataDir, temporalAddress: env.address, namespace: env.namespace, databaseUrl: db.url },
+      { POLICY_ENGINE_URL: engine.url, WORKER_QUEUES: 'policy-simulation,pack-approval' },
+    ),
+  );
   cli = (await resolveTemporalCli({ build: false, allowDownload: false })).path!;
   // The test setup installed the SDK runtime, without a metrics exporter: /metrics is not asked for here.
   workers = await startWorkers(config, log.logger, { sdkMetricsUrl: 'http://127.0.0.1:1/metrics' });
