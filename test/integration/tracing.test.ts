@@ -56,10 +56,10 @@ describe('tracing on', () => {
     await env?.teardown();
   });
 
-  it('carries one trace id from the API request through the workflow and activity to the Policy Engine call', async () => {
-    const logger = createLogger({ level: 'warn', name: 'tracing-test' });
-    // The engine refuses the evaluation for good: the first call is all the test needs.
-    const engine = await startHttpReceiver(() => (res) => res.writeHead(422).end());
+  const logger = createLogger({ level: 'warn', name: 'tracing-test' });
+
+  /** The API over a Temporal client with tracing's interceptors, on task queues of its own. */
+  async function tracedApi() {
     const signer = await createTestSigner();
     const temporalTracing = await temporalTracingOf(tracing);
     const temporal = createTemporalFacade({
@@ -68,6 +68,7 @@ describe('tracing on', () => {
       interceptors: temporalTracing.clientInterceptors,
     });
     const taskQueuePrefix = `${uniqueName('trace')}-`;
+    const eventSecret = generateWebhookSecret();
     const app = await buildApp({
       config: loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE }),
       logger,
@@ -75,8 +76,15 @@ describe('tracing on', () => {
       temporal,
       verifyToken: signer.verifier,
       taskQueuePrefix,
-      packApprovalSecrets: { eventSecrets: [generateWebhookSecret()], linkSecret: generateSecret() },
+      packApprovalSecrets: { eventSecrets: [eventSecret], linkSecret: generateSecret() },
     });
+    return { app, temporal, signer, temporalTracing, taskQueuePrefix, eventSecret };
+  }
+
+  it('carries one trace id from the API request through the workflow and activity to the Policy Engine call', async () => {
+    // The engine refuses the evaluation for good: the first call is all the test needs.
+    const engine = await startHttpReceiver(() => (res) => res.writeHead(422).end());
+    const { app, temporal, signer, temporalTracing, taskQueuePrefix } = await tracedApi();
     const host = await createWorkerHost({
       connection: env.nativeConnection,
       namespace: env.namespace ?? 'default',
@@ -133,25 +141,8 @@ describe('tracing on', () => {
   }, 180_000);
 
   it("continues the trace an event carries: a pack-approval event's traceparent, a saga event's metadata", async () => {
-    const logger = createLogger({ level: 'warn', name: 'tracing-test' });
-    const signer = await createTestSigner();
-    const temporalTracing = await temporalTracingOf(tracing);
-    const temporal = createTemporalFacade({
-      address: env.address,
-      namespace: env.namespace ?? 'default',
-      interceptors: temporalTracing.clientInterceptors,
-    });
-    const eventSecret = generateWebhookSecret();
     // No worker: the signals are the client's spans, which is where the event's trace context must arrive.
-    const app = await buildApp({
-      config: loadConfig({ AUTH_JWT_ISSUER: TEST_ISSUER, AUTH_JWT_AUDIENCE: TEST_AUDIENCE }),
-      logger,
-      pool: db.pool,
-      temporal,
-      verifyToken: signer.verifier,
-      taskQueuePrefix: `${uniqueName('trace')}-`,
-      packApprovalSecrets: { eventSecrets: [eventSecret], linkSecret: generateSecret() },
-    });
+    const { app, temporal, signer, eventSecret } = await tracedApi();
     const [packTrace, sagaTrace] = ['a1', 'b2'].map((p) => p.repeat(16));
     try {
       const pack = sampleEvent({ traceparent: `00-${packTrace}-1111111111111111-01` });
