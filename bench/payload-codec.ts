@@ -1,11 +1,12 @@
 /**
  * What the payload codec costs: the product's data converter (`dataConverterOf`: AES-256-GCM codec of a generated
  * 32-byte key and the failure converter) on a client and workers of their own vs the SDK's default converter, on the
- * same dev server, Postgres and two cores in the same process. Off and on alternate round by round (off, on, on, off)
- * so drift of the machine hits both sides alike: simulation throughput in a closed loop (workflows/s, ratio on/off)
+ * same dev server, Postgres and two cores in the same process. Off and on alternate in short rounds (see `ROUNDS`) so
+ * drift of the machine hits both sides alike: simulation throughput in a closed loop (workflows/s, ratio on/off)
  * and pack-approval ingestion latency through the API at a steady rate (p50/p99, ratio on/off). A pure-CPU figure
  * comes first, on a quiet machine: JSON conversion of a typical payload (a pack-approval event) alone vs with the
- * codec's encode and decode (µs per payload). Goal: the codec costs under 10 % (ratios within 0.9–1.1).
+ * codec's encode and decode (µs per payload). Goal: the codec costs under 10 % (throughput ratio ≥ 0.9, latency
+ * ratios ≤ 1.1).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -165,7 +166,7 @@ export async function benchPayloadCodec(): Promise<Record<string, number>> {
     };
 
     // Warm-up of both sides, long enough for the throughput to settle (it climbs over the first hundred runs).
-    for (const side of SIDES) await closedLoop(Math.max(50, RUNS / 2), CONCURRENCY, simulation(side));
+    for (const side of SIDES) await closedLoop(Math.max(50, Math.ceil(RUNS / 2)), CONCURRENCY, simulation(side));
     const throughput: Record<Side, number[]> = { off: [], on: [] };
     for (const side of ROUNDS) {
       throughput[side].push(await closedLoop(Math.ceil(RUNS / 2), CONCURRENCY, simulation(side)));
