@@ -189,8 +189,11 @@ export interface PayloadCodecConfig {
   keys: PayloadCodecKey[] | undefined;
   /** `CODEC_CORS_ORIGINS`: browser origins the codec endpoint answers (the Web UI's); default the embedded UI's. */
   corsOrigins: string[];
-  /** `CODEC_TRUST_LOCAL_UI`: the codec endpoint trusts the embedded Web UI without a token (`npm start` only). */
-  trustLocalUi: boolean;
+  /**
+   * `CODEC_TRUST_LOCAL_UI`: the codec endpoint trusts the embedded Web UI without a token; undefined when unset, which
+   * `npm start` turns on (an explicit `false` keeps it off) and everything else takes as off.
+   */
+  trustLocalUi: boolean | undefined;
 }
 
 /** Length in bytes of an AES-256 key. */
@@ -301,7 +304,7 @@ function payloadCodecConfigOf(
   }
 
   const rawTrust = optional('CODEC_TRUST_LOCAL_UI')?.toLowerCase();
-  const trustLocalUi = rawTrust === 'true';
+  const trustLocalUi = rawTrust === undefined ? undefined : rawTrust === 'true';
   if (rawTrust !== undefined && rawTrust !== 'true' && rawTrust !== 'false') {
     problems.push(`CODEC_TRUST_LOCAL_UI must be true or false (got "${env.CODEC_TRUST_LOCAL_UI}")`);
   }

@@ -21,10 +21,12 @@ import { startWorkers, type RunningWorkers } from '../workers/main.js';
 /**
  * `config` with the codec endpoint trusting the embedded Web UI (`CODEC_TRUST_LOCAL_UI`), when this start runs the dev
  * server and its UI: that UI has no login, so it cannot pass a token (see `api/routes/codec.ts`). Never with
- * `NODE_ENV=production`, which refuses the setting, nor against an external Temporal, whose UI is not ours.
+ * `NODE_ENV=production`, which refuses the setting, nor against an external Temporal, whose UI is not ours, nor with
+ * `CODEC_TRUST_LOCAL_UI=false`.
  */
 function trustingEmbeddedUi(config: AppConfig): AppConfig {
-  if (config.env === 'production' || config.temporal.address) return config;
+  if (config.env === 'production' || config.temporal.address || config.payloadCodec.trustLocalUi === false)
+    return config;
   return { ...config, payloadCodec: { ...config.payloadCodec, trustLocalUi: true } };
 }
 

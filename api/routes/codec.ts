@@ -124,7 +124,7 @@ export const codecRoutes: FastifyPluginAsyncTypebox<{ deps: AppDeps }> = async (
     if (request.method === 'OPTIONS') return;
     // The socket's own address, never a forwarded one. A browser page cannot forge its Origin; a process on this
     // machine can, which is why only local runs may trust the embedded UI.
-    if (trustLocalUi && isLoopbackAddress(request.socket.remoteAddress) && allowedOrigin(request)) return;
+    if (trustLocalUi === true && isLoopbackAddress(request.socket.remoteAddress) && allowedOrigin(request)) return;
     await authenticate(deps.verifyToken, request, [Scope.PayloadsDecode]);
   });
 

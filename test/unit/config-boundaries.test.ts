@@ -114,7 +114,7 @@ describe('configuration defaults', () => {
       payloadCodec: {
         keys: undefined,
         corsOrigins: ['http://127.0.0.1:8233', 'http://localhost:8233'],
-        trustLocalUi: false,
+        trustLocalUi: undefined,
       },
     };
     expect(loadConfig({})).toEqual(expected);
@@ -188,6 +188,7 @@ describe('configuration defaults', () => {
       NATS_BRIDGE_MAX_DELIVER: '8',
       NATS_BRIDGE_BATCH: '20',
       NATS_EGRESS: 'true',
+      CODEC_TRUST_LOCAL_UI: 'false',
     });
     expect(config).toEqual({
       env: 'production',

@@ -41,7 +41,7 @@ describe('payload codec configuration', () => {
     expect(loadConfig({}).payloadCodec).toEqual({
       keys: undefined,
       corsOrigins: ['http://127.0.0.1:8233', 'http://localhost:8233'],
-      trustLocalUi: false,
+      trustLocalUi: undefined,
     });
     expect(loadConfig({ TEMPORAL_UI_PORT: '18233' }).payloadCodec.corsOrigins).toEqual([
       'http://127.0.0.1:18233',
@@ -154,6 +154,8 @@ describe('payload codec configuration', () => {
   });
 
   it('reads CODEC_TRUST_LOCAL_UI, refusing other values and production', () => {
+    // Unset is neither: npm start turns it on, an explicit false keeps it off there too.
+    expect(loadConfig({}).payloadCodec.trustLocalUi).toBeUndefined();
     expect(loadConfig({ CODEC_TRUST_LOCAL_UI: 'true' }).payloadCodec.trustLocalUi).toBe(true);
     expect(loadConfig({ CODEC_TRUST_LOCAL_UI: 'FALSE' }).payloadCodec.trustLocalUi).toBe(false);
     expect(problemsOf({ CODEC_TRUST_LOCAL_UI: 'yes' })).toEqual([
