@@ -19,6 +19,7 @@ export default {
     'notify/*.ts',
     '!notify/default-templates.ts',
     'core/config.ts',
+    'core/payload-codec.ts',
     'policy-engine/evaluate.ts',
     'policy-engine/model.ts',
     'activities/shared/outbound-policy.ts',

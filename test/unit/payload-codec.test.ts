@@ -3,7 +3,7 @@
  * its key, payloads from before the codec passing through, and every failure naming the key id, never the key.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
@@ -112,6 +112,23 @@ describe('payload codec', () => {
     await expect(decodeOne([NEW], { ...encoded, metadata: withoutId })).rejects.toThrow(/names no key/);
   });
 
+  it('round-trips an empty payload, whose ciphertext is only the IV and the tag', async () => {
+    const empty: Payload = { metadata: {}, data: new Uint8Array() };
+    const encoded = await encodeOne([NEW], empty);
+    expect(encoded.data).toHaveLength(12 + 16);
+    const decoded = await decodeOne([NEW], encoded);
+    expect([decoded.metadata, Buffer.from(decoded.data ?? [])]).toEqual([{}, Buffer.alloc(0)]);
+  });
+
+  it('quotes at most 64 characters of a key id it cannot use (a payload may name anything)', async () => {
+    const encoded = await encodeOne([NEW]);
+    const long = 'x'.repeat(200);
+    const renamed = { ...encoded, metadata: { ...encoded.metadata, [KEY_ID_METADATA]: Buffer.from(long) } };
+    const error = await decodeOne([NEW], renamed).catch((e: unknown) => e as Error);
+    expect((error as Error).message).toContain(`"${'x'.repeat(64)}"`);
+    expect((error as Error).message).not.toContain('x'.repeat(65));
+  });
+
   it('refuses a ring that is empty, or has a key of the wrong length, a malformed or a repeated id', () => {
     expect(() => createPayloadCodec([])).toThrow(/at least one key/);
     expect(() => createPayloadCodec([{ id: 'short', key: randomBytes(16) }])).toThrow(
@@ -144,6 +161,22 @@ describe('payload codec keys of the configuration', () => {
     // Another process of the same data directory decrypts what this one encrypted.
     const encoded = await encodeOne([first!]);
     expect(defaultPayloadConverter.fromPayload(await decodeOne(again, encoded))).toEqual({ note: SECRET });
+  });
+
+  it('refuses a local key file that holds no valid entry, naming the file and never its content', async () => {
+    const broken = await mkdtemp(join(tmpdir(), 'payload-codec-broken-'));
+    try {
+      await mkdir(join(broken, 'auth'), { recursive: true });
+      await writeFile(join(broken, 'auth', 'payload-codec-key'), 'local-1:c2VjcmV0LWJ1dC1zaG9ydA==\n');
+      const error = await payloadCodecKeysOf(loadConfig({ DATA_DIR: broken })).catch((e: unknown) => e as Error);
+      expect((error as Error).message).toBe(
+        `The local payload codec key in ${broken}/auth/payload-codec-key (key id "local-1") must have a key of ` +
+          'exactly 32 bytes (got 16) (delete it only if no workflow history needs it)',
+      );
+      expect((error as Error).message).not.toContain('c2VjcmV0');
+    } finally {
+      await rm(broken, { recursive: true, force: true });
+    }
   });
 
   it('uses the configured keys and writes nothing then', async () => {
