@@ -1,4 +1,5 @@
 /** Loopback ports for the servers this product starts: probing whether one can be bound, or picking a free one. */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** Whether `port` could be bound on `host` a moment ago (`0`: any free port); resolves with the port bound. */
@@ -13,11 +14,40 @@ export function bindablePort(port: number, host = '127.0.0.1'): Promise<number |
   });
 }
 
+/** The lowest port {@link freePort} picks: below it lie the usual ports of well-known services. */
+const LOWEST_PICKED_PORT = 10_000;
+/** Random picks before {@link freePort} falls back to a port of the kernel's choice. */
+const PICK_ATTEMPTS = 50;
+
 /**
- * A TCP port on `host` that was free a moment ago. For a server that cannot report the port it bound to (`0`)
- * itself; another process may take it in between, which the caller's start then reports.
+ * The first port of the kernel's ephemeral range, which it hands out as the local port of outgoing connections
+ * (Linux's `ip_local_port_range`; its default where that cannot be read).
+ */
+export function ephemeralPortsStart(
+  read: () => string = () => readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'),
+): number {
+  try {
+    const start = Number(read().trim().split(/\s+/)[0]);
+    if (Number.isInteger(start) && start > 0 && start <= 65_535) return start;
+  } catch {
+    // Not Linux, or no /proc: the default below.
+  }
+  return 32_768;
+}
+
+/**
+ * A TCP port on `host` that was free a moment ago, for a server that cannot report the port it bound to (`0`)
+ * itself. Picked at random below the kernel's ephemeral range: a port of that range may become the local port of
+ * any outgoing connection between the pick and the server's bind (or between a stop and a restart on it), and the
+ * server would then find it taken. Another process may still take it in between, which the caller's start reports.
  */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const highest = Math.min(ephemeralPortsStart() - 1, 65_535);
+  for (let attempt = 0; attempt < PICK_ATTEMPTS && highest > LOWEST_PICKED_PORT; attempt++) {
+    const candidate = LOWEST_PICKED_PORT + Math.floor(Math.random() * (highest - LOWEST_PICKED_PORT + 1));
+    const port = await bindablePort(candidate, host);
+    if (port !== undefined) return port;
+  }
   const port = await bindablePort(0, host);
   if (port === undefined) throw new Error(`no free port on ${host}`);
   return port;
