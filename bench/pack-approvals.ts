@@ -7,8 +7,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
-import { createEmailSender, createSignedWebhookSender } from '../activities/pack-approval/channels.js';
-import { createTaskRunnerClient } from '../activities/pack-approval/task-runner.js';
 import { buildApp } from '../api/app.js';
 import type { TemporalFacade } from '../api/temporal/facade.js';
 import { loadBenchConfig, loadConfig, loadWebhookConfig } from '../core/config.js';
@@ -18,7 +16,7 @@ import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../test/support/au
 import { startHttpReceiver } from '../test/support/http-sinks.js';
 import { listDeliveries } from '../db/queries/pack-approvals.js';
 import { postSignedEvent, sampleEvent } from '../test/support/pack-approvals.js';
-import { closedLoop, logger, quantile, startBenchStack } from './support.js';
+import { benchPackApprovalDeps, closedLoop, logger, quantile, startBenchStack } from './support.js';
 
 const {
   ingestRate: RATE,
@@ -41,15 +39,7 @@ export async function benchPackApprovals(): Promise<Record<string, number>> {
   const stack = await startBenchStack({
     policyEngineUrl: 'http://127.0.0.1:1',
     policyWebhook: loadWebhookConfig({}),
-    packApprovals: {
-      email: createEmailSender({ from: 'bench@stellaops.local', inboxDir: inbox, logger }),
-      webhook: createSignedWebhookSender({ logger }),
-      taskRunner: createTaskRunnerClient({ logger }),
-      publicBaseUrl: 'http://127.0.0.1:3000',
-      linkSecret: secrets.linkSecret,
-      defaultLocale: 'en-US',
-      defaultRecipients: ['approvers@bench.local'],
-    },
+    packApprovals: benchPackApprovalDeps(inbox, secrets.linkSecret),
   });
   const { pool, temporal } = stack;
   const app = await buildApp({

@@ -8,15 +8,12 @@
  * codec's encode and decode (µs per payload). Goal: the codec costs under 10 % (throughput ratio ≥ 0.9, latency
  * ratios ≤ 1.1).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultPayloadConverter, type PayloadCodec } from '@temporalio/common';
-import { createEmailSender, createSignedWebhookSender } from '../activities/pack-approval/channels.js';
-import { createTaskRunnerClient } from '../activities/pack-approval/task-runner.js';
 import { buildApp } from '../api/app.js';
-import { startSimulation } from '../api/temporal/policy-simulations.js';
 import { loadBenchConfig, loadConfig, loadWebhookConfig, PAYLOAD_CODEC_KEY_BYTES } from '../core/config.js';
 import { generateSecret, generateWebhookSecret } from '../core/local-secrets.js';
 import { dataConverterOf } from '../core/payload-codec.js';
@@ -25,9 +22,16 @@ import { listDeliveries } from '../db/queries/pack-approvals.js';
 import { startPolicyEngine } from '../policy-engine/server.js';
 import { createTestSigner, TEST_AUDIENCE, TEST_ISSUER } from '../test/support/auth.js';
 import { postSignedEvent, sampleEvent } from '../test/support/pack-approvals.js';
-import type { policySimulationWorkflow } from '../workflows/policy-simulation/workflow.js';
 import { steady } from './saga-ingress.js';
-import { closedLoop, logger, quantile, startBenchStack, type BenchWorkers } from './support.js';
+import {
+  benchPackApprovalDeps,
+  closedLoop,
+  logger,
+  quantile,
+  runBenchSimulation,
+  startBenchStack,
+  type BenchWorkers,
+} from './support.js';
 
 const bench = loadBenchConfig();
 const { runs: RUNS, concurrency: CONCURRENCY } = bench.throughput;
@@ -95,15 +99,7 @@ export async function benchPayloadCodec(): Promise<Record<string, number>> {
   const stack = await startBenchStack({
     policyEngineUrl: engine.url,
     policyWebhook: loadWebhookConfig({}),
-    packApprovals: {
-      email: createEmailSender({ from: 'bench@stellaops.local', inboxDir: inbox, logger }),
-      webhook: createSignedWebhookSender({ logger }),
-      taskRunner: createTaskRunnerClient({ logger }),
-      publicBaseUrl: 'http://127.0.0.1:3000',
-      linkSecret: secrets.linkSecret,
-      defaultLocale: 'en-US',
-      defaultRecipients: ['approvers@bench.local'],
-    },
+    packApprovals: benchPackApprovalDeps(inbox, secrets.linkSecret),
   });
   const workers: Record<Side, BenchWorkers> = {
     off: { temporal: stack.temporal, taskQueuePrefix: '' },
@@ -117,23 +113,7 @@ export async function benchPayloadCodec(): Promise<Record<string, number>> {
   };
   const writer = await auth.token({ tenant: 'acme', scopes: [Scope.NotifierEventsWrite] });
 
-  const simulation = (side: Side) => async () => {
-    const { temporal, taskQueuePrefix } = workers[side];
-    const { doc } = await startSimulation(temporal, {
-      tenantId: 'bench',
-      body: {
-        policyId: 'baseline-security',
-        policyVersion: 3,
-        inputs: { sbomSet: ['sbom-payments-api', 'sbom-web-frontend'] },
-      },
-      idempotencyKey: randomUUID(),
-      requestedBy: 'bench',
-      evaluationTimeoutSeconds: 300,
-      taskQueuePrefix,
-    });
-    const result = await temporal.client.workflow.getHandle<typeof policySimulationWorkflow>(doc.workflowId).result();
-    if (result.status !== 'succeeded') throw new Error(`simulation ${doc.runId} did not succeed`);
-  };
+  const simulation = (side: Side) => () => runBenchSimulation(workers[side].temporal, workers[side].taskQueuePrefix);
 
   try {
     const urls = {

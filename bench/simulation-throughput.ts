@@ -3,13 +3,10 @@
  * activities (5), on the same dev server, worker and Postgres, in the same run. Reports workflows/s of each and
  * the ratio simulation / self-check; the goal is ≥ 0.8.
  */
-import { randomUUID } from 'node:crypto';
 import { loadBenchConfig, loadWebhookConfig } from '../core/config.js';
-import { startSimulation } from '../api/temporal/policy-simulations.js';
 import { startSelfCheck } from '../api/temporal/self-check.js';
 import { startPolicyEngine } from '../policy-engine/server.js';
-import type { policySimulationWorkflow } from '../workflows/policy-simulation/workflow.js';
-import { closedLoop, startBenchStack } from './support.js';
+import { closedLoop, runBenchSimulation, startBenchStack } from './support.js';
 
 const { runs: RUNS, concurrency: CONCURRENCY } = loadBenchConfig().throughput;
 /** Activities of one simulation: record queued, mark running, evaluate, record terminal, completion webhook. */
@@ -25,21 +22,7 @@ export async function benchSimulationThroughput(): Promise<Record<string, number
       taskQueue: 'policy-simulation',
       activityCount: SIMULATION_ACTIVITIES,
     }).then(({ handle }) => handle.result());
-  const simulation = async () => {
-    const { doc } = await startSimulation(temporal, {
-      tenantId: 'bench',
-      body: {
-        policyId: 'baseline-security',
-        policyVersion: 3,
-        inputs: { sbomSet: ['sbom-payments-api', 'sbom-web-frontend'] },
-      },
-      idempotencyKey: randomUUID(),
-      requestedBy: 'bench',
-      evaluationTimeoutSeconds: 300,
-    });
-    const result = await temporal.client.workflow.getHandle<typeof policySimulationWorkflow>(doc.workflowId).result();
-    if (result.status !== 'succeeded') throw new Error(`simulation ${doc.runId} did not succeed`);
-  };
+  const simulation = () => runBenchSimulation(temporal);
   try {
     await closedLoop(20, CONCURRENCY, selfCheck); // warm-up of both paths
     await closedLoop(20, CONCURRENCY, simulation);

@@ -1,10 +1,15 @@
 /** Shared set-up of the benchmarks: a throwaway embedded Postgres and Temporal dev server on free ports. */
+import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { createActivitiesByQueue, type ActivityDeps } from '../activities/index.js';
+import { createEmailSender, createSignedWebhookSender } from '../activities/pack-approval/channels.js';
+import type { PackApprovalDeps } from '../activities/pack-approval/index.js';
+import { createTaskRunnerClient } from '../activities/pack-approval/task-runner.js';
+import { startSimulation } from '../api/temporal/policy-simulations.js';
 import { createEffectsManifestSource, loadEffectsManifest } from '../activities/sagas/effects-manifest.js';
 import { createSagaIngress, type SagaIngress } from '../api/services/saga-ingress.js';
 import { createTemporalFacade, type TemporalFacade } from '../api/temporal/facade.js';
@@ -16,6 +21,7 @@ import { createPool, type Pool } from '../db/pool.js';
 import { startReferenceServices, type RunningReferenceServices } from '../reference-services/server.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../stack/postgres.js';
 import { startDevServer } from '../stack/temporal.js';
+import type { policySimulationWorkflow } from '../workflows/policy-simulation/workflow.js';
 import type { AggregateEvent, SagaView } from '../workflows/sagas/definitions.js';
 import { bundleWorkflows, createWorkerHost, type WorkerHost } from '../workers/host.js';
 import { freePort } from '../stack/ports.js';
@@ -227,4 +233,35 @@ export async function startSagaBenchStack(options: { scanDelayMs?: number } = {}
       await pg.close();
     },
   };
+}
+
+/** The pack-approval activities of a benchmark: mail to `inboxDir`, real webhook and Task Runner clients. */
+export function benchPackApprovalDeps(inboxDir: string, linkSecret: string): Omit<PackApprovalDeps, 'pool' | 'logger'> {
+  return {
+    email: createEmailSender({ from: 'bench@stellaops.local', inboxDir, logger }),
+    webhook: createSignedWebhookSender({ logger }),
+    taskRunner: createTaskRunnerClient({ logger }),
+    publicBaseUrl: 'http://127.0.0.1:3000',
+    linkSecret,
+    defaultLocale: 'en-US',
+    defaultRecipients: ['approvers@bench.local'],
+  };
+}
+
+/** Runs one policy simulation of the sample data to its end through `temporal`; throws unless it succeeded. */
+export async function runBenchSimulation(temporal: TemporalFacade, taskQueuePrefix?: string): Promise<void> {
+  const { doc } = await startSimulation(temporal, {
+    tenantId: 'bench',
+    body: {
+      policyId: 'baseline-security',
+      policyVersion: 3,
+      inputs: { sbomSet: ['sbom-payments-api', 'sbom-web-frontend'] },
+    },
+    idempotencyKey: randomUUID(),
+    requestedBy: 'bench',
+    evaluationTimeoutSeconds: 300,
+    ...(taskQueuePrefix !== undefined && { taskQueuePrefix }),
+  });
+  const result = await temporal.client.workflow.getHandle<typeof policySimulationWorkflow>(doc.workflowId).result();
+  if (result.status !== 'succeeded') throw new Error(`simulation ${doc.runId} did not succeed`);
 }
