@@ -2,11 +2,12 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { trace } from '@opentelemetry/api';
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postJson } from '../../activities/shared/http.js';
 import { createLogger } from '../../core/logger.js';
-import { startTracing, type Tracing } from '../../core/tracing.js';
+import type { Tracing } from '../../core/tracing.js';
+import { startInMemoryTracing } from '../support/tracing.js';
 
 /** A loopback receiver that keeps the headers of every request it answers. */
 async function startReceiver(): Promise<{ server: Server; url: URL; received: IncomingHttpHeaders[] }> {
@@ -60,12 +61,9 @@ describe('outbound calls with tracing off', () => {
 
 describe('outbound calls with tracing on', () => {
   let tracing: Tracing;
-  const exporter = new InMemorySpanExporter();
+  let exporter: InMemorySpanExporter;
   beforeAll(async () => {
-    tracing = (await startTracing(
-      { endpoint: undefined, serviceName: 'test' },
-      { spanProcessor: new SimpleSpanProcessor(exporter) },
-    ))!;
+    ({ tracing, exporter } = await startInMemoryTracing('test'));
   });
   afterAll(async () => {
     await tracing.shutdown();

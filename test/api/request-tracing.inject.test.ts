@@ -2,12 +2,13 @@
  * Request tracing on a real Fastify app: a server span per request named by the route template, continuing an
  * incoming `traceparent`, active while the handler runs, ended with the response status; nothing without tracing.
  */
-import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { InMemorySpanExporter, ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { registerRequestTracing } from '../../api/plugins/tracing.js';
-import { currentTracing, startTracing, type Tracing } from '../../core/tracing.js';
+import { currentTracing, type Tracing } from '../../core/tracing.js';
+import { startInMemoryTracing } from '../support/tracing.js';
 
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
 const INCOMING = `00-${TRACE_ID}-b7ad6b7169203331-01`;
@@ -46,15 +47,12 @@ describe('request tracing off', () => {
 });
 
 describe('request tracing on', () => {
-  const exporter = new InMemorySpanExporter();
+  let exporter: InMemorySpanExporter;
   let tracing: Tracing;
   let app: FastifyInstance;
   let seen: (string | undefined)[];
   beforeAll(async () => {
-    tracing = (await startTracing(
-      { endpoint: undefined, serviceName: 'request-tracing-test' },
-      { spanProcessor: new SimpleSpanProcessor(exporter) },
-    ))!;
+    ({ tracing, exporter } = await startInMemoryTracing('request-tracing-test'));
   });
   // An app of each test's own: its hooks are registered while the test runs.
   beforeEach(async () => {

@@ -4,7 +4,7 @@
  * the trace context an event carries (a pack-approval event's `traceparent`, a saga event's `metadata.traceparent`)
  * is the parent of the signal that delivers it.
  */
-import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivitiesByQueue } from '../../activities/index.js';
@@ -23,6 +23,7 @@ import { sampleEvent, signedHeaders } from '../support/pack-approvals.js';
 import { advisoryPublished, RAPID_RESET } from '../support/sagas.js';
 import { simulationBody } from '../support/simulations.js';
 import { createDevServerEnv, uniqueName } from '../support/temporal.js';
+import { startInMemoryTracing } from '../support/tracing.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const INCOMING = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
@@ -38,16 +39,13 @@ describe('tracing off', () => {
 });
 
 describe('tracing on', () => {
-  const exporter = new InMemorySpanExporter();
+  let exporter: InMemorySpanExporter;
   let tracing: Tracing;
   let env: TestWorkflowEnvironment;
   let db: TestDatabase;
 
   beforeAll(async () => {
-    tracing = (await startTracing(
-      { endpoint: undefined, serviceName: 'tracing-test' },
-      { spanProcessor: new SimpleSpanProcessor(exporter) },
-    ))!;
+    ({ tracing, exporter } = await startInMemoryTracing('tracing-test'));
     [env, db] = await Promise.all([createDevServerEnv(), createTestDatabase()]);
   }, 180_000);
   afterAll(async () => {
