@@ -36,19 +36,32 @@ export function ephemeralPortsStart(
 }
 
 /**
+ * A random port of [`low`, `high`] on `host` that was free a moment ago, or undefined when `attempts` picks were all
+ * taken. Another process may still take it before the caller binds it.
+ */
+export async function randomFreePort(
+  low: number,
+  high: number,
+  host = '127.0.0.1',
+  attempts = PICK_ATTEMPTS,
+): Promise<number | undefined> {
+  for (let attempt = 0; attempt < attempts && high >= low; attempt++) {
+    const port = await bindablePort(low + Math.floor(Math.random() * (high - low + 1)), host);
+    if (port !== undefined) return port;
+  }
+  return undefined;
+}
+
+/**
  * A TCP port on `host` that was free a moment ago, for a server that cannot report the port it bound to (`0`)
  * itself. Picked at random below the kernel's ephemeral range: a port of that range may become the local port of
  * any outgoing connection between the pick and the server's bind (or between a stop and a restart on it), and the
  * server would then find it taken. Another process may still take it in between, which the caller's start reports.
  */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const highest = Math.min(ephemeralPortsStart() - 1, 65_535);
-  for (let attempt = 0; attempt < PICK_ATTEMPTS && highest > LOWEST_PICKED_PORT; attempt++) {
-    const candidate = LOWEST_PICKED_PORT + Math.floor(Math.random() * (highest - LOWEST_PICKED_PORT + 1));
-    const port = await bindablePort(candidate, host);
-    if (port !== undefined) return port;
-  }
-  const port = await bindablePort(0, host);
+  const port =
+    (await randomFreePort(LOWEST_PICKED_PORT, Math.min(ephemeralPortsStart() - 1, 65_535), host)) ??
+    (await bindablePort(0, host));
   if (port === undefined) throw new Error(`no free port on ${host}`);
   return port;
 }

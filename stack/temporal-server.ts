@@ -22,7 +22,7 @@ import {
   resolveTemporalSqlTool,
   type ResolveOptions,
 } from './binaries.js';
-import { bindablePort } from './ports.js';
+import { bindablePort, randomFreePort } from './ports.js';
 import { describeExit, startServerProcess } from './server-process.js';
 import { logServerLine } from './temporal.js';
 
@@ -89,10 +89,9 @@ const { SERVING } = proto.grpc.health.v1.HealthCheckResponse.ServingStatus;
  * at random below that, skipping the well-known range.
  */
 async function freeMembershipPort(): Promise<number> {
-  for (;;) {
-    const port = await bindablePort(10_000 + Math.floor(Math.random() * (32_767 - 10_000)));
-    if (port) return port;
-  }
+  const port = await randomFreePort(10_000, 32_766);
+  if (port === undefined) throw new Error('no free membership port between 10000 and 32766 on 127.0.0.1');
+  return port;
 }
 
 async function freePorts(): Promise<TemporalServerPorts> {
