@@ -12,6 +12,7 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  type SpanContext,
 } from '@opentelemetry/api';
 import { createRequire } from 'node:module';
 import type { Resource } from '@opentelemetry/resources';
@@ -84,13 +85,18 @@ export function currentTracing(): Tracing | undefined {
   return current;
 }
 
+/** The span context of the active span, when there is one with valid ids (none while tracing is off). */
+function activeSpanContext(): SpanContext | undefined {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  return spanContext && isSpanContextValid(spanContext) ? spanContext : undefined;
+}
+
 /**
  * The W3C `traceparent` of the active span (an activity's span from the Temporal interceptor, a request's span),
  * or undefined when no span is active or tracing is off: a trace is continued, never invented.
  */
 export function activeTraceparent(): string | undefined {
-  const spanContext = trace.getActiveSpan()?.spanContext();
-  if (!spanContext || !isSpanContextValid(spanContext)) return undefined;
+  if (!activeSpanContext()) return undefined;
   const carrier: Record<string, string> = {};
   propagation.inject(context.active(), carrier);
   return carrier.traceparent;
@@ -112,14 +118,10 @@ export async function withTraceparent<T>(
   const parent = propagation.extract(ROOT_CONTEXT, { traceparent });
   const remote = trace.getSpanContext(parent);
   if (!remote || !isSpanContextValid(remote)) return fn();
-  const caller = trace.getActiveSpan()?.spanContext();
+  const caller = activeSpanContext();
   const span = trace
     .getTracer('stellaops-events')
-    .startSpan(
-      spanName,
-      { kind: SpanKind.CONSUMER, ...(caller && isSpanContextValid(caller) && { links: [{ context: caller }] }) },
-      parent,
-    );
+    .startSpan(spanName, { kind: SpanKind.CONSUMER, ...(caller && { links: [{ context: caller }] }) }, parent);
   try {
     return await context.with(trace.setSpan(parent, span), fn);
   } catch (error) {
@@ -132,9 +134,8 @@ export async function withTraceparent<T>(
 
 /** `traceId` and `spanId` of the active span, for log lines (pino `mixin`); empty when no span is active. */
 export function activeTraceFields(): { traceId?: string; spanId?: string } {
-  const spanContext = trace.getActiveSpan()?.spanContext();
-  if (!spanContext || !isSpanContextValid(spanContext)) return {};
-  return { traceId: spanContext.traceId, spanId: spanContext.spanId };
+  const spanContext = activeSpanContext();
+  return spanContext ? { traceId: spanContext.traceId, spanId: spanContext.spanId } : {};
 }
 
 /** The Temporal side of tracing: what the API's client and the workers install when tracing is on. */
