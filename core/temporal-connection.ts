@@ -206,8 +206,19 @@ const CLIENT_CONNECT_TIMEOUT_MS = 10_000;
  * missing client certificate) and the error names it.
  */
 export async function connectTemporalClient(options: TemporalConnectionOptions): Promise<Connection> {
+  return withTlsDiagnosis(options, () => Connection.connect({ connectTimeout: CLIENT_CONNECT_TIMEOUT_MS, ...options }));
+}
+
+/**
+ * Runs `call` against the frontend of `options`; when it fails over TLS, one handshake of its own looks for the TLS
+ * cause the gRPC client does not report (it only sees a missed deadline), and the error names it.
+ */
+export async function withTlsDiagnosis<T>(
+  options: Pick<TemporalConnectionOptions, 'address' | 'tls'>,
+  call: () => Promise<T>,
+): Promise<T> {
   try {
-    return await Connection.connect({ connectTimeout: CLIENT_CONNECT_TIMEOUT_MS, ...options });
+    return await call();
   } catch (error) {
     const tlsProblem = options.tls ? await temporalTlsProblem(options.address, options.tls) : undefined;
     if (!tlsProblem) throw error;

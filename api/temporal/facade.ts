@@ -4,7 +4,7 @@
  */
 import { Client, Connection, type WorkflowClientInterceptor } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
-import { temporalTlsProblem, type TemporalConnectionOptions } from '../../core/temporal-connection.js';
+import { withTlsDiagnosis, type TemporalConnectionOptions } from '../../core/temporal-connection.js';
 
 /** Deadline of an API-initiated Temporal call; past it the request answers 503. */
 export const TEMPORAL_CALL_DEADLINE_MS = 5_000;
@@ -52,16 +52,10 @@ export function createTemporalFacade(
     address: options.address,
     withDeadline,
     async ping(ms = 2_000) {
-      try {
-        await withDeadline(() => connection.workflowService.getSystemInfo({}), ms);
-      } catch (error) {
-        // The gRPC client reports a refused TLS handshake as a missed deadline; /ready should say what is wrong.
-        const tlsProblem = connectionOptions.tls
-          ? await temporalTlsProblem(connectionOptions.address, connectionOptions.tls)
-          : undefined;
-        if (!tlsProblem) throw error;
-        throw new Error(`Temporal at ${options.address}: TLS connection refused: ${tlsProblem}`, { cause: error });
-      }
+      // A refused TLS handshake is reported as a missed deadline; /ready should say what is wrong.
+      await withTlsDiagnosis(connectionOptions, () =>
+        withDeadline(() => connection.workflowService.getSystemInfo({}), ms),
+      );
     },
     async close() {
       await connection.close();
