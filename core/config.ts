@@ -233,9 +233,10 @@ function payloadCodecConfigOf(
   problems: string[],
   settings: { nodeEnv: string; uiPort: number },
 ): PayloadCodecConfig {
-  const optional = (name: string): string | undefined => env[name]?.trim() || undefined;
+  const { optional } = readers(env, problems);
   const inline = optional('PAYLOAD_CODEC_KEYS');
-  const file = optional('PAYLOAD_CODEC_KEYS_FILE') && resolve(optional('PAYLOAD_CODEC_KEYS_FILE')!);
+  const fileVariable = optional('PAYLOAD_CODEC_KEYS_FILE');
+  const file = fileVariable && resolve(fileVariable);
   let keys: PayloadCodecKey[] | undefined;
   if (inline && file) {
     problems.push('PAYLOAD_CODEC_KEYS and PAYLOAD_CODEC_KEYS_FILE exclude each other: set one');
